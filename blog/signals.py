@@ -1,0 +1,41 @@
+"""The blog's own signals, and its receivers, the way Django's docs teach them.
+
+Imported in BlogConfig.ready() so the @receiver decorators connect.
+"""
+
+from typing import Any
+
+from django.db.models.signals import pre_save
+from django.dispatch import Signal, receiver
+from django.utils import timezone
+from django.utils.text import slugify
+
+from blog.models import Post
+
+# Sent once when a post becomes published (not on later saves of a published post).
+# Arguments: post (the Post instance, already saved).
+post_published = Signal()
+
+# Sent by the post detail view each time a post is shown.
+# Arguments: post (the Post shown), request (the HttpRequest).
+post_viewed = Signal()
+
+
+@receiver(pre_save, sender=Post)
+def fill_slug(sender: type[Post], instance: Post, **kwargs: Any) -> None:
+    """Give a post without a slug one made from its title, unique among posts."""
+    if instance.slug:
+        return
+    base = slugify(instance.title)[:180] or "post"
+    slug, n = base, 1
+    while Post.objects.filter(slug=slug).exclude(pk=instance.pk).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    instance.slug = slug
+
+
+@receiver(post_published)
+def stamp_publication(sender: type[Post], post: Post, **kwargs: Any) -> None:
+    """Record when the post was published (an update(): no further save signals)."""
+    post.published_at = timezone.now()
+    Post.objects.filter(pk=post.pk).update(published_at=post.published_at)

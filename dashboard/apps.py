@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class DashboardConfig(AppConfig):
+    name = "dashboard"
+    verbose_name = "Signals dashboard"
+
+    def ready(self) -> None:
+        from django.core.signals import request_finished, request_started
+
+        from dashboard import capture, context
+
+        # Order matters: the request context exists before the capture
+        # receivers run, and is cleared after they have.
+        request_started.connect(context.begin_wsgi_request, dispatch_uid="dashboard:begin")
+        capture.connect_all()
+        request_finished.connect(context.end_wsgi_request, dispatch_uid="dashboard:end")

@@ -1,0 +1,191 @@
+"""Receivers that turn (signal, sender, kwargs) into an Event and hand it off.
+
+This runs inside the sender's call, so it must be cheap and must never raise:
+it snapshots what may change or vanish (a model instance's fields, the
+current exception), labels the sender, and enqueues. Describing, masking and
+rendering happen later, in the publisher.
+"""
+
+import datetime
+import decimal
+import logging
+import sys
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler, StaticFilesHandler
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils.functional import LazyObject, empty
+
+from dashboard import context
+from dashboard.events import Event
+from dashboard.publisher import publisher
+from dashboard.watched import WATCHED, Watched
+
+logger = logging.getLogger("dashboard")
+
+# Static files are served by handlers that send request signals of their own.
+QUIET_SENDERS = (ASGIStaticFilesHandler, StaticFilesHandler)
+# Values kept as they are: immutable, cheap, and harmless to str() later.
+PLAIN = (
+    type(None), bool, int, float, str, bytes, decimal.Decimal, uuid.UUID,
+    datetime.date, datetime.time, datetime.timedelta,
+)
+TRACEBACK_FRAMES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSnapshot:
+    label: str
+    pk: Any
+    text: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSnapshot:
+    method: str
+    path: str
+
+
+def model_label(model: type[Model]) -> str:
+    return model._meta.label
+
+
+def snapshot_instance(obj: Model) -> InstanceSnapshot:
+    try:
+        text = str(obj)
+    except Exception as exc:  # a broken __str__ is the sender's bug, not ours
+        text = f"<str() failed: {type(exc).__name__}>"
+    # __dict__ holds the concrete field values by attname; private keys are
+    # dropped when described. A shallow copy: later saves must not rewrite history.
+    return InstanceSnapshot(obj._meta.label, obj.pk, text, dict(obj.__dict__))
+
+
+def snapshot(value: Any, depth: int = 0) -> Any:
+    """A copy of a kwarg that is safe to keep after the sender returns."""
+    if isinstance(value, PLAIN):
+        return value
+    if isinstance(value, LazyObject):  # e.g. request.user; never evaluated here
+        if value._wrapped is empty:
+            return f"<lazy {type(value).__qualname__}>"
+        value = value._wrapped
+    if isinstance(value, Model):
+        return snapshot_instance(value)
+    if isinstance(value, type):
+        return model_label(value) if issubclass(value, Model) else value.__qualname__
+    if isinstance(value, HttpRequest):
+        return RequestSnapshot(value.method or "", value.path)
+    if isinstance(value, QuerySet):  # never evaluate it: that would query
+        return f"QuerySet<{model_label(value.model)}>"
+    if isinstance(value, BaseDatabaseWrapper):
+        return {"alias": value.alias, "vendor": value.vendor}
+    if depth < 3 and isinstance(value, dict):
+        return {str(k): snapshot(v, depth + 1) for k, v in list(value.items())[:50]}
+    if depth < 3 and isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [snapshot(v, depth + 1) for v in list(items)[:50]]
+    return f"<{type(value).__qualname__}>"
+
+
+def sender_label(sender: Any, kwargs: dict[str, Any]) -> str:
+    if connection := kwargs.get("connection"):
+        return f"{connection.alias} ({connection.vendor})"
+    if isinstance(sender, type):
+        if issubclass(sender, Model):
+            return model_label(sender)
+        return sender.__qualname__
+    if sender is None or isinstance(sender, str):
+        return str(sender)
+    return type(sender).__qualname__
+
+
+def _request_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    """request_started carries the raw scope or environ: keep what a person reads."""
+    if (scope := kwargs.get("scope")) is not None:
+        raw["request"] = RequestSnapshot(scope.get("method", ""), scope.get("path", ""))
+    elif (environ := kwargs.get("environ")) is not None:
+        raw["request"] = RequestSnapshot(
+            environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        )
+
+
+def _finished_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    """request_finished has no kwargs: the request context knows what finished."""
+    if info := context.current_request.get():
+        raw["request"] = RequestSnapshot(info.method, info.path)
+        if info.status is not None:
+            raw["status"] = info.status
+        raw["duration_ms"] = round(info.duration_ms, 2)
+
+
+def _exception_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    """got_request_exception is sent from inside the except block."""
+    exc_type, exc, tb = sys.exc_info()
+    if exc_type is None:
+        return
+    raw["exception"] = {
+        "type": exc_type.__qualname__,
+        "message": str(exc),
+        "traceback": [
+            f"{f.filename}:{f.lineno} in {f.name}"
+            for f in traceback.extract_tb(tb)[-TRACEBACK_FRAMES:]
+        ],
+    }
+
+
+SPECIAL_KWARGS = {"scope", "environ", "signal"}
+EXTRA_FIELDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
+    "request_started": _request_fields,
+    "request_finished": _finished_fields,
+    "got_request_exception": _exception_fields,
+}
+
+
+def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | None:
+    if sender in QUIET_SENDERS:
+        return None
+    if isinstance(sender, type) and issubclass(sender, Model):
+        if sender._meta.app_label == "dashboard":  # the dashboard's own rows
+            return None
+    raw = {k: snapshot(v) for k, v in kwargs.items() if k not in SPECIAL_KWARGS}
+    if extra := EXTRA_FIELDS.get(spec.name):
+        extra(raw, kwargs)
+    info = context.current_request.get()
+    return Event(
+        signal=spec.name,
+        family=spec.family,
+        sender=sender_label(sender, kwargs),
+        raw=raw,
+        request_id=info.id if info else None,
+    )
+
+
+def make_receiver(spec: Watched) -> Callable[..., None]:
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        if context.quiet.get():
+            return
+        try:
+            event = build_event(spec, sender, kwargs)
+            if event is not None:
+                publisher.publish(event)
+        except Exception:
+            # The sender must never fail because of the dashboard.
+            logger.exception("dashboard: could not capture %s", spec.name)
+
+    receiver.dashboard_internal = True  # type: ignore[attr-defined]
+    receiver.__qualname__ = f"capture_{spec.name}"
+    return receiver
+
+
+def connect_all() -> None:
+    """Connect one receiver per watched signal (called from AppConfig.ready)."""
+    for spec in WATCHED:
+        spec.signal.connect(
+            make_receiver(spec), weak=False, dispatch_uid=f"dashboard:{spec.name}"
+        )

@@ -1,0 +1,26 @@
+"""The dashboard's settings, read from `settings.DASHBOARD` with defaults."""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds one frame may coalesce events for under load; an idle pipeline
+    # sends the first event at once.
+    "BATCH_WINDOW": 0.05,
+    # Events waiting for the publisher; past it they are dropped and counted.
+    "QUEUE_SIZE": 10_000,
+    # Rows the browser keeps, and so the most rows one frame carries.
+    "MAX_ROWS": 500,
+    # Longest text shown for one payload value.
+    "VALUE_LIMIT": 200,
+    # The channel-layer group every dashboard socket joins.
+    "GROUP": "signals-dashboard",
+    # Path prefixes whose requests are the dashboard's own and never captured
+    # (besides "/" itself and STATIC_URL).
+    "QUIET_PATHS": ("/dashboard/", "/ws/", "/favicon.ico"),
+}
+
+
+def get(name: str) -> Any:
+    return getattr(settings, "DASHBOARD", {}).get(name, DEFAULTS[name])

@@ -1,0 +1,101 @@
+"""Snapshots → the payload a person reads: JSON-safe, masked, truncated.
+
+Secrets never leave the server: any key (kwarg, field, setting, dict key)
+that looks like a password, secret, token, key, session or cookie is masked,
+and so is a whole instance of a model named like one (its pk and str() are
+the secret for e.g. sessions.Session). Escaping is the template's job.
+"""
+
+import re
+from typing import Any
+
+from dashboard import conf
+from dashboard.capture import InstanceSnapshot, RequestSnapshot
+
+MASK = "•••••"
+SECRET = re.compile(
+    r"passw|pwd|secret|token|key|session|cookie|csrf|signature|salt|private",
+    re.IGNORECASE,
+)
+MAX_ITEMS = 20
+
+
+def is_secret(name: str) -> bool:
+    return bool(SECRET.search(name))
+
+
+def text(value: Any) -> str:
+    limit = conf.get("VALUE_LIMIT")
+    s = str(value)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def describe(raw: dict[str, Any]) -> dict[str, Any]:
+    payload = {key: _describe(key, value) for key, value in raw.items()}
+    # setting_changed: the value is as secret as the setting's name says.
+    if isinstance(raw.get("setting"), str) and is_secret(raw["setting"]):
+        payload["value"] = MASK
+    return payload
+
+
+def _describe(key: str, value: Any) -> Any:
+    if is_secret(key):
+        return MASK
+    if isinstance(value, InstanceSnapshot):
+        return describe_instance(value)
+    if isinstance(value, RequestSnapshot):
+        return {"method": value.method, "path": text(value.path)}
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {text(k): _describe(str(k), v) for k, v in list(value.items())[:MAX_ITEMS]}
+    if isinstance(value, list):
+        return [_describe(key, v) for v in value[:MAX_ITEMS]]
+    return text(value)
+
+
+def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
+    if is_secret(snap.label):
+        return {"model": snap.label, "pk": MASK, "str": MASK, "fields": {}}
+    return {
+        "model": snap.label,
+        "pk": _describe("pk", snap.pk),
+        "str": text(snap.text),
+        "fields": {
+            name: _describe(name, value)
+            for name, value in snap.fields.items()
+            if not name.startswith("_")
+        },
+    }
+
+
+def summarize(payload: dict[str, Any]) -> str:
+    """One line for the table: the object, then what happened to it."""
+    parts: list[str] = []
+    for key in ("instance", "post", "user"):
+        if isinstance(obj := payload.get(key), dict) and "model" in obj:
+            parts.append(f"{obj['model']} #{obj['pk']} “{obj['str']}”")
+            break
+    if isinstance(req := payload.get("request"), dict):
+        parts.append(f"{req.get('method', '')} {req.get('path', '')}".strip())
+    if "status" in payload:
+        parts.append(f"→ {payload['status']}")
+    if "duration_ms" in payload:
+        parts.append(f"{payload['duration_ms']} ms")
+    if payload.get("created"):
+        parts.append("created")
+    if payload.get("update_fields"):
+        parts.append("fields " + ", ".join(map(str, payload["update_fields"])))
+    if "action" in payload:
+        pks = ", ".join(map(str, payload.get("pk_set") or []))
+        parts.append(f"{payload['action']} {payload.get('model', '')} {{{pks}}}")
+    if "setting" in payload:
+        state = "enter" if payload.get("enter") else "exit"
+        parts.append(f"{payload['setting']} = {payload.get('value')!s} ({state})")
+    if isinstance(exc := payload.get("exception"), dict):
+        parts.append(f"{exc['type']}: {exc['message']}")
+    if isinstance(conn := payload.get("connection"), dict):
+        parts.append(f"{conn.get('alias')} · {conn.get('vendor')}")
+    if isinstance(creds := payload.get("credentials"), dict):
+        parts.append(f"credentials {creds.get('username', '')}".strip())
+    return text(" · ".join(parts)) if parts else "—"

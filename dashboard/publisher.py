@@ -1,0 +1,191 @@
+"""The hand-off between receivers and the channel layer: one publisher per process.
+
+Receivers call `publish()`, which appends to a bounded deque and, only when
+the pump is idle, wakes it with one `call_soon_threadsafe`. The pump runs on
+one long-lived event loop: the server's own under daphne (bound by the ASGI
+middleware and the consumer), otherwise a daemon thread started on demand
+(management commands, the shell, tests).
+
+Adaptive batching: an idle pump sends the first event at once; it then waits
+one window (BATCH_WINDOW) before sending again, so under load everything that
+arrived in the window goes out as one group message, rendered once.
+"""
+
+import asyncio
+import atexit
+import logging
+import threading
+from collections import deque
+from typing import TYPE_CHECKING
+
+from channels.layers import get_channel_layer
+
+from dashboard import conf, context
+
+if TYPE_CHECKING:
+    from dashboard.events import Event
+
+logger = logging.getLogger("dashboard")
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self.queue: deque[Event] = deque()
+        self.dropped = 0
+        self.sent_batches = 0
+        self._lock = threading.Lock()  # guards binding and the drop counter
+        self._armed = False  # True while the pump will drain without being woken
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._capacity: int | None = None
+
+    # -- the receivers' side: cheap, never blocks, never raises ------------------
+
+    def publish(self, event: "Event") -> None:
+        if self._capacity is None:
+            self._capacity = conf.get("QUEUE_SIZE")
+        if len(self.queue) >= self._capacity:
+            with self._lock:
+                self.dropped += 1
+            return
+        self.queue.append(event)
+        if not self._armed:
+            self._armed = True
+            self._notify()
+
+    def _notify(self) -> None:
+        loop, wake = self._loop, self._wake
+        if _usable(loop) and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)  # type: ignore[union-attr]
+                return
+            except RuntimeError:  # the loop closed under us
+                pass
+        self._start_thread()
+
+    # -- binding to a loop --------------------------------------------------------
+
+    def bind_running_loop(self) -> None:
+        """Run the pump on the calling coroutine's loop (the server's)."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        with self._lock:
+            if loop is self._loop:
+                return
+            self._bind(loop)
+        if self.queue:
+            self._armed = True
+            self._wake.set()  # type: ignore[union-attr]
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Called with the lock held. A daemon loop that is replaced stops.
+        old, self._loop = self._loop, loop
+        if old is not None and old is self._thread_loop and not old.is_closed():
+            old.call_soon_threadsafe(old.stop)
+            self._thread_loop = None
+        self._wake = asyncio.Event()
+
+        def start() -> None:
+            self._task = loop.create_task(self._pump(loop))
+
+        loop.call_soon_threadsafe(start)
+
+    def _start_thread(self) -> None:
+        """Bind to a daemon loop of our own, unless a usable loop was bound meanwhile."""
+        with self._lock:
+            if not _usable(self._loop):
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="dashboard-publisher", daemon=True
+                ).start()
+                self._bind(loop)
+                self._thread_loop = loop
+            loop, wake = self._loop, self._wake
+        loop.call_soon_threadsafe(wake.set)  # type: ignore[union-attr]
+
+    # -- the pump: runs on the bound loop ----------------------------------------
+
+    async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Everything the pump causes (renders, layer I/O, DB connections) is quiet.
+        context.quiet.set(True)
+        wake = self._wake
+        assert wake is not None
+        window = conf.get("BATCH_WINDOW")
+        while self._loop is loop:
+            await wake.wait()
+            wake.clear()
+            while self._loop is loop:
+                if self.queue:
+                    await self._send(self._drain())
+                    await asyncio.sleep(window)
+                    continue
+                # Idle: disarm, then look once more, since a publish() that saw
+                # `_armed` still True just before did not wake us.
+                self._armed = False
+                if not self.queue:
+                    break
+                self._armed = True
+
+    def _drain(self) -> list["Event"]:
+        batch = []
+        queue = self.queue
+        while queue:
+            batch.append(queue.popleft())
+        return batch
+
+    async def _send(self, batch: list["Event"]) -> None:
+        from dashboard.render import render_batch
+
+        try:
+            html = render_batch(batch, dropped=self.dropped)
+            await get_channel_layer().group_send(
+                conf.get("GROUP"), {"type": "events.batch", "html": html}
+            )
+            self.sent_batches += 1
+        except Exception:
+            # A broken layer costs these events, never a save.
+            logger.exception("dashboard: could not publish %d events", len(batch))
+
+    # -- shutdown and tests -------------------------------------------------------
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Send what is queued now (atexit; tests). Safe from any thread but the loop's."""
+        if not self.queue:
+            return
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._send(self._drain()), loop)
+            try:
+                future.result(timeout)
+            except Exception:
+                logger.warning("dashboard: flush timed out; events lost")
+        else:
+            asyncio.run(self._send(self._drain()))
+
+    def reset(self) -> None:
+        """Forget queued events, counters and the loop (tests)."""
+        with self._lock:
+            self.queue.clear()
+            self.dropped = 0
+            self.sent_batches = 0
+            self._armed = False
+            self._capacity = None
+            if self._thread_loop is not None and not self._thread_loop.is_closed():
+                self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
+            if self._task is not None and _usable(self._loop):
+                self._loop.call_soon_threadsafe(self._task.cancel)  # type: ignore[union-attr]
+            self._task = None
+            self._thread_loop = None
+            self._loop = None
+            self._wake = None
+
+
+def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
+    return loop is not None and not loop.is_closed()
+
+
+publisher = Publisher()
+atexit.register(publisher.flush)
