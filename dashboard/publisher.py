@@ -13,6 +13,7 @@ arrived in the window goes out as one group message, rendered once.
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -81,11 +82,9 @@ class Publisher:
             self._wake.set()  # type: ignore[union-attr]
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Called with the lock held. A daemon loop that is replaced stops.
-        old, self._loop = self._loop, loop
-        if old is not None and old is self._thread_loop and not old.is_closed():
-            old.call_soon_threadsafe(old.stop)
-            self._thread_loop = None
+        # Called with the lock held. The pump on the old loop ends; a daemon loop stops.
+        self._retire()
+        self._loop = loop
         self._wake = asyncio.Event()
 
         def start() -> None:
@@ -173,14 +172,29 @@ class Publisher:
             self.sent_batches = 0
             self._armed = False
             self._capacity = None
-            if self._thread_loop is not None and not self._thread_loop.is_closed():
-                self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
-            if self._task is not None and _usable(self._loop):
-                self._loop.call_soon_threadsafe(self._task.cancel)  # type: ignore[union-attr]
-            self._task = None
-            self._thread_loop = None
+            self._retire()
             self._loop = None
             self._wake = None
+
+    def _retire(self) -> None:
+        """End the current pump task, and its loop if that is our daemon loop."""
+        loop, task, own = self._loop, self._task, self._loop is self._thread_loop
+        self._task = None
+        if own:
+            self._thread_loop = None
+        if loop is None or loop.is_closed():
+            return
+
+        async def end() -> None:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            if own:
+                loop.stop()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(end(), loop)
 
 
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:

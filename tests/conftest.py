@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -51,7 +53,8 @@ async def dashboard(staff_client):
     assert connected
     yield comm
     await comm.disconnect()
-    publisher.reset()  # while this loop runs, so its pump task is cancelled cleanly
+    publisher.reset()  # while this loop runs, so its pump task ends cleanly
+    await asyncio.sleep(0.01)
 
 
 def in_thread(fn, *args, **kwargs):

@@ -1,0 +1,54 @@
+"""The dashboard never makes the sender fail: a broken layer costs an event, not a save."""
+
+import logging
+import time
+
+import pytest
+from django.test import override_settings
+
+from blog.models import Post
+from dashboard import capture
+from dashboard.publisher import publisher
+from tests.broken_layer import GatedLayer
+
+BROKEN = {"default": {"BACKEND": "tests.broken_layer.BrokenLayer"}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broken_channel_layer_does_not_break_create(caplog):
+    with override_settings(CHANNEL_LAYERS=BROKEN), caplog.at_level(logging.ERROR, "dashboard"):
+        post = Post.objects.create(title="Saved anyway")
+        publisher.flush()
+    assert Post.objects.filter(pk=post.pk, title="Saved anyway").exists()
+    errors = [r for r in caplog.records if "could not publish" in r.getMessage()]
+    assert errors, caplog.text
+    assert "channel layer is down" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failing_capture_is_logged_not_raised(monkeypatch, caplog):
+    def explode(*args, **kwargs):
+        raise ValueError("capture bug")
+
+    monkeypatch.setattr(capture, "build_event", explode)
+    with caplog.at_level(logging.ERROR, "dashboard"):
+        post = Post.objects.create(title="Still saved")
+    assert Post.objects.filter(pk=post.pk).exists()
+    assert "could not capture post_save" in caplog.text
+    assert "capture bug" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_save_does_not_wait_for_the_layer():
+    """The save returns while the layer is still stuck sending its event."""
+    GatedLayer.gate.clear()
+    GatedLayer.log.clear()
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}):
+        Post.objects.create(title="Quick")
+        assert "sent" not in GatedLayer.log  # a receiver that waited would have sent by now
+        GatedLayer.gate.set()
+        publisher.flush()
+    deadline = time.monotonic() + 5
+    while "sent" not in GatedLayer.log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "sent" in GatedLayer.log
