@@ -24,7 +24,10 @@ class Post(models.Model):
     body = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="posts",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="posts")
@@ -39,16 +42,6 @@ class Post(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def get_absolute_url(self) -> str:
-        return reverse("blog:detail", args=[self.slug])
-
-    @classmethod
-    def from_db(cls, db, field_names, values):  # type: ignore[no-untyped-def]
-        instance = super().from_db(db, field_names, values)
-        # Remember the stored status, so save() can tell a post that *becomes* published.
-        instance._stored_status = instance.__dict__.get("status")
-        return instance
-
     def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         from blog.signals import post_published
 
@@ -59,6 +52,16 @@ class Post(models.Model):
         self._stored_status = self.status
         if becomes_published:
             post_published.send(sender=type(self), post=self)
+
+    def get_absolute_url(self) -> str:
+        return reverse("blog:detail", args=[self.slug])
+
+    @classmethod
+    def from_db(cls, db, field_names, values):  # type: ignore[no-untyped-def]
+        instance = super().from_db(db, field_names, values)
+        # Remember the stored status, so save() can tell a post that *becomes* published.
+        instance._stored_status = instance.__dict__.get("status")
+        return instance
 
 
 class Comment(models.Model):

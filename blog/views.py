@@ -13,7 +13,8 @@ def post_list(request: HttpRequest) -> HttpResponse:
 def post_detail(request: HttpRequest, slug: str) -> HttpResponse:
     post = get_object_or_404(
         Post.objects.prefetch_related("tags", "comments"),
-        slug=slug, status=Post.Status.PUBLISHED,
+        slug=slug,
+        status=Post.Status.PUBLISHED,
     )
     post_viewed.send(sender=Post, post=post, request=request)
     return render(request, "blog/post_detail.html", {"post": post})

@@ -121,6 +121,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "admin:login"
+# The admin's "delete selected" confirmation posts one field per object; the
+# demo invites bulk deletes of thousands of posts (a burst of signals).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 20_000
 
 LOGGING = {
     "version": 1,

@@ -33,8 +33,17 @@ logger = logging.getLogger("dashboard")
 QUIET_SENDERS = (ASGIStaticFilesHandler, StaticFilesHandler)
 # Values kept as they are: immutable, cheap, and harmless to str() later.
 PLAIN = (
-    type(None), bool, int, float, str, bytes, decimal.Decimal, uuid.UUID,
-    datetime.date, datetime.time, datetime.timedelta,
+    type(None),
+    bool,
+    int,
+    float,
+    str,
+    bytes,
+    decimal.Decimal,
+    uuid.UUID,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
 )
 TRACEBACK_FRAMES = 5
 
@@ -51,6 +60,10 @@ class InstanceSnapshot:
 class RequestSnapshot:
     method: str
     path: str
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, Model)
 
 
 def model_label(model: type[Model]) -> str:
@@ -96,9 +109,9 @@ def snapshot(value: Any, depth: int = 0) -> Any:
 def sender_label(sender: Any, kwargs: dict[str, Any]) -> str:
     if connection := kwargs.get("connection"):
         return f"{connection.alias} ({connection.vendor})"
+    if _is_model(sender):
+        return model_label(sender)
     if isinstance(sender, type):
-        if issubclass(sender, Model):
-            return model_label(sender)
         return sender.__qualname__
     if sender is None or isinstance(sender, str):
         return str(sender)
@@ -150,9 +163,9 @@ EXTRA_FIELDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
 def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | None:
     if sender in QUIET_SENDERS:
         return None
-    if isinstance(sender, type) and issubclass(sender, Model):
-        if sender._meta.app_label == "dashboard":  # the dashboard's own rows
-            return None
+    # The dashboard's own rows are never captured: storing one must not cause another.
+    if _is_model(sender) and sender._meta.app_label == "dashboard":
+        return None
     raw = {k: snapshot(v) for k, v in kwargs.items() if k not in SPECIAL_KWARGS}
     if extra := EXTRA_FIELDS.get(spec.name):
         extra(raw, kwargs)
@@ -186,6 +199,4 @@ def make_receiver(spec: Watched) -> Callable[..., None]:
 def connect_all() -> None:
     """Connect one receiver per watched signal (called from AppConfig.ready)."""
     for spec in WATCHED:
-        spec.signal.connect(
-            make_receiver(spec), weak=False, dispatch_uid=f"dashboard:{spec.name}"
-        )
+        spec.signal.connect(make_receiver(spec), weak=False, dispatch_uid=f"dashboard:{spec.name}")

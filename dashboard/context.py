@@ -31,9 +31,7 @@ class RequestInfo:
         return (time.perf_counter() - self.started) * 1000
 
 
-current_request: ContextVar[RequestInfo | None] = ContextVar(
-    "dashboard_request", default=None
-)
+current_request: ContextVar[RequestInfo | None] = ContextVar("dashboard_request", default=None)
 # True while the dashboard serves itself: its page, its socket, its pipeline.
 # Receivers return at once when it is set, so showing an event never causes one.
 quiet: ContextVar[bool] = ContextVar("dashboard_quiet", default=False)
@@ -49,9 +47,7 @@ def begin_wsgi_request(sender: Any, environ: dict | None = None, **kwargs: Any) 
     if environ is None or current_request.get() is not None:
         return
     path = environ.get("PATH_INFO", "")
-    current_request.set(
-        RequestInfo(method=environ.get("REQUEST_METHOD", ""), path=path, wsgi=True)
-    )
+    current_request.set(RequestInfo(method=environ.get("REQUEST_METHOD", ""), path=path, wsgi=True))
     quiet.set(is_quiet_path(path))
 
 

@@ -32,9 +32,7 @@ WATCHED: tuple[Watched, ...] = (
     Watched("m2m_changed", "django.db.models.signals.m2m_changed", "model"),
     Watched("request_started", "django.core.signals.request_started", "request"),
     Watched("request_finished", "django.core.signals.request_finished", "request"),
-    Watched(
-        "got_request_exception", "django.core.signals.got_request_exception", "request"
-    ),
+    Watched("got_request_exception", "django.core.signals.got_request_exception", "request"),
     Watched("connection_created", "django.db.backends.signals.connection_created", "database"),
     Watched("setting_changed", "django.core.signals.setting_changed", "settings"),
     Watched("user_logged_in", "django.contrib.auth.signals.user_logged_in", "auth"),

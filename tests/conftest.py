@@ -42,7 +42,9 @@ def session_headers(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN)
 def communicator(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
     from config.asgi import application
 
-    return WebsocketCommunicator(application, "/ws/events/", headers=session_headers(client, origin))
+    return WebsocketCommunicator(
+        application, "/ws/events/", headers=session_headers(client, origin)
+    )
 
 
 @pytest.fixture
@@ -60,3 +62,8 @@ async def dashboard(staff_client):
 def in_thread(fn, *args, **kwargs):
     """Run sync Django code (test client, ORM) from an async test, as a server would."""
     return sync_to_async(fn)(*args, **kwargs)
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests last: Playwright's event loop must not overlap the others."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -12,7 +12,9 @@ from tests.frames import Row, collect, rows
 
 def only(found: list[Row], signal: str, **match: str) -> Row:
     """The one row of `signal` (whose sender etc. match), failing if none or several."""
-    hits = [r for r in found if r.signal == signal and all(getattr(r, k) == v for k, v in match.items())]
+    hits = [
+        r for r in found if r.signal == signal and all(getattr(r, k) == v for k, v in match.items())
+    ]
     assert len(hits) == 1, f"{signal}: {len(hits)} rows in {[(r.signal, r.sender) for r in found]}"
     return hits[0]
 
@@ -21,8 +23,14 @@ async def test_admin_add_form_sends_save_signals(dashboard, staff_client):
     response = await in_thread(
         staff_client.post,
         "/admin/blog/post/add/",
-        {"title": "From the admin", "slug": "", "body": "b", "status": "draft",
-         "comments-TOTAL_FORMS": "0", "comments-INITIAL_FORMS": "0"},
+        {
+            "title": "From the admin",
+            "slug": "",
+            "body": "b",
+            "status": "draft",
+            "comments-TOTAL_FORMS": "0",
+            "comments-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 302, response.content[:500]
     found = rows(await collect(dashboard))
@@ -39,7 +47,9 @@ async def test_admin_add_form_sends_save_signals(dashboard, staff_client):
     req = only(found, "request_started")
     assert req.payload["request"] == {"method": "POST", "path": "/admin/blog/post/add/"}
     assert post.request_id and post.request_id == req.request_id
-    assert [r.signal for r in found].index("pre_save") < [r.signal for r in found].index("post_save")
+    assert [r.signal for r in found].index("pre_save") < [r.signal for r in found].index(
+        "post_save"
+    )
 
 
 async def test_update_fields_delete_and_m2m(dashboard, staff_user):
@@ -165,10 +175,21 @@ async def test_new_database_connection_sends_connection_created(dashboard):
 async def test_every_watched_signal_is_covered_above():
     """A signal added to WATCHED without a test here fails this list."""
     covered = {
-        "pre_save", "post_save", "pre_delete", "post_delete", "m2m_changed",
-        "request_started", "request_finished", "got_request_exception",
-        "connection_created", "setting_changed", "user_logged_in", "user_logged_out",
-        "user_login_failed", "post_published", "post_viewed",
+        "pre_save",
+        "post_save",
+        "pre_delete",
+        "post_delete",
+        "m2m_changed",
+        "request_started",
+        "request_finished",
+        "got_request_exception",
+        "connection_created",
+        "setting_changed",
+        "user_logged_in",
+        "user_logged_out",
+        "user_login_failed",
+        "post_published",
+        "post_viewed",
     }
     assert {w.name for w in WATCHED} == covered
 

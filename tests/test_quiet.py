@@ -14,8 +14,13 @@ async def asgi_get(client: Client | None, path: str) -> int:
     Waits for the application to finish: request_finished is sent after the body.
     """
     scope = {
-        "type": "http", "method": "GET", "path": path, "query_string": b"",
-        "headers": session_headers(client), "scheme": "http", "server": ("127.0.0.1", 8000),
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "query_string": b"",
+        "headers": session_headers(client),
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
     }
     comm = ApplicationCommunicator(application, scope)
     await comm.send_input({"type": "http.request", "body": b"", "more_body": False})

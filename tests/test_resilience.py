@@ -43,7 +43,9 @@ def test_save_does_not_wait_for_the_layer():
     """The save returns while the layer is still stuck sending its event."""
     GatedLayer.gate.clear()
     GatedLayer.log.clear()
-    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}):
+    with override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}
+    ):
         Post.objects.create(title="Quick")
         assert "sent" not in GatedLayer.log  # a receiver that waited would have sent by now
         GatedLayer.gate.set()

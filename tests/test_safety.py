@@ -22,8 +22,9 @@ async def test_hostile_title_arrives_as_text(dashboard, staff_user):
 
 async def test_secret_named_setting_is_masked(dashboard):
     def change() -> None:
-        with override_settings(PAYMENT_API_TOKEN="tok_live_123456"), override_settings(
-            SECRET_KEY="not-the-real-one-but-still-secret"
+        with (
+            override_settings(PAYMENT_API_TOKEN="tok_live_123456"),
+            override_settings(SECRET_KEY="not-the-real-one-but-still-secret"),
         ):
             pass
 
@@ -42,7 +43,9 @@ async def test_session_rows_hide_the_session_key(dashboard, staff_user):
     from django.test import Client
 
     client = Client()
-    await in_thread(client.post, "/admin/login/", {"username": "staff", "password": "staff-pass-123"})
+    await in_thread(
+        client.post, "/admin/login/", {"username": "staff", "password": "staff-pass-123"}
+    )
     frames = await collect(dashboard)
     session_key = client.cookies["sessionid"].value
     assert session_key not in "".join(f.raw for f in frames)
@@ -58,7 +61,9 @@ def test_nested_secret_keys_are_masked_and_long_values_cut():
             "setting": "DATABASES",
             "value": {"default": {"NAME": "db", "PASSWORD": "pg-pass", "OPTIONS": {"sslkey": "k"}}},
             "instance": InstanceSnapshot(
-                "blog.Post", 1, "x" * 1000,
+                "blog.Post",
+                1,
+                "x" * 1000,
                 {"title": "y" * 1000, "api_key": "abc", "_state": object()},
             ),
             "cookie": "c=1",

@@ -11,12 +11,24 @@ from django.db import transaction
 from blog.models import Comment, Post, Tag
 
 SAMPLES = [
-    ("Hello, signals", "published", ["django", "signals"],
-     "Every save of this post sends pre_save and post_save. Watch the dashboard."),
-    ("Receivers that do real work", "published", ["django"],
-     "The blog fills empty slugs on pre_save and stamps published_at on post_published."),
-    ("A draft in progress", "draft", ["drafts"],
-     "Publish me in the admin and watch post_published fire once."),
+    (
+        "Hello, signals",
+        "published",
+        ["django", "signals"],
+        "Every save of this post sends pre_save and post_save. Watch the dashboard.",
+    ),
+    (
+        "Receivers that do real work",
+        "published",
+        ["django"],
+        "The blog fills empty slugs on pre_save and stamps published_at on post_published.",
+    ),
+    (
+        "A draft in progress",
+        "draft",
+        ["drafts"],
+        "Publish me in the admin and watch post_published fire once.",
+    ),
 ]
 
 
@@ -46,10 +58,12 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(username=username, email="", password=password)
         if generated:
-            self.stdout.write(self.style.SUCCESS(
-                f"Created demo superuser  username: {username}  password: {password}\n"
-                "(shown once; set DJANGO_SUPERUSER_PASSWORD to choose it)"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Created demo superuser  username: {username}  password: {password}\n"
+                    "(shown once; set DJANGO_SUPERUSER_PASSWORD to choose it)"
+                )
+            )
         else:
             self.stdout.write(self.style.SUCCESS(f"Created demo superuser '{username}'."))
         return user

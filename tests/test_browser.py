@@ -1,0 +1,175 @@
+"""What a person sees: the admin in one tab, the live dashboard in another.
+
+These run last (see conftest.py): Playwright's sync API keeps an event loop
+running in this thread, which Django's async-safety checks would trip over.
+"""
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from blog.models import Post
+from tests.browser import CHROMIUM_ARGS, Server, require_chromium
+
+pytestmark = pytest.mark.browser
+PASSWORD = "browser-pass-123"
+
+
+@pytest.fixture
+def server(transactional_db, django_db_blocker) -> Iterator[Server]:
+    """A server per test (about a second): the test database is flushed between
+    tests, and a long-lived server would keep stale caches (content-type ids)."""
+    require_chromium()
+    with django_db_blocker.unblock():
+        srv = Server().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # this process only; never the server's
+    pw = sync_playwright().start()
+    chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+    pw.stop()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def context(browser, transactional_db):
+    get_user_model().objects.create_superuser("editor", password=PASSWORD)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    ctx.on("weberror", lambda e: errors.append(str(e.error)))
+    yield ctx
+    ctx.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def open_dashboard(context, server: Server):
+    page = context.new_page()
+    page.on("pageerror", lambda e: pytest.fail(f"page error: {e}"))
+    page.goto(server.url + "/")
+    page.fill("#id_username", "editor")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(server.url + "/")
+    page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
+    page.evaluate("window.__notReloaded = true")
+    return page
+
+
+def row(page, signal: str, text: str | re.Pattern[str]):
+    return page.locator(f'#events tr[data-signal="{signal}"]', has_text=text)
+
+
+def post_row(page, signal: str, title: str):
+    """The row about the Post itself, not e.g. the admin's LogEntry that quotes its title."""
+    return row(page, signal, re.compile(rf"blog\.Post #\w+ “{re.escape(title)}”"))
+
+
+def test_admin_edits_and_a_failing_page_appear_live(context, server):
+    dash = open_dashboard(context, server)
+    admin = context.new_page()
+
+    admin.goto(server.url + "/admin/blog/post/add/")
+    admin.fill("#id_title", "Seen from the browser")
+    admin.click("input[name=_save]")
+    admin.wait_for_selector(".messagelist .success")
+    post_row(dash, "pre_save", "Seen from the browser").wait_for(timeout=5000)
+    created = post_row(dash, "post_save", "Seen from the browser")
+    created.wait_for(timeout=5000)
+    assert "created" in created.inner_text()
+    assert created.locator(".sender").inner_text() == "blog.Post"
+
+    post = Post.objects.get(title="Seen from the browser")
+    admin.goto(f"{server.url}/admin/blog/post/{post.pk}/delete/")
+    admin.click("input[type=submit]")
+    admin.wait_for_selector(".messagelist .success")
+    post_row(dash, "pre_delete", "Seen from the browser").wait_for(timeout=5000)
+    post_row(dash, "post_delete", "Seen from the browser").wait_for(timeout=5000)
+
+    admin.goto(server.url + "/blog/error/")
+    row(dash, "got_request_exception", "RuntimeError").first.wait_for(timeout=5000)
+
+    # Newest on top, counters counted, and no reload happened on the way.
+    assert dash.locator("#events tr").first.get_attribute("data-signal") in {
+        "request_finished",
+        "got_request_exception",
+        "connection_created",
+    }
+    assert int(dash.locator('[data-count-for="post_delete"]').inner_text()) == 1
+    assert dash.evaluate("window.__notReloaded") is True
+    # The dashboard's own page and socket added nothing about "/" to the feed.
+    summaries = dash.eval_on_selector_all("#events summary", "els => els.map(e => e.textContent)")
+    assert summaries and not [s for s in summaries if s.startswith("GET / ") or s == "GET /"]
+
+
+def test_indicator_shows_a_dropped_socket_and_recovers(
+    browser, transactional_db, django_db_blocker
+):
+    """Stop the server under an open dashboard: it says so, reconnects, and goes on."""
+    get_user_model().objects.create_superuser("editor", password=PASSWORD)
+    with django_db_blocker.unblock():
+        srv = Server().start()
+    ctx = browser.new_context()
+    try:
+        dash = open_dashboard(ctx, srv)
+        srv.stop()
+        dash.wait_for_selector("#ws-status[data-state=closed]", timeout=5000)
+        with django_db_blocker.unblock():
+            srv.start()
+        dash.wait_for_selector("#ws-status[data-state=open]", timeout=15_000)
+        other = ctx.new_page()
+        other.goto(srv.url + "/blog/error/")
+        row(dash, "got_request_exception", "RuntimeError").first.wait_for(timeout=5000)
+        assert dash.evaluate("window.__notReloaded") is True
+    finally:
+        ctx.close()
+        srv.stop()
+
+
+def test_bulk_delete_burst_keeps_row_cap_and_exact_counts(context, server):
+    """A bulk delete of 5,000 posts (10,000 model events): the page stays capped and exact."""
+    author = get_user_model().objects.get(username="editor")
+    Post.objects.bulk_create(
+        Post(title=f"bulk {i}", slug=f"bulk-{i}", author=author) for i in range(5000)
+    )
+    dash = open_dashboard(context, server)
+    admin = context.new_page()
+    admin.goto(server.url + "/admin/blog/post/")
+    admin.check("#action-toggle")
+    admin.click(".question")  # "Select all 5000 posts"
+    admin.select_option("select[name=action]", "delete_selected")
+    admin.click("button[name=index]")
+    admin.click("input[type=submit]")  # "Yes, I'm sure"
+    try:
+        admin.wait_for_selector(".messagelist .success", timeout=60_000)
+    except Exception:
+        admin.screenshot(path="test-artifacts/bulk.png")
+        raise
+
+    dash.wait_for_function(
+        "document.querySelector('[data-count-for=post_delete]').textContent === '5000'",
+        timeout=30_000,
+    )
+    assert dash.locator('[data-count-for="pre_delete"]').inner_text() == "5000"
+    max_rows = int(dash.locator(".dash").get_attribute("data-max-rows"))
+    assert dash.locator("#events tr").count() <= max_rows
+    assert int(dash.locator("#row-count").inner_text()) <= max_rows
+    assert int(dash.locator("#total-count").inner_text()) >= 10_000
+    # Still responsive: a click toggles a row's payload at once.
+    dash.locator("#events tr summary").first.click()
+    assert dash.locator("#events tr details").first.get_attribute("open") is not None
