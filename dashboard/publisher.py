@@ -112,14 +112,13 @@ class Publisher:
         context.quiet.set(True)
         wake = self._wake
         assert wake is not None
-        window = conf.get("BATCH_WINDOW")
         while self._loop is loop:
             await wake.wait()
             wake.clear()
             while self._loop is loop:
                 if self.queue:
                     await self._send(self._drain())
-                    await asyncio.sleep(window)
+                    await asyncio.sleep(conf.get("BATCH_WINDOW"))
                     continue
                 # Idle: disarm, then look once more, since a publish() that saw
                 # `_armed` still True just before did not wake us.

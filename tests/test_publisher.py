@@ -1,0 +1,137 @@
+"""The hand-off: an idle pump sends at once, a busy one coalesces, the queue is bounded."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+from django.test import override_settings
+
+from dashboard import conf
+from dashboard.events import Event
+from dashboard.publisher import publisher
+from tests.broken_layer import GatedLayer
+from tests.frames import parse
+
+WINDOW = 0.5  # long enough that "at once" and "after the window" cannot be confused
+
+
+def event(n: int) -> Event:
+    return Event(signal="post_save", family="model", sender="blog.Post", raw={"n": n})
+
+
+@pytest.fixture
+async def group():
+    """A channel in the dashboards' group, and the publisher bound to this loop."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(conf.get("GROUP"), channel)
+    publisher.bind_running_loop()
+    yield layer, channel
+    await layer.group_discard(conf.get("GROUP"), channel)
+    publisher.reset()
+    await asyncio.sleep(0.01)
+
+
+async def next_frame(layer, channel, timeout: float):
+    message = await asyncio.wait_for(layer.receive(channel), timeout)
+    return parse(message["html"])
+
+
+def numbers(frame) -> list[int]:
+    return [row.payload["n"] for row in reversed(frame.rows) if row.signal == "post_save"]
+
+
+async def settle(layer, channel) -> None:
+    """Take what is in flight (override_settings' own setting_changed) until the pump idles."""
+    window = conf.get("BATCH_WINDOW")
+    while True:
+        try:
+            await asyncio.wait_for(layer.receive(channel), 2 * window + 0.05)
+        except TimeoutError:
+            return
+
+
+@override_settings(DASHBOARD={"BATCH_WINDOW": WINDOW})
+async def test_idle_pump_sends_the_first_event_at_once_then_coalesces(group):
+    layer, channel = group
+    await settle(layer, channel)
+    batches_before = publisher.sent_batches
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    publisher.publish(event(1))
+    first = await next_frame(layer, channel, timeout=WINDOW)
+    assert numbers(first) == [1]
+    assert loop.time() - started < WINDOW  # did not wait for a window
+
+    for n in (2, 3, 4):  # arrive while the pump waits out its window
+        publisher.publish(event(n))
+    second = await next_frame(layer, channel, timeout=3 * WINDOW)
+    assert numbers(second) == [2, 3, 4]  # one frame, oldest→newest, rendered once
+    assert second.counts == {"post_save": 3}
+    assert publisher.sent_batches - batches_before == 2
+
+
+@override_settings(DASHBOARD={"BATCH_WINDOW": 0.01, "MAX_ROWS": 5000})
+async def test_one_producer_thread_loses_and_reorders_nothing(group):
+    layer, channel = group
+    await settle(layer, channel)
+    total = 3000
+
+    def produce() -> None:
+        for n in range(total):
+            publisher.publish(event(n))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    seen: list[int] = []
+    counted = 0
+    while counted < total:
+        frame = await next_frame(layer, channel, timeout=5)
+        seen += numbers(frame)
+        counted += frame.total
+    producer.join()
+    assert seen == list(range(total))
+    assert publisher.dropped == 0
+
+
+@override_settings(
+    DASHBOARD={"QUEUE_SIZE": 100},
+    CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}},
+)
+def test_full_queue_drops_and_counts_without_blocking():
+    """A stuck layer holds the pump; the queue stops at its cap and counts the rest."""
+    GatedLayer.gate.clear()
+    GatedLayer.log.clear()
+    publisher.publish(event(0))  # the pump takes it and gets stuck sending it
+    deadline = time.monotonic() + 5
+    while "entered" not in GatedLayer.log and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for n in range(1, 251):
+        publisher.publish(event(n))  # returns at once: nothing here waits for the layer
+    assert len(publisher.queue) == 100
+    assert publisher.dropped == 150
+    assert [e.raw["n"] for e in publisher.queue] == list(range(1, 101))  # the oldest kept
+    GatedLayer.gate.set()
+
+
+@override_settings(DASHBOARD={"MAX_ROWS": 10})
+async def test_a_burst_renders_at_most_max_rows_but_counts_every_event(group):
+    layer, channel = group
+    await settle(layer, channel)
+    for n in range(1, 1001):
+        publisher.publish(event(n))
+    await asyncio.sleep(0)  # let the pump (woken by the first) take the rest at once
+    frame = await next_frame(layer, channel, timeout=3)
+    assert frame.total == 1000
+    assert frame.counts == {"post_save": 1000}
+    assert numbers(frame) == list(range(991, 1001))  # the newest ten
+
+
+async def test_frames_report_the_process_drop_count(group):
+    layer, channel = group
+    publisher.dropped = 7
+    publisher.publish(event(1))
+    frame = await next_frame(layer, channel, timeout=1)
+    assert frame.dropped == 7
