@@ -79,7 +79,7 @@ def summarize(payload: dict[str, Any]) -> str:
     if isinstance(req := payload.get("request"), dict):
         parts.append(f"{req.get('method', '')} {req.get('path', '')}".strip())
     if "status" in payload:
-        parts.append(f"→ {payload['status']}")
+        parts.append(f"{parts.pop() + ' ' if parts else ''}→ {payload['status']}")
     if "duration_ms" in payload:
         parts.append(f"{payload['duration_ms']} ms")
     if payload.get("created"):
