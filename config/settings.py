@@ -83,6 +83,14 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Requests and the dashboard's history writer share the file: WAL lets
+    # readers and a writer overlap, IMMEDIATE transactions queue writers
+    # (instead of failing "database is locked"), and they wait up to 20 s.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
     # A file, not memory: the test server (a subprocess) must see the test's rows.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 

@@ -7,6 +7,7 @@ class DashboardConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core.signals import request_finished, request_started
+        from django.db.models.signals import post_migrate, pre_migrate
 
         from dashboard import capture, context
 
@@ -15,3 +16,5 @@ class DashboardConfig(AppConfig):
         request_started.connect(context.begin_wsgi_request, dispatch_uid="dashboard:begin")
         capture.connect_all()
         request_finished.connect(context.end_wsgi_request, dispatch_uid="dashboard:end")
+        pre_migrate.connect(context.begin_migrate, dispatch_uid="dashboard:migrate-begin")
+        post_migrate.connect(context.end_migrate, dispatch_uid="dashboard:migrate-end")

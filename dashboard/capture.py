@@ -9,6 +9,7 @@ rendering happen later, in the publisher.
 import datetime
 import decimal
 import logging
+import os
 import sys
 import traceback
 import uuid
@@ -16,15 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler, StaticFilesHandler
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import LazyObject, empty
 
-from dashboard import context
+from dashboard import conf, context, dispatch, transactions
 from dashboard.events import Event
-from dashboard.publisher import publisher
 from dashboard.watched import WATCHED, Watched
 
 logger = logging.getLogger("dashboard")
@@ -160,6 +162,54 @@ EXTRA_FIELDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
 }
 
 
+# Files that are the project's own code (not Django, not site-packages, not the
+# dashboard itself), decided once per file name: the origin walk runs per event.
+_PROJECT_ROOT = str(settings.BASE_DIR) + os.sep
+_DASHBOARD_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_is_project_file: dict[str, bool] = {}
+
+
+def _project_file(filename: str) -> bool:
+    mine = _is_project_file.get(filename)
+    if mine is None:
+        mine = _is_project_file[filename] = (
+            filename.startswith(_PROJECT_ROOT)
+            and not filename.startswith(_DASHBOARD_DIR)
+            and "site-packages" not in filename
+            and f"{os.sep}.venv{os.sep}" not in filename
+        )
+    return mine
+
+
+def origin() -> str | None:
+    """The innermost frame of the project's own code on the stack, if any."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if _project_file(filename):
+            where = filename[len(_PROJECT_ROOT) :]
+            return f"{where}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back
+    return None
+
+
+def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
+    """The row as stored before an update: pre_save's one query, for the diff."""
+    if instance._state.adding or instance.pk is None:
+        return None
+    connection = connections[using or DEFAULT_DB_ALIAS]
+    if connection.needs_rollback:  # a query now would fail the sender's transaction
+        return None
+    fields = [f.attname for f in instance._meta.concrete_fields]
+    return (
+        type(instance)
+        ._base_manager.using(connection.alias)
+        .filter(pk=instance.pk)
+        .values(*fields)
+        .first()
+    )
+
+
 def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | None:
     if sender in QUIET_SENDERS:
         return None
@@ -170,13 +220,23 @@ def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | N
     if extra := EXTRA_FIELDS.get(spec.name):
         extra(raw, kwargs)
     info = context.current_request.get()
-    return Event(
+    event = Event(
         signal=spec.name,
         family=spec.family,
         sender=sender_label(sender, kwargs),
         raw=raw,
         request_id=info.id if info else None,
+        origin=origin(),
     )
+    instance = kwargs.get("instance")
+    if spec.name == "pre_save" and not kwargs.get("raw") and conf.get("DIFFS"):
+        # Kept on the instance until its post_save compares against it.
+        instance.__dict__["_dashboard_before"] = _stored_values(instance, kwargs.get("using"))
+    elif spec.name == "post_save":
+        event.before = instance.__dict__.pop("_dashboard_before", None)
+    if spec.family in ("model", "custom"):
+        transactions.track(event, kwargs.get("using"))
+    return event
 
 
 def make_receiver(spec: Watched) -> Callable[..., None]:
@@ -186,7 +246,7 @@ def make_receiver(spec: Watched) -> Callable[..., None]:
         try:
             event = build_event(spec, sender, kwargs)
             if event is not None:
-                publisher.publish(event)
+                dispatch.hand_off(event)
         except Exception:
             # The sender must never fail because of the dashboard.
             logger.exception("dashboard: could not capture %s", spec.name)
@@ -199,4 +259,5 @@ def make_receiver(spec: Watched) -> Callable[..., None]:
 def connect_all() -> None:
     """Connect one receiver per watched signal (called from AppConfig.ready)."""
     for spec in WATCHED:
+        dispatch.instrument(spec.signal)
         spec.signal.connect(make_receiver(spec), weak=False, dispatch_uid=f"dashboard:{spec.name}")

@@ -14,6 +14,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ROWS": 500,
     # Longest text shown for one payload value.
     "VALUE_LIMIT": 200,
+    # Query the stored row on pre_save of an update, so post_save can show a diff.
+    "DIFFS": True,
+    # History: the newest events kept, and for how long (seconds).
+    "HISTORY_MAX_EVENTS": 10_000,
+    "HISTORY_MAX_AGE": 7 * 24 * 3600,
     # The channel-layer group every dashboard socket joins.
     "GROUP": "signals-dashboard",
     # Path prefixes whose requests are the dashboard's own and never captured

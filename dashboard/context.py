@@ -59,6 +59,18 @@ def end_wsgi_request(sender: Any, **kwargs: Any) -> None:
         quiet.set(False)
 
 
+def begin_migrate(sender: Any, **kwargs: Any) -> None:
+    """pre_migrate: tables (the dashboard's own among them) may not exist yet."""
+    quiet.set(True)
+
+
+def end_migrate(sender: Any, **kwargs: Any) -> None:
+    """post_migrate (sent once every migration has run): capture again."""
+    quiet.set(False)
+
+
 # Not listed among a signal's receivers on the dashboard: they are its plumbing.
 begin_wsgi_request.dashboard_internal = True  # type: ignore[attr-defined]
 end_wsgi_request.dashboard_internal = True  # type: ignore[attr-defined]
+begin_migrate.dashboard_internal = True  # type: ignore[attr-defined]
+end_migrate.dashboard_internal = True  # type: ignore[attr-defined]

@@ -6,11 +6,15 @@ and so is a whole instance of a model named like one (its pk and str() are
 the secret for e.g. sessions.Session). Escaping is the template's job.
 """
 
+import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from dashboard import conf
 from dashboard.capture import InstanceSnapshot, RequestSnapshot
+from dashboard.events import PROCESS, Event
+from dashboard.watched import receiver_info
 
 MASK = "•••••"
 SECRET = re.compile(
@@ -99,3 +103,50 @@ def summarize(payload: dict[str, Any]) -> str:
     if isinstance(creds := payload.get("credentials"), dict):
         parts.append(f"credentials {creds.get('username', '')}".strip())
     return text(" · ".join(parts)) if parts else "—"
+
+
+def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[dict[str, Any]]:
+    """Fields whose stored value differs from the saved one: [{field, old, new}]."""
+    if not before or after is None:
+        return []
+    changes = []
+    for name, old in before.items():
+        if name in after.fields and after.fields[name] != old:
+            secret = is_secret(name) or is_secret(after.label)
+            changes.append(
+                {
+                    "field": name,
+                    "old": MASK if secret else _describe(name, old),
+                    "new": MASK if secret else _describe(name, after.fields[name]),
+                }
+            )
+    return changes
+
+
+def to_json(payload: Any) -> str:
+    return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+
+
+def describe_event(event: Event) -> dict[str, Any]:
+    """Everything shown and stored of one event, computed once (in the publisher)."""
+    payload = describe(event.raw)
+    return {
+        "id": None,  # set once stored
+        "signal": event.signal,
+        "family": event.family,
+        "sender": event.sender,
+        "time": datetime.fromtimestamp(event.time, UTC),
+        "summary": summarize(payload),
+        "payload": payload,
+        "payload_json": to_json(payload),
+        "detail": {
+            "origin": event.origin,
+            "diff": diff(event.before, event.raw.get("instance")),
+            "receivers": [receiver_info(f, s) for f, s in event.timings],
+        },
+        "request_id": event.request_id or "",
+        "process": PROCESS,
+        "seq": event.seq,
+        "rolled_back": event.rolled_back,
+        "event": event,
+    }

@@ -14,24 +14,27 @@ arrived in the window goes out as one group message, rendered once.
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import logging
 import threading
-from collections import deque
-from typing import TYPE_CHECKING
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from channels.layers import get_channel_layer
 
 from dashboard import conf, context
 
 if TYPE_CHECKING:
-    from dashboard.events import Event
+    from dashboard.events import Event, RolledBack
 
 logger = logging.getLogger("dashboard")
 
 
 class Publisher:
     def __init__(self) -> None:
-        self.queue: deque[Event] = deque()
+        self.queue: deque[Event | RolledBack] = deque()
         self.dropped = 0
         self.sent_batches = 0
         self._lock = threading.Lock()  # guards binding and the drop counter
@@ -40,11 +43,12 @@ class Publisher:
         self._wake: asyncio.Event | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._store_thread: ThreadPoolExecutor | None = None
         self._capacity: int | None = None
 
     # -- the receivers' side: cheap, never blocks, never raises ------------------
 
-    def publish(self, event: "Event") -> None:
+    def publish(self, event: "Event | RolledBack") -> None:
         if self._capacity is None:
             self._capacity = conf.get("QUEUE_SIZE")
         if len(self.queue) >= self._capacity:
@@ -127,25 +131,60 @@ class Publisher:
                     break
                 self._armed = True
 
-    def _drain(self) -> list["Event"]:
+    def _drain(self) -> list["Event | RolledBack"]:
         batch = []
         queue = self.queue
         while queue:
             batch.append(queue.popleft())
         return batch
 
-    async def _send(self, batch: list["Event"]) -> None:
-        from dashboard.render import render_batch
+    async def _send(self, batch: list["Event | RolledBack"]) -> None:
+        from dashboard import history
+        from dashboard.events import RolledBack
+        from dashboard.payload import describe_event
+        from dashboard.render import render_frame
 
         try:
-            html = render_batch(batch, dropped=self.dropped)
+            events = [item for item in batch if not isinstance(item, RolledBack)]
+            marks = [item.event for item in batch if isinstance(item, RolledBack)]
+            rows = [describe_event(e) for e in events]
+            try:
+                # Stored first, so every row carries the id pages resume from.
+                await self._in_store_thread(history.store, rows, marks)
+            except Exception:
+                logger.exception("dashboard: could not store %d events", len(rows))
+            ids = [row["id"] for row in rows if row["id"] is not None]
+            html = render_frame(
+                rows[::-1][: conf.get("MAX_ROWS")],
+                counts=dict(Counter(e.signal for e in events)),
+                dropped=self.dropped,
+                rolled_back=[e.db_id for e in marks if e.db_id is not None],
+            )
             await get_channel_layer().group_send(
-                conf.get("GROUP"), {"type": "events.batch", "html": html}
+                conf.get("GROUP"),
+                {
+                    "type": "events.batch",
+                    "html": html,
+                    "first_id": min(ids, default=None),
+                    "last_id": max(ids, default=None),
+                },
             )
             self.sent_batches += 1
         except Exception:
             # A broken layer costs these events, never a save.
             logger.exception("dashboard: could not publish %d events", len(batch))
+
+    async def _in_store_thread(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking DB work on one thread of our own, in this (quiet) context."""
+        if self._store_thread is None:
+            self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
+        run = contextvars.copy_context().run
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._store_thread, run, func, *args
+            )
+        except RuntimeError:  # executors are shut down at exit: flush() still stores
+            return run(func, *args)
 
     # -- shutdown and tests -------------------------------------------------------
 

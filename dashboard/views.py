@@ -1,14 +1,24 @@
-from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The dashboard's pages: the live table, an event's detail, exports. Staff only."""
 
-from dashboard import conf
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from dashboard import conf, history
+from dashboard.filters import EventFilter
+from dashboard.models import StoredEvent
+from dashboard.payload import to_json
 from dashboard.watched import FAMILIES, WATCHED, receivers_of
 
 
-@staff_member_required
-def index(request: HttpRequest) -> HttpResponse:
-    families = [
+def _families() -> list[tuple[str, list[dict[str, Any]]]]:
+    return [
         (
             family,
             [
@@ -19,8 +29,137 @@ def index(request: HttpRequest) -> HttpResponse:
         )
         for family in FAMILIES
     ]
-    return render(
-        request,
-        "dashboard/index.html",
-        {"families": families, "max_rows": conf.get("MAX_ROWS")},
+
+
+def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResponse:
+    filters = EventFilter.from_query(request.GET)
+    # The newest id first, then the rows: anything stored in between is
+    # backfilled over the socket, never missed.
+    newest = history.last_id()
+    context = {
+        "filters": filters,
+        "rows": history.latest_of(
+            filters.apply(StoredEvent.objects.filter(id__lte=newest)), conf.get("MAX_ROWS")
+        ),
+        "last_id": newest,
+        "selected": _detail_context(selected) if selected else None,
+    }
+    if request.htmx and request.htmx.target == "history":
+        return render(request, "dashboard/index.html#history", context)
+    context.update(
+        families=_families(),
+        counts=json.dumps(history.counts(StoredEvent.objects.filter(id__lte=newest))),
+        max_rows=conf.get("MAX_ROWS"),
+        signals=[w.name for w in WATCHED],
+        family_names=FAMILIES,
     )
+    return render(request, "dashboard/index.html", context)
+
+
+@staff_member_required
+def index(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+def _detail_context(event: StoredEvent) -> dict[str, Any]:
+    trace = []
+    request_info = None
+    if event.request_id:
+        trace = list(StoredEvent.objects.filter(request_id=event.request_id).order_by("id"))
+        finished = next((e for e in trace if e.signal == "request_finished"), None)
+        if finished is not None:
+            request_info = {
+                **finished.payload.get("request", {}),
+                "status": finished.payload.get("status"),
+                "duration_ms": finished.payload.get("duration_ms"),
+            }
+    return {
+        "event": event,
+        "payload_json": to_json(event.payload),
+        "trace": trace,
+        "request_info": request_info,
+    }
+
+
+@staff_member_required
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        event = StoredEvent.objects.get(pk=pk)
+    except StoredEvent.DoesNotExist:
+        raise Http404("No such event: it may have been pruned.") from None
+    if request.htmx:
+        return render(request, "dashboard/index.html#detail", _detail_context(event))
+    return _page(request, selected=event)
+
+
+def _filtered(request: HttpRequest) -> Iterator[StoredEvent]:
+    filters = EventFilter.from_query(request.GET)
+    return filters.apply(StoredEvent.objects.order_by("id")).iterator(chunk_size=1000)
+
+
+def _export_name(request: HttpRequest, ext: str) -> str:
+    return f"signals-{timezone.now():%Y%m%d-%H%M%S}.{ext}"
+
+
+def _record(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "time": event.time.isoformat(),
+        "signal": event.signal,
+        "family": event.family,
+        "sender": event.sender,
+        "summary": event.summary,
+        "request_id": event.request_id,
+        "rolled_back": event.rolled_back,
+        "payload": event.payload,
+        "detail": event.detail,
+    }
+
+
+@staff_member_required
+def export_ndjson(request: HttpRequest) -> StreamingHttpResponse:
+    lines = (json.dumps(_record(e), ensure_ascii=False) + "\n" for e in _filtered(request))
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="{_export_name(request, "ndjson")}"'
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = [
+    "id",
+    "time",
+    "signal",
+    "family",
+    "sender",
+    "summary",
+    "request_id",
+    "rolled_back",
+    "payload",
+]
+
+
+@staff_member_required
+def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(CSV_COLUMNS)
+        for event in _filtered(request):
+            record = _record(event)
+            record["payload"] = json.dumps(record["payload"], ensure_ascii=False)
+            yield writer.writerow([_csv_safe(record[c]) for c in CSV_COLUMNS])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{_export_name(request, "csv")}"'
+    return response
+
+
+def _csv_safe(value: Any) -> Any:
+    """Spreadsheets run cells that start with = + - @ as formulas: defuse them."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value

@@ -6,6 +6,7 @@ here is the order of the counters on the page.
 
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
@@ -45,13 +46,25 @@ WATCHED: tuple[Watched, ...] = (
 BY_NAME = {w.name: w for w in WATCHED}
 
 
-def receivers_of(name: str) -> list[str]:
-    """Dotted names of the live receivers of a watched signal, the dashboard's own excluded."""
+def receiver_info(func: Any, seconds: float | None = None) -> dict[str, Any]:
+    """A receiver as the dashboard names it: dotted name, file:line, and its time."""
+    code = getattr(func, "__code__", None)
+    info: dict[str, Any] = {
+        "name": f"{func.__module__}.{getattr(func, '__qualname__', type(func).__qualname__)}",
+        "where": f"{code.co_filename}:{code.co_firstlineno}" if code else "",
+        "dashboard": bool(getattr(func, "dashboard_internal", False)),
+    }
+    if seconds is not None:
+        info["ms"] = round(seconds * 1000, 3)
+    return info
+
+
+def receivers_of(name: str) -> list[dict[str, Any]]:
+    """The live receivers of a watched signal, the dashboard's own excluded."""
     found = []
     for entry in BY_NAME[name].signal.receivers:
         ref = entry[1]
         func = ref() if isinstance(ref, weakref.ReferenceType) else ref
-        if func is None or getattr(func, "dashboard_internal", False):
-            continue
-        found.append(f"{func.__module__}.{getattr(func, '__qualname__', type(func).__qualname__)}")
+        if func is not None and not getattr(func, "dashboard_internal", False):
+            found.append(receiver_info(func))
     return found

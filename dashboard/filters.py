@@ -1,0 +1,57 @@
+"""The dashboard's filters: parsed from the URL query, applied to stored events.
+
+The page applies the same rules to live rows (static/dashboard/dashboard.js,
+`matches()`): exact family, signal, sender and request id; `q` a
+case-insensitive substring of the row's text (signal, sender, summary, payload).
+"""
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from urllib.parse import urlencode
+
+from django.db.models import QuerySet
+
+MAX_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    family: str = ""
+    signal: str = ""
+    sender: str = ""
+    request: str = ""
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, data: Mapping[str, object]) -> "EventFilter":
+        def value(name: str) -> str:
+            raw = data.get(name, "")
+            return str(raw).strip()[:MAX_LENGTH] if raw is not None else ""
+
+        return cls(**{name: value(name) for name in cls.__slots__})
+
+    def apply(self, events: QuerySet) -> QuerySet:
+        exact = {
+            "family": self.family,
+            "signal": self.signal,
+            "sender": self.sender,
+            "request_id": self.request,
+        }
+        events = events.filter(**{k: v for k, v in exact.items() if v})
+        if self.q:
+            events = events.filter(search_text__contains=self.q.lower())
+        return events
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    def as_query(self) -> str:
+        return urlencode(self.as_dict())
+
+    def __bool__(self) -> bool:
+        return bool(self.as_dict())
+
+
+def search_text(signal: str, sender: str, summary: str, payload_json: str) -> str:
+    """What `q` searches, stored lower-cased: the text a row shows."""
+    return f"{signal} {sender} {summary} {payload_json}".lower()

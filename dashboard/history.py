@@ -1,0 +1,113 @@
+"""The stored history of events: write a batch, read it back, keep it bounded."""
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Q, QuerySet
+
+from dashboard import conf
+from dashboard.events import Event
+from dashboard.filters import EventFilter, search_text
+from dashboard.models import StoredEvent
+from dashboard.payload import to_json
+
+
+def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None:
+    """Insert a batch (setting each row's id), mark rolled-back events, prune."""
+    objs = [
+        StoredEvent(
+            time=row["time"],
+            signal=row["signal"],
+            family=row["family"],
+            sender=row["sender"],
+            summary=row["summary"],
+            payload=row["payload"],
+            detail=row["detail"],
+            request_id=row["request_id"],
+            process=row["process"],
+            seq=row["seq"],
+            rolled_back=row["rolled_back"],
+            search_text=search_text(
+                row["signal"], row["sender"], row["summary"], row["payload_json"]
+            ),
+        )
+        for row in rows
+    ]
+    StoredEvent.objects.bulk_create(objs, batch_size=500)
+    for row, obj in zip(rows, objs, strict=True):
+        row["id"] = row["event"].db_id = obj.pk
+    marked = [e.db_id for e in rolled_back if e.db_id is not None]
+    if marked:
+        StoredEvent.objects.filter(id__in=marked).update(rolled_back=True)
+    if objs:
+        prune(last_id=objs[-1].pk)
+
+
+def _raw_delete(events: QuerySet) -> int:
+    # One DELETE statement. QuerySet.delete() would load every row to send
+    # pre/post_delete for each, since the dashboard listens to those signals.
+    return events._raw_delete(events.db)
+
+
+def prune(last_id: int | None = None, now: float | None = None) -> int:
+    """Drop events beyond HISTORY_MAX_EVENTS (by id) and older than HISTORY_MAX_AGE."""
+    if last_id is None:
+        last_id = StoredEvent.objects.aggregate(m=Max("id"))["m"] or 0
+    cutoff = datetime.fromtimestamp(now or time.time(), UTC) - timedelta(
+        seconds=conf.get("HISTORY_MAX_AGE")
+    )
+    old = Q(id__lte=last_id - conf.get("HISTORY_MAX_EVENTS")) | Q(time__lt=cutoff)
+    return _raw_delete(StoredEvent.objects.filter(old))
+
+
+def row(obj: StoredEvent) -> dict[str, Any]:
+    """A stored event in the shape render.py and the templates use."""
+    return {
+        "id": obj.pk,
+        "time": obj.time,
+        "signal": obj.signal,
+        "family": obj.family,
+        "sender": obj.sender,
+        "summary": obj.summary,
+        "payload": obj.payload,
+        "payload_json": to_json(obj.payload),
+        "detail": obj.detail,
+        "request_id": obj.request_id,
+        "rolled_back": obj.rolled_back,
+    }
+
+
+def latest(flt: EventFilter, limit: int) -> list[dict[str, Any]]:
+    """The newest stored events that pass the filter, newest first."""
+    return latest_of(flt.apply(StoredEvent.objects.all()), limit)
+
+
+def counts(events: QuerySet | None = None) -> dict[str, int]:
+    events = StoredEvent.objects.all() if events is None else events
+    return dict(events.order_by().values_list("signal").annotate(n=Count("id")))
+
+
+def last_id() -> int:
+    return StoredEvent.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def backfill(
+    after: int, flt: EventFilter, seen: list[tuple[int, int]], limit: int
+) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+    """What a page holding events up to `after` missed: rows (filtered, newest first,
+    at most `limit`), counts of every missed event, and the newest id considered.
+
+    `seen` are id ranges this socket already forwarded live: not sent twice.
+    """
+    missed = StoredEvent.objects.filter(id__gt=after)
+    for first, last in seen:
+        missed = missed.exclude(id__range=(first, last))
+    newest = missed.aggregate(m=Max("id"))["m"] or after
+    missed = missed.filter(id__lte=newest)
+    return latest_of(flt.apply(missed), limit), counts(missed), newest
+
+
+def latest_of(events: QuerySet, limit: int) -> list[dict[str, Any]]:
+    return [row(o) for o in events.order_by("-id")[:limit]]

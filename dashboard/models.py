@@ -1,0 +1,30 @@
+from django.db import models
+
+
+class StoredEvent(models.Model):
+    """One captured signal, as shown: the dashboard's history.
+
+    Never captured itself (capture.py ignores the dashboard app's models), and
+    bounded by count and age (dashboard/history.py prunes it).
+    """
+
+    time = models.DateTimeField(db_index=True)
+    signal = models.CharField(max_length=64, db_index=True)
+    family = models.CharField(max_length=16, db_index=True)
+    sender = models.CharField(max_length=200, db_index=True)
+    summary = models.TextField()
+    payload = models.JSONField(default=dict)
+    # Field diff, receivers with timings, origin frame: see payload.describe_event.
+    detail = models.JSONField(default=dict)
+    request_id = models.CharField(max_length=32, blank=True, db_index=True)
+    process = models.CharField(max_length=100)
+    seq = models.BigIntegerField()
+    rolled_back = models.BooleanField(default=False)
+    # Lower-cased sender, summary and payload: what ?q= searches.
+    search_text = models.TextField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.signal} {self.sender}"

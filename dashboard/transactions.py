@@ -1,0 +1,53 @@
+"""Tell the truth about transactions: mark events whose transaction rolled back.
+
+Django drops pending `on_commit` callbacks when their transaction or savepoint
+rolls back, and runs them when it commits. One small callback object per
+(connection, savepoint level) is registered with on_commit and referenced
+nowhere else, so CPython frees it the moment Django drops it: a finalizer that
+finds it never ran knows the transaction rolled back, right then.
+"""
+
+import weakref
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from dashboard.events import Event, RolledBack
+from dashboard.publisher import publisher
+
+
+class _Outcome:
+    __slots__ = ("__weakref__", "state")
+
+    def __init__(self, state: list[Any]) -> None:
+        self.state = state  # [committed: bool, events: list[Event]]
+
+    def __call__(self) -> None:  # on commit
+        self.state[0] = True
+
+
+def _settle(state: list[Any]) -> None:
+    committed, events = state
+    if not committed:
+        for event in events:
+            event.rolled_back = True  # if the publisher has not described it yet
+            publisher.publish(RolledBack(event))  # if it has: mark what was sent
+
+
+def track(event: Event, using: str | None) -> None:
+    """If `using`'s connection is inside a transaction, watch how it ends."""
+    connection = connections[using or DEFAULT_DB_ALIAS]
+    if not connection.in_atomic_block:
+        return
+    outcomes = connection.__dict__.get("_dashboard_outcomes")
+    if outcomes is None:
+        outcomes = connection.__dict__["_dashboard_outcomes"] = weakref.WeakValueDictionary()
+    key = tuple(connection.savepoint_ids)
+    outcome = outcomes.get(key)
+    if outcome is None:
+        state: list[Any] = [False, []]
+        outcome = _Outcome(state)
+        weakref.finalize(outcome, _settle, state).atexit = False
+        outcomes[key] = outcome
+        transaction.on_commit(outcome, using=connection.alias)
+    outcome.state[1].append(event)
