@@ -81,9 +81,6 @@ class Publisher:
             if loop is self._loop:
                 return
             self._bind(loop)
-        if self.queue:
-            self._armed = True
-            self._wake.set()  # type: ignore[union-attr]
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         # Called with the lock held. The pump on the old loop ends; a daemon loop stops.
@@ -91,8 +88,13 @@ class Publisher:
         self._loop = loop
         self._wake = asyncio.Event()
 
+        wake = self._wake
+
         def start() -> None:
             self._task = loop.create_task(self._pump(loop))
+            # The old pump may have left itself armed: this one starts by looking.
+            self._armed = True
+            wake.set()
 
         loop.call_soon_threadsafe(start)
 
@@ -185,6 +187,11 @@ class Publisher:
             )
         except RuntimeError:  # executors are shut down at exit: flush() still stores
             return run(func, *args)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no frame in flight (the pump disarms only when done)."""
+        return not self.queue and not self._armed
 
     # -- shutdown and tests -------------------------------------------------------
 

@@ -9,6 +9,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django_htmx.http import push_url
 
 from dashboard import conf, history
 from dashboard.filters import EventFilter
@@ -45,7 +46,11 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         "selected": _detail_context(selected) if selected else None,
     }
     if request.htmx and request.htmx.target == "history":
-        return render(request, "dashboard/index.html#history", context)
+        response = render(request, "dashboard/index.html#history", context)
+        # The address bar shows only the filters that are set: a bookmarkable view.
+        return push_url(
+            response, f"{request.path}?{filters.as_query()}" if filters else request.path
+        )
     context.update(
         families=_families(),
         counts=json.dumps(history.counts(StoredEvent.objects.filter(id__lte=newest))),

@@ -67,3 +67,13 @@ def in_thread(fn, *args, **kwargs):
 def pytest_collection_modifyitems(items):
     """Browser tests last: Playwright's event loop must not overlap the others."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def settle(timeout: float = 5.0) -> None:
+    """Wait (in a thread, never the loop's) until every captured event is stored and sent."""
+    import time
+
+    publisher.flush()
+    deadline = time.monotonic() + timeout
+    while not publisher.idle and time.monotonic() < deadline:
+        time.sleep(0.01)

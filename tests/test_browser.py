@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 
 from blog.models import Post
 from tests.browser import CHROMIUM_ARGS, Server, require_chromium
+from tests.conftest import settle
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-pass-123"
@@ -173,3 +174,79 @@ def test_bulk_delete_burst_keeps_row_cap_and_exact_counts(context, server):
     # Still responsive: a click toggles a row's payload at once.
     dash.locator("#events tr summary").first.click()
     assert dash.locator("#events tr details").first.get_attribute("open") is not None
+
+
+def test_reconnect_backfills_what_happened_while_the_server_was_down(
+    context, server, django_db_blocker
+):
+    dash = open_dashboard(context, server)
+    server.stop()
+    dash.wait_for_selector("#ws-status[data-state=closed]", timeout=5000)
+    for i in range(3):  # from another process while no server runs: stored, not sent
+        Post.objects.create(title=f"while down {i}")
+    settle()
+    with django_db_blocker.unblock():
+        server.start()
+    dash.wait_for_selector("#ws-status[data-state=open]", timeout=15_000)
+    for i in range(3):
+        post_row(dash, "post_save", f"while down {i}").wait_for(timeout=5000)
+    shown = dash.eval_on_selector_all(
+        "#events tr[data-signal=post_save] summary, #events tr[data-signal=pre_save] summary",
+        "els => els.map(e => e.textContent)",
+    )
+    mine = [s for s in shown if "while down" in s and s.startswith("blog.Post")]
+    # Each event once; newest on top, so reversed they are in the order they happened.
+    assert [s.split("“")[1].split("”")[0] for s in reversed(mine)] == [
+        f"while down {i}" for i in range(3) for _ in ("pre_save", "post_save")
+    ]
+    assert int(dash.locator('[data-count-for="post_save"]').inner_text()) >= 3
+    assert dash.evaluate("window.__notReloaded") is True
+
+
+def test_clicking_a_row_opens_its_detail_with_a_shareable_url(context, server):
+    dash = open_dashboard(context, server)
+    admin = context.new_page()
+    admin.goto(server.url + "/admin/blog/post/add/")
+    admin.fill("#id_title", "Open me")
+    admin.click("input[name=_save]")
+    admin.wait_for_selector(".messagelist .success")
+    created = post_row(dash, "post_save", "Open me")
+    created.wait_for(timeout=5000)
+    created.locator("a.open").click()
+    dash.wait_for_selector(".detail-card", timeout=5000)
+    card = dash.locator(".detail-card")
+    assert "post_save" in card.locator("h2").inner_text()
+    assert card.locator(".origin").inner_text().startswith("blog/models.py:")  # Post.save
+    assert "blog.signals.fill_slug" not in card.inner_text()  # a pre_save receiver, not this
+    assert "Open me" in card.locator("pre").inner_text()
+    assert "/dashboard/events/" in dash.url  # pushed: the URL can be shared
+    shared = context.new_page()
+    shared.goto(dash.url)
+    assert "Open me" in shared.locator(".detail-card pre").inner_text()
+    assert dash.evaluate("window.__notReloaded") is True
+
+
+def test_live_rows_follow_the_filters_and_pause(context, server):
+    dash = open_dashboard(context, server)
+    dash.select_option("select[name=signal]", "post_save")
+    dash.wait_for_function("location.search === '?signal=post_save'")
+    dash.evaluate("window.__notReloaded = true")
+    admin = context.new_page()
+    admin.goto(server.url + "/blog/")
+    admin.goto(server.url + "/admin/blog/post/add/")
+    admin.fill("#id_title", "Filtered live")
+    admin.click("input[name=_save]")
+    post_row(dash, "post_save", "Filtered live").wait_for(timeout=5000)
+    signals = set(dash.eval_on_selector_all("#events tr", "els => els.map(e => e.dataset.signal)"))
+    assert signals == {"post_save"}
+    # Counters still count everything.
+    assert int(dash.locator('[data-count-for="request_started"]').inner_text()) >= 2
+
+    dash.click("#pause")
+    admin.goto(server.url + "/admin/blog/post/add/")
+    admin.fill("#id_title", "While paused")
+    admin.click("input[name=_save]")
+    dash.wait_for_function("document.getElementById('paused-count').textContent !== '0'")
+    assert not post_row(dash, "post_save", "While paused").is_visible()
+    dash.click("#pause")
+    assert post_row(dash, "post_save", "While paused").is_visible()

@@ -1,0 +1,169 @@
+"""An event explained: detail panel, diff, receivers and their times, origin, trace,
+rolled-back transactions, filters and export."""
+
+import csv
+import io
+import json
+
+import pytest
+from django.db import transaction
+from django.test import Client
+
+from blog.models import Post
+from dashboard.models import StoredEvent
+from tests.conftest import settle
+
+HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "detail"}
+
+
+def stored(signal: str, **filters) -> StoredEvent:
+    settle()
+    return StoredEvent.objects.filter(signal=signal, **filters).latest("id")
+
+
+def test_detail_panel_is_an_htmx_fragment_and_a_shareable_page(staff_client):
+    Post.objects.create(title="Detailed")
+    event = stored("post_save", sender="blog.Post")
+    url = f"/dashboard/events/{event.pk}/"
+
+    fragment = staff_client.get(url, **HTMX).content.decode()
+    assert fragment.lstrip().startswith('<div class="detail-card')
+    assert "&quot;str&quot;: &quot;Detailed&quot;" in fragment  # pretty payload, escaped
+    assert "<html" not in fragment
+
+    page = staff_client.get(url).content.decode()  # the URL pushed by htmx, opened anew
+    assert "<html" in page and f'data-event="{event.pk}"' in page
+    assert staff_client.get("/dashboard/events/999999/").status_code == 404
+
+
+def test_detail_is_staff_only(transactional_db):
+    Post.objects.create(title="Private")
+    event = stored("post_save", sender="blog.Post")
+    response = Client().get(f"/dashboard/events/{event.pk}/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_update_shows_the_field_diff(staff_client):
+    post = Post.objects.create(title="Old title", body="same")
+    post.title = "New title"
+    post.save()
+    event = stored("post_save", sender="blog.Post", payload__created=False)
+    changes = {c["field"]: (c["old"], c["new"]) for c in event.detail["diff"]}
+    assert set(changes) == {"title", "updated"}  # `updated` is auto_now
+    assert changes["title"] == ("Old title", "New title")
+    html = staff_client.get(f"/dashboard/events/{event.pk}/", **HTMX).content.decode()
+    assert '<td class="old">Old title</td><td class="new">New title</td>' in html
+
+
+def test_receivers_are_listed_with_their_times_and_origin_is_project_code(transactional_db):
+    Post.objects.create(title="Timed")
+    event = stored("pre_save", sender="blog.Post")
+    receivers = {r["name"]: r for r in event.detail["receivers"]}
+    slug = receivers["blog.signals.fill_slug"]
+    assert "/blog/signals.py:" in slug["where"]
+    assert slug["ms"] >= 0 and not slug["dashboard"]
+    assert receivers["dashboard.capture.capture_pre_save"]["dashboard"] is True
+    # The innermost frame of the project's own code: Post.save (not Django's).
+    assert event.detail["origin"].startswith("blog/models.py:")
+    assert event.detail["origin"].endswith(" in save")
+
+    from blog.models import Tag
+
+    Tag.objects.create(name="origin")  # no project code between here and Django
+    tag_event = stored("post_save", sender="blog.Tag")
+    assert tag_event.detail["origin"].startswith("tests/test_detail.py:")
+    assert "in test_receivers_are_listed" in tag_event.detail["origin"]
+
+
+def test_events_of_one_request_form_a_trace(staff_client):
+    Post.objects.create(title="Traced", status="published")
+    Client().get("/blog/traced/")
+    viewed = stored("post_viewed")
+    trace = list(StoredEvent.objects.filter(request_id=viewed.request_id).order_by("id"))
+    signals = [e.signal for e in trace]
+    assert signals[0] == "request_started" and signals[-1] == "request_finished"
+    assert "post_viewed" in signals
+
+    html = staff_client.get(f"/dashboard/events/{viewed.pk}/", **HTMX).content.decode()
+    assert "<code>GET /blog/traced/</code>" in html
+    assert f"?request={viewed.request_id}" in html
+    filtered = staff_client.get(f"/?request={viewed.request_id}").content.decode()
+    history = filtered.split('id="history"')[1]
+    assert history.count("<tr ") == len(trace)
+
+
+def test_rolled_back_transaction_marks_its_events(transactional_db):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Post.objects.create(title="Never existed")
+        raise RuntimeError("abort")
+    with transaction.atomic():
+        Post.objects.create(title="Committed")
+        with pytest.raises(RuntimeError), transaction.atomic():  # a savepoint
+            Post.objects.create(title="Inner, rolled back")
+            raise RuntimeError("abort inner")
+    settle()
+    marks = {
+        e.payload["instance"]["str"]: e.rolled_back
+        for e in StoredEvent.objects.filter(signal="post_save", sender="blog.Post")
+    }
+    assert marks == {"Never existed": True, "Committed": False, "Inner, rolled back": True}
+
+
+async def test_rolled_back_mark_reaches_open_dashboards(dashboard):
+    from asgiref.sync import sync_to_async
+
+    from tests.frames import collect, rows
+
+    @sync_to_async
+    def fail_after_a_pause() -> int:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Post.objects.create(title="Doomed")
+            settle()  # the rows are out before the rollback
+            raise RuntimeError("abort")
+        settle()
+        return StoredEvent.objects.get(signal="post_save", sender="blog.Post").pk
+
+    event_id = await fail_after_a_pause()
+    frames = await collect(dashboard)
+    assert [r.signal for r in rows(frames) if r.sender == "blog.Post"] == ["pre_save", "post_save"]
+    assert any(str(event_id) in f.raw and 'data-rolled-back="' in f.raw for f in frames)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("family=custom", {"post_published"}),
+        ("signal=pre_save", {"pre_save"}),
+        ("sender=blog.Tag", {"pre_save", "post_save"}),
+        ("q=needle", {"pre_save", "post_save", "post_published"}),
+    ],
+)
+def test_history_filters(staff_client, query, expected):
+    from blog.models import Tag
+
+    Post.objects.create(title="needle in a haystack", status="published")
+    Tag.objects.create(name="hay")
+    settle()
+    html = staff_client.get(f"/?{query}").content.decode()
+    history = html.split('id="history"')[1].split("</tbody>")[0]
+    shown = {part.split('"')[0] for part in history.split('data-signal="')[1:]}
+    assert shown == expected
+
+
+def test_export_ndjson_and_csv_follow_the_filters_and_mask_secrets(staff_client):
+    Post.objects.create(title="=cmd|' /C calc'!A0")
+    settle()
+    response = staff_client.get("/dashboard/export.ndjson?sender=blog.Post")
+    assert response["Content-Type"] == "application/x-ndjson"
+    lines = [json.loads(x) for x in b"".join(response.streaming_content).decode().splitlines()]
+    assert [x["signal"] for x in lines] == ["pre_save", "post_save"]
+    assert lines[1]["payload"]["instance"]["str"] == "=cmd|' /C calc'!A0"
+
+    response = staff_client.get("/dashboard/export.csv?signal=post_save&sender=blog.Post")
+    table = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert table[0][:3] == ["id", "time", "signal"]
+    assert len(table) == 2
+    summary = table[1][5]
+    assert summary.startswith("blog.Post")  # not a formula
+    everything = b"".join(staff_client.get("/dashboard/export.ndjson").streaming_content)
+    assert b"pbkdf2" not in everything  # the staff user's password hash never leaves

@@ -1,0 +1,117 @@
+"""Every event stored, bounded, and handed back to a page exactly once."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from blog.models import Post
+from dashboard import history
+from dashboard.models import StoredEvent
+from tests.conftest import communicator, in_thread, settle
+from tests.frames import collect, parse, rows
+
+
+def make_posts(n: int, prefix: str = "p") -> None:
+    for i in range(n):
+        Post.objects.create(title=f"{prefix} {i}")
+    settle()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD={"HISTORY_MAX_EVENTS": 50})
+def test_history_never_grows_past_its_cap():
+    for _ in range(4):
+        make_posts(30)  # 60 events a round
+        assert StoredEvent.objects.count() <= 50
+    assert StoredEvent.objects.count() == 50
+    newest = StoredEvent.objects.first()
+    assert newest.signal == "post_save" and newest.summary.startswith("blog.Post")
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD={"HISTORY_MAX_AGE": 3600})
+def test_prune_by_age_and_the_management_command(capsys):
+    make_posts(3)
+    old = list(StoredEvent.objects.values_list("id", flat=True)[:2])
+    StoredEvent.objects.filter(id__in=old).update(time=datetime.now(UTC) - timedelta(hours=2))
+    before = StoredEvent.objects.count()
+    call_command("prune_events")
+    assert StoredEvent.objects.count() == before - 2
+    assert not StoredEvent.objects.filter(id__in=old).exists()
+    assert "Deleted 2 events" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dashboard_is_never_stored_about_itself():
+    make_posts(2)
+    assert not StoredEvent.objects.filter(sender__startswith="dashboard.").exists()
+
+
+def test_page_opens_with_stored_history(staff_client):
+    make_posts(3, prefix="stored")
+    html = staff_client.get("/").content.decode()
+    assert "stored 2" in html and "stored 0" in html
+    assert html.index("stored 2") < html.index("stored 0")  # newest first
+    last = StoredEvent.objects.order_by("-id").first().pk
+    assert f'data-last-id="{last}"' in html
+
+
+async def test_resume_returns_exactly_what_was_missed_then_live(staff_client):
+    await in_thread(make_posts, 2, "before")
+    await in_thread(settle)
+    after = await in_thread(history.last_id)
+    await in_thread(make_posts, 3, "missed")  # while no page is connected
+
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after, "filters": {}}))
+    backfill = parse(await comm.receive_from(timeout=5))
+    missed = [(r.signal, r.payload["instance"]["str"]) for r in reversed(backfill.rows)]
+    assert missed == [
+        (signal, f"missed {i}") for i in range(3) for signal in ("pre_save", "post_save")
+    ]
+    assert backfill.counts == {"pre_save": 3, "post_save": 3}
+
+    await in_thread(Post.objects.create, title="live one")
+    live = rows(await collect(comm))
+    assert [r.payload["instance"]["str"] for r in live] == ["live one", "live one"]
+    await comm.disconnect()
+
+
+async def test_resume_does_not_repeat_what_was_already_forwarded(dashboard):
+    after = await in_thread(history.last_id)
+    await in_thread(Post.objects.create, title="seen live")
+    live = rows(await collect(dashboard))  # arrives before the page asks to resume
+    assert len(live) == 2
+    await dashboard.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    assert await dashboard.receive_nothing(timeout=0.5)
+
+
+async def test_resume_applies_the_page_filters(staff_client):
+    await in_thread(settle)  # the login's own events are stored before `after`
+    after = await in_thread(history.last_id)
+    await in_thread(make_posts, 2, "f")
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    message = {"type": "resume", "after": after, "filters": {"signal": "pre_save", "q": "f 1"}}
+    await comm.send_to(text_data=json.dumps(message))
+    frame = parse(await comm.receive_from(timeout=5))
+    assert [(r.signal, r.payload["instance"]["str"]) for r in frame.rows] == [("pre_save", "f 1")]
+    # Counters count every missed event, whatever the filters show.
+    assert frame.counts["pre_save"] == frame.counts["post_save"] == 2
+    assert frame.total == sum(frame.counts.values())
+    await comm.disconnect()
+
+
+async def test_bad_resume_message_gets_a_clear_error(dashboard):
+    await dashboard.send_to(text_data="{not json")
+    reply = await dashboard.receive_from(timeout=2)
+    assert 'id="notice"' in reply and "bad request" in reply
+    await dashboard.send_to(text_data=json.dumps({"type": "resume", "after": "x"}))
+    assert "bad request" in await dashboard.receive_from(timeout=2)
+    # The socket is still usable.
+    await dashboard.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
+    await collect(dashboard)
