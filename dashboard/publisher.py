@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,7 @@ class Publisher:
         self._wake: asyncio.Event | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._store_thread: ThreadPoolExecutor | None = None
+        self._worker: ThreadPoolExecutor | None = None
         self._capacity: int | None = None
 
     # -- the receivers' side: cheap, never blocks, never raises ------------------
@@ -91,7 +91,7 @@ class Publisher:
         wake = self._wake
 
         def start() -> None:
-            self._task = loop.create_task(self._pump(loop))
+            self._task = loop.create_task(self._pump(loop, wake))
             # The old pump may have left itself armed: this one starts by looking.
             self._armed = True
             wake.set()
@@ -113,11 +113,9 @@ class Publisher:
 
     # -- the pump: runs on the bound loop ----------------------------------------
 
-    async def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _pump(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
         # Everything the pump causes (renders, layer I/O, DB connections) is quiet.
         context.quiet.set(True)
-        wake = self._wake
-        assert wake is not None
         while self._loop is loop:
             await wake.wait()
             wake.clear()
@@ -141,50 +139,24 @@ class Publisher:
         return batch
 
     async def _send(self, batch: list["Event | RolledBack"]) -> None:
-        from dashboard import history
-        from dashboard.events import RolledBack
-        from dashboard.payload import describe_event
-        from dashboard.render import render_frame
+        from dashboard.pipeline import prepare
 
         try:
-            events = [item for item in batch if not isinstance(item, RolledBack)]
-            marks = [item.event for item in batch if isinstance(item, RolledBack)]
-            rows = [describe_event(e) for e in events]
-            try:
-                # Stored first, so every row carries the id pages resume from.
-                await self._in_store_thread(history.store, rows, marks)
-            except Exception:
-                logger.exception("dashboard: could not store %d events", len(rows))
-            ids = [row["id"] for row in rows if row["id"] is not None]
-            html = render_frame(
-                rows[::-1][: conf.get("MAX_ROWS")],
-                counts=dict(Counter(e.signal for e in events)),
-                dropped=self.dropped,
-                rolled_back=[e.db_id for e in marks if e.db_id is not None],
-            )
-            await get_channel_layer().group_send(
-                conf.get("GROUP"),
-                {
-                    "type": "events.batch",
-                    "html": html,
-                    "first_id": min(ids, default=None),
-                    "last_id": max(ids, default=None),
-                },
-            )
+            message = await self._in_worker(prepare, batch, self.dropped)
+            await get_channel_layer().group_send(conf.get("GROUP"), message)
             self.sent_batches += 1
         except Exception:
             # A broken layer costs these events, never a save.
             logger.exception("dashboard: could not publish %d events", len(batch))
 
-    async def _in_store_thread(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run blocking DB work on one thread of our own, in this (quiet) context."""
-        if self._store_thread is None:
-            self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
+    async def _in_worker(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run describe/store/render on one thread of our own, in this (quiet) context,
+        so the loop keeps serving sockets meanwhile."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="dashboard-publisher")
         run = contextvars.copy_context().run
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._store_thread, run, func, *args
-            )
+            return await asyncio.get_running_loop().run_in_executor(self._worker, run, func, *args)
         except RuntimeError:  # executors are shut down at exit: flush() still stores
             return run(func, *args)
 

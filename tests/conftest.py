@@ -49,7 +49,11 @@ def communicator(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
 
 @pytest.fixture
 async def dashboard(staff_client):
-    """A connected staff dashboard socket; the publisher is bound to this test's loop."""
+    """A connected staff dashboard socket; the publisher is bound to this test's loop.
+
+    Events from the set-up (the login) are out of the way first.
+    """
+    await in_thread(settle)
     comm = communicator(staff_client)
     connected, _ = await comm.connect()
     assert connected
