@@ -103,6 +103,8 @@ if redis_url := os.environ.get("REDIS_URL"):
                 # which about 100 open dashboards exhaust.
                 "hosts": [{"address": redis_url, "max_connections": 1000}],
                 "capacity": 1000,
+                # Lets several deployments (or test runs) share one Redis.
+                "prefix": os.environ.get("CHANNELS_REDIS_PREFIX", "asgi"),
             },
         }
     }

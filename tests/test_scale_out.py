@@ -1,0 +1,127 @@
+"""Scale-out for real: channels-redis carries events between processes, and the
+history works on PostgreSQL. Each skips, saying why, only where its server is
+not reachable on this machine."""
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from tests.conftest import communicator, settle
+from tests.frames import collect, rows
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def manage(*args: str, env: dict[str, str], code: str | None = None) -> str:
+    command = [sys.executable, "manage.py", *args]
+    if code is not None:
+        command += ["-c", code]
+    clean = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    done = subprocess.run(
+        command, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+needs_redis = pytest.mark.skipif(
+    not reachable("127.0.0.1", 6379), reason="Redis is not reachable on 127.0.0.1:6379"
+)
+needs_postgres = pytest.mark.skipif(
+    not reachable("127.0.0.1", 5432), reason="PostgreSQL is not reachable on 127.0.0.1:5432"
+)
+REDIS_LAYER = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
+    }
+}
+
+
+@needs_redis
+@override_settings(CHANNEL_LAYERS=REDIS_LAYER)
+async def test_events_from_a_management_command_reach_the_dashboard_through_redis(
+    staff_client,
+):
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(settle)()
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    await collect(comm)
+    prefix = REDIS_LAYER["default"]["CONFIG"]["prefix"]
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "CHANNELS_REDIS_PREFIX": prefix,
+    }
+    await sync_to_async(manage)(
+        "shell",
+        env=env,
+        code="from blog.models import Post; Post.objects.create(title='from another process')",
+    )
+    found = [r for r in rows(await collect(comm, quiet_for=1.0)) if r.sender == "blog.Post"]
+    assert [r.signal for r in found] == ["pre_save", "post_save"]
+    assert found[1].payload["instance"]["str"] == "from another process"
+    await comm.disconnect()
+
+
+@needs_postgres
+def test_history_and_capture_work_on_postgresql():
+    import psycopg
+
+    name = f"signals_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(PG_URL, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+        env = {"DATABASE_URL": url}
+        manage("migrate", "--noinput", env=env)
+        out = manage(
+            "shell",
+            env=env,
+            code=(
+                "from blog.models import Post\n"
+                "from dashboard.publisher import publisher\n"
+                "from dashboard.models import StoredEvent\n"
+                "from dashboard import history\n"
+                "post = Post.objects.create(title='on postgres')\n"
+                "post.title = 'renamed on postgres'; post.save()\n"
+                "publisher.flush()\n"
+                "import time\n"
+                "deadline = time.monotonic() + 10\n"
+                "while not publisher.idle and time.monotonic() < deadline: time.sleep(0.02)\n"
+                "e = StoredEvent.objects.filter(signal='post_save', sender='blog.Post')"
+                ".latest('id')\n"
+                "print('DIFF', [c['field'] for c in e.detail['diff']])\n"
+                "print('VENDOR', StoredEvent.objects.filter(signal='connection_created')"
+                ".values_list('sender', flat=True).first())\n"
+                "print('FOUND', StoredEvent.objects"
+                ".filter(search_text__contains='renamed on').count())\n"
+                "print('PRUNED', history.prune(now=time.time() + 10 * 365 * 86400) > 0)\n"
+            ),
+        )
+        assert "DIFF ['title', 'updated']" in out
+        assert "VENDOR default (postgresql)" in out
+        assert "FOUND 1" in out or "FOUND 2" in out
+        assert "PRUNED True" in out
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
