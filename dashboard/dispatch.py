@@ -49,36 +49,36 @@ class Dispatch:
 current: ContextVar[Dispatch | None] = ContextVar("dashboard_dispatch", default=None)
 
 
+class _Timing:
+    """Around one receiver call: make its dispatch current, time it, record it."""
+
+    __slots__ = ("dispatch", "receiver", "started", "token")
+
+    def __init__(self, receiver: Receiver, dispatch: Dispatch) -> None:
+        self.receiver, self.dispatch = receiver, dispatch
+
+    def __enter__(self) -> None:
+        self.token = current.set(self.dispatch)
+        self.started = time.perf_counter()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        seconds = time.perf_counter() - self.started
+        current.reset(self.token)
+        self.dispatch.finished(self.receiver, seconds, failed=exc_type is not None)
+
+
 def _timed(receiver: Receiver, dispatch: Dispatch) -> Receiver:
     def call(**kwargs: Any) -> Any:
-        token = current.set(dispatch)
-        started = time.perf_counter()
-        try:
-            result = receiver(**kwargs)
-        except BaseException:
-            dispatch.finished(receiver, time.perf_counter() - started, failed=True)
-            raise
-        finally:
-            current.reset(token)
-        dispatch.finished(receiver, time.perf_counter() - started)
-        return result
+        with _Timing(receiver, dispatch):
+            return receiver(**kwargs)
 
     return call
 
 
 def _atimed(receiver: Receiver, dispatch: Dispatch) -> Receiver:
     async def call(**kwargs: Any) -> Any:
-        token = current.set(dispatch)
-        started = time.perf_counter()
-        try:
-            result = await receiver(**kwargs)
-        except BaseException:
-            dispatch.finished(receiver, time.perf_counter() - started, failed=True)
-            raise
-        finally:
-            current.reset(token)
-        dispatch.finished(receiver, time.perf_counter() - started)
-        return result
+        with _Timing(receiver, dispatch):
+            return await receiver(**kwargs)
 
     return call
 

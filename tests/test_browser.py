@@ -72,6 +72,16 @@ def open_dashboard(context, server: Server):
     return page
 
 
+def add_post(context, server: Server, title: str):
+    """Create a post with the admin's add form, in a tab of its own."""
+    admin = context.new_page()
+    admin.goto(server.url + "/admin/blog/post/add/")
+    admin.fill("#id_title", title)
+    admin.click("input[name=_save]")
+    admin.wait_for_selector(".messagelist .success")
+    return admin
+
+
 def row(page, signal: str, text: str | re.Pattern[str]):
     return page.locator(f'#events tr[data-signal="{signal}"]', has_text=text)
 
@@ -83,12 +93,7 @@ def post_row(page, signal: str, title: str):
 
 def test_admin_edits_and_a_failing_page_appear_live(context, server):
     dash = open_dashboard(context, server)
-    admin = context.new_page()
-
-    admin.goto(server.url + "/admin/blog/post/add/")
-    admin.fill("#id_title", "Seen from the browser")
-    admin.click("input[name=_save]")
-    admin.wait_for_selector(".messagelist .success")
+    admin = add_post(context, server, "Seen from the browser")
     post_row(dash, "pre_save", "Seen from the browser").wait_for(timeout=5000)
     created = post_row(dash, "post_save", "Seen from the browser")
     created.wait_for(timeout=5000)
@@ -205,11 +210,7 @@ def test_reconnect_backfills_what_happened_while_the_server_was_down(
 
 def test_clicking_a_row_opens_its_detail_with_a_shareable_url(context, server):
     dash = open_dashboard(context, server)
-    admin = context.new_page()
-    admin.goto(server.url + "/admin/blog/post/add/")
-    admin.fill("#id_title", "Open me")
-    admin.click("input[name=_save]")
-    admin.wait_for_selector(".messagelist .success")
+    add_post(context, server, "Open me")
     created = post_row(dash, "post_save", "Open me")
     created.wait_for(timeout=5000)
     created.locator("a.open").click()
@@ -231,11 +232,9 @@ def test_live_rows_follow_the_filters_and_pause(context, server):
     dash.select_option("select[name=signal]", "post_save")
     dash.wait_for_function("location.search === '?signal=post_save'")
     dash.evaluate("window.__notReloaded = true")
-    admin = context.new_page()
-    admin.goto(server.url + "/blog/")
-    admin.goto(server.url + "/admin/blog/post/add/")
-    admin.fill("#id_title", "Filtered live")
-    admin.click("input[name=_save]")
+    blog = context.new_page()
+    blog.goto(server.url + "/blog/")
+    add_post(context, server, "Filtered live")
     post_row(dash, "post_save", "Filtered live").wait_for(timeout=5000)
     signals = set(dash.eval_on_selector_all("#events tr", "els => els.map(e => e.dataset.signal)"))
     assert signals == {"post_save"}
@@ -243,9 +242,7 @@ def test_live_rows_follow_the_filters_and_pause(context, server):
     assert int(dash.locator('[data-count-for="request_started"]').inner_text()) >= 2
 
     dash.click("#pause")
-    admin.goto(server.url + "/admin/blog/post/add/")
-    admin.fill("#id_title", "While paused")
-    admin.click("input[name=_save]")
+    add_post(context, server, "While paused")
     dash.wait_for_function("document.getElementById('paused-count').textContent !== '0'")
     assert not post_row(dash, "post_save", "While paused").is_visible()
     dash.click("#pause")
