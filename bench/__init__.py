@@ -1,0 +1,1 @@
+"""The event pipeline's benchmark: `make bench` (see bench/README.md)."""

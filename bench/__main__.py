@@ -1,0 +1,155 @@
+"""`make bench` / `python -m bench [--quick]`: save overhead, end to end, and the ceiling.
+
+Everything runs on 127.0.0.1 against a throwaway SQLite file in a temp dir;
+every server and client is a subprocess stopped by its PID when done.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import e2e, procs, report
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: K=1,10, 1 s runs, fewer saves")
+    parser.add_argument("--ks", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        help="dashboards per run, e.g. 1,10,100")
+    parser.add_argument("--rates", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        help="posts per second, 0 = as fast as possible, e.g. 100,1000,0")
+    parser.add_argument("--seconds", type=float, help="of production per run (default 3)")
+    parser.add_argument("--budget", type=float, default=225,
+                        help="seconds for the whole run; end-to-end runs past it are skipped")
+    parser.add_argument("--window", type=float,
+                        help="what-if: DASHBOARD['BATCH_WINDOW'] in seconds for daphne and "
+                             "the bare batched server (default: the project's, 50 ms)")
+    parser.add_argument("--skip-saves", action="store_true", help="end to end only")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp dir (database, server and client logs)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    return parser.parse_args()
+
+
+def code_state() -> dict[str, Any]:
+    """Which code was measured: HEAD, and the files changed since (others edit meanwhile)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=procs.ROOT, capture_output=True, text=True,
+                              timeout=10, check=False)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "dashboard", "config", "templates", "blog")
+    return {"head": git("rev-parse", "--short", "HEAD"), "changed": changed.splitlines()}
+
+
+def step(args: list[str], env: dict[str, str], log: Path, timeout: float) -> None:
+    """A subprocess that must finish; stopped by its PID if it overstays."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, cwd=procs.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        if proc.wait(timeout) != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: see {log}")
+    finally:
+        procs.stop(proc)
+
+
+def main() -> None:
+    opts = options()
+    start = time.monotonic()
+    quick = opts.quick
+    plan = e2e.Plan(
+        ks=opts.ks or ((1, 10) if quick else (1, 10, 100)),
+        rates=opts.rates or (100, 1000, 0),
+        seconds=opts.seconds or (1.0 if quick else 3.0),
+        drain_quiet=3.5,  # longer than one slow pump cycle (see the probes table)
+        drain_limit=10.0,
+        deadline=start + opts.budget,
+        window=opts.window,
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="signals-bench-"))
+    db = workdir / "bench.sqlite3"
+    env = procs.bench_env(db)
+    result: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": quick,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_before": os.getloadavg()},
+        "code": code_state(),
+        "plan": {"ks": plan.ks, "rates": plan.rates, "seconds": plan.seconds,
+                 "batch_window": plan.window},
+    }
+    try:
+        say(f"bench: temp dir {workdir}; load average {os.getloadavg()[0]:.2f}")
+        step(procs.python("-m", "bench.prepare", str(workdir / "prepare.json")), env,
+             workdir / "prepare.log", 120)
+        prep = json.loads((workdir / "prepare.json").read_text())
+        if not opts.skip_saves:
+            say("1. save overhead (interleaved, medians)…")
+            tx, auto, repeats = (600, 100, 3) if quick else (3000, 300, 5)
+            step(procs.python("-m", "bench.saves", str(workdir / "saves.json"), "--tx", str(tx),
+                              "--auto", str(auto), "--repeats", str(repeats)),
+                 env, workdir / "saves.log", 180)
+            result["saves"] = json.loads((workdir / "saves.json").read_text())
+        say("2-3. end to end: daphne vs bare websockets…")
+        result["e2e"], result["sample_rows"] = e2e.run_matrix(prep, db, workdir, plan, say)
+    except BaseException:
+        say(f"bench failed; logs kept in {workdir}")
+        raise
+    else:
+        if opts.keep:
+            say(f"kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result["machine"]["loadavg_after"] = os.getloadavg()
+    result["elapsed_s"] = time.monotonic() - start
+    result["targets"] = report.targets(result.get("saves"), result["e2e"])
+    print_report(result)
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(result, indent=2))
+    say(f"\nwritten: {opts.out}")
+
+
+def print_report(result: dict[str, Any]) -> None:
+    say("")
+    if saves := result.get("saves"):
+        say("Save overhead: µs per Post.objects.create, dashboard receivers on vs off")
+        say(report.saves_table(saves))
+        say("")
+    say("End to end: posts/s created inside the server; each post = pre_save + post_save "
+        "events; figures count post_save rows")
+    say(report.e2e_table(result["e2e"]))
+    say("")
+    say("Where daphne's time went (Django runs; bench/probes.py: a whole batch "
+        "(pipeline.prepare) and its describe_event, history.store, render_frame)")
+    say(report.probes_table(result["e2e"]))
+    say("")
+    say("Against the ceiling (bare websockets server, same payloads, same clients, same run)")
+    say(report.ceiling_table(result["e2e"]))
+    say("")
+    say("Targets (figures, not assertions)")
+    say(report.targets_table(result["targets"]))
+    m, code = result["machine"], result["code"]
+    say(f"\ncode: HEAD {code['head']}, {len(code['changed'])} files changed since in "
+        "dashboard/ config/ templates/ blog/")
+    say(f"{m['cpus']} CPUs, Python {m['python']}; load average before "
+        f"{m['loadavg_before'][0]:.2f}, after {m['loadavg_after'][0]:.2f}; "
+        f"total {result['elapsed_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

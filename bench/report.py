@@ -1,0 +1,189 @@
+"""The printed tables and the targets, from the figures of one run."""
+
+from typing import Any
+
+Result = dict[str, Any]
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def saves_table(saves: Result) -> str:
+    targets = {"transaction": 1.25, "autocommit": 1.05}
+    rows = []
+    for mode, r in saves.items():
+        rows.append([
+            mode, str(r["creates_per_run"]), str(r["repeats"]),
+            fmt(r["disconnected_us"]), fmt(r["connected_us"]), fmt(r["ratio"], 2) + "x",
+            f"<= {targets[mode]}x", str(r["dropped"]),
+            fmt(r["capture_only_us"]), fmt(r["capture_only_ratio"], 2) + "x",
+            " ".join(fmt(x, 0) for x in r["connected_runs_us"]),
+            " ".join(fmt(x, 0) for x in r["disconnected_runs_us"]),
+        ])
+    return table(
+        ["mode", "creates", "runs", "off us", "on us", "on/off", "target", "dropped",
+         "capture-only us", "capture-only/off", "on runs us", "off runs us"],
+        rows,
+    )
+
+
+def e2e_table(runs: list[Result]) -> str:
+    rows = []
+    for r in runs:
+        rate = str(r["rate"]) if r["rate"] else "max"
+        if "skipped" in r:
+            reason = f"skipped: {r['skipped']}"[:40]
+            rows.append([r["server"], str(r["k"]), rate, reason] + [""] * 11)
+            continue
+        lat = r.get("latency_ms") or {}
+        rows.append([
+            r["server"], str(r["k"]), rate,
+            fmt(r.get("achieved_rate"), 0),
+            str(r.get("produced")),
+            str(r.get("rows_per_client_min")),
+            f"{r.get('lost')} ({fmt(r.get('loss_pct'), 2)}%)",
+            str(r.get("trimmed")),
+            fmt(lat.get("p50")), fmt(lat.get("p99")), fmt(lat.get("max")),
+            fmt(r.get("deliveries_per_s"), 0),
+            fmt(r.get("server_cpu_pct"), 0),
+            fmt(r.get("client_cpu_pct"), 0),
+            str(r.get("publisher_dropped")),
+        ])
+    notes = [
+        f"  {r['server']} K={r['k']} rate={r['rate'] or 'max'}: producer failed: "
+        f"{r['producer_error']}"
+        for r in runs
+        if r.get("producer_error")
+    ]
+    return "\n".join([_e2e_rows(rows), *notes])
+
+
+def _e2e_rows(rows: list[list[str]]) -> str:
+    return table(
+        ["server", "K", "rate/s", "achieved/s", "posts", "min rows/cl", "lost (%)", "trimmed",
+         "p50 ms", "p99 ms", "max ms", "deliv/s", "srv %cpu", "cli %cpu", "srv drop"],
+        rows,
+    )
+
+
+def probes_table(runs: list[Result]) -> str:
+    """Django runs: time in the probed pipeline functions (bench/probes.py)."""
+    rows = []
+    for r in runs:
+        probed = r.get("probes")
+        if r["server"] != "django" or not probed:
+            continue
+        cells = [str(r["k"]), str(r["rate"]) if r["rate"] else "max"]
+        for name in ("prepare", "describe_event", "store", "render_frame"):
+            p = probed.get(name) or {}
+            calls = p.get("calls", 0)
+            avg = p["total_ms"] / calls if calls else None
+            cells += [str(calls), fmt(avg, 2), fmt(p.get("max_ms"), 1), fmt(p.get("total_ms"), 0)]
+        rows.append(cells)
+    if not rows:
+        return "(no probes reported)"
+    return table(
+        ["K", "rate/s",
+         "batch n", "avg ms", "max ms", "sum ms",
+         "describe n", "avg ms", "max ms", "sum ms",
+         "store n", "avg ms", "max ms", "sum ms",
+         "render n", "avg ms", "max ms", "sum ms"],
+        rows,
+    )
+
+
+def find(runs: list[Result], server: str, k: int, rate: int) -> Result | None:
+    for r in runs:
+        if (r["server"], r["k"], r["rate"]) == (server, k, rate) and "skipped" not in r:
+            return r
+    return None
+
+
+def p99(r: Result | None) -> float | None:
+    return (r.get("latency_ms") or {}).get("p99") if r else None
+
+
+def deliveries(r: Result | None) -> float | None:
+    return r.get("deliveries_per_s") if r else None
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def ceiling_table(runs: list[Result]) -> str:
+    rows = []
+    for k in sorted({r["k"] for r in runs}):
+        for rate in sorted({r["rate"] for r in runs}, key=lambda x: x or 10**9):
+            ours = find(runs, "django", k, rate)
+            if ours is None:
+                continue
+            event, batch = find(runs, "bare-event", k, rate), find(runs, "bare-batch", k, rate)
+            rows.append([
+                str(k), str(rate) if rate else "max",
+                fmt(deliveries(ours), 0),
+                fmt(deliveries(batch), 0), ratio(deliveries(ours), deliveries(batch)),
+                fmt(deliveries(event), 0), ratio(deliveries(ours), deliveries(event)),
+                fmt(p99(ours)), fmt(p99(batch)), fmt(p99(event)),
+            ])
+    return table(
+        ["K", "rate/s", "django deliv/s", "bare-batch", "ratio", "bare-event", "ratio",
+         "django p99", "bare-batch p99", "bare-event p99"],
+        rows,
+    )
+
+
+def targets(saves: Result | None, runs: list[Result]) -> list[Result]:
+    """Each target: what it asks, the figure measured, met or missed (never an assertion)."""
+    out: list[Result] = []
+
+    def add(name: str, goal: str, value: str, met: bool | None) -> None:
+        verdict = "not measured" if met is None else ("met" if met else "MISSED")
+        out.append({"target": name, "goal": goal, "measured": value, "verdict": verdict})
+
+    for mode, limit in (("transaction", 1.25), ("autocommit", 1.05)):
+        found = (saves or {}).get(mode)
+        value = found["ratio"] if found else None
+        add(f"save overhead, {mode}", f"<= {limit}x", "-" if value is None else f"{value:.2f}x",
+            None if value is None else value <= limit)
+
+    for k, rate, goal_ms, need_lossless in ((10, 100, 10, False), (100, 1000, 100, True)):
+        name, goal = f"{rate:,}/s to {k} dashboards", f"p99 <= {goal_ms} ms"
+        if need_lossless:
+            goal = f"0 lost, {goal}"
+        r = find(runs, "django", k, rate)
+        if r is None:
+            add(name, goal, "-", None)
+            continue
+        achieved = r.get("achieved_rate") or 0.0
+        latency = p99(r)
+        value = (f"p99 {fmt(latency)} ms, {r['lost']} lost, {r['trimmed']} trimmed, "
+                 f"{fmt(achieved, 0)}/s achieved")
+        met = latency is not None and latency <= goal_ms and achieved >= 0.95 * rate
+        add(name, goal, value, met and (r["lost"] == 0 or not need_lossless))
+
+    ours = deliveries(find(runs, "django", 100, 0))
+    bare = deliveries(find(runs, "bare-batch", 100, 0))
+    share = ours / bare if ours is not None and bare else None
+    add("fastest to 100 dashboards", ">= 0.5 x bare batched",
+        "-" if share is None else f"{fmt(ours, 0)} vs {fmt(bare, 0)} deliv/s = {share:.2f}x",
+        None if share is None else share >= 0.5)
+    return out
+
+
+def targets_table(items: list[Result]) -> str:
+    return table(
+        ["target", "goal", "measured", "verdict"],
+        [[t["target"], t["goal"], t["measured"], t["verdict"]] for t in items],
+    )

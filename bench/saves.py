@@ -1,0 +1,140 @@
+"""Subprocess: µs per `Post.objects.create` with the dashboard's receivers connected vs not.
+
+Run as `python -m bench.saves OUT.json --tx N --auto N --repeats R` against the bench
+database (prepared). Runs interleave connected / disconnected and the medians count.
+Connected runs pay the realistic price: events go to the publisher's daemon-thread
+loop and the in-memory layer, where nobody listens. Between runs the publisher is
+flushed and reset, so its queue cap never turns a later run into cheap drops.
+A third, diagnostic mode keeps the receivers connected but makes the pump send
+nothing, to tell the capture's own cost from the rest of the pipeline's
+(describe, store, render, layer), which runs in the same process and GIL.
+"""
+
+import argparse
+import contextlib
+import itertools
+import json
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import django
+
+_runs = itertools.count(1)
+# Interleaved in this order. "capture-only" is a diagnosis: connected, nothing sent.
+MODES = ("connected", "disconnected", "capture-only")
+
+
+def set_receivers(connected: bool) -> None:
+    from dashboard.capture import connect_all
+    from dashboard.watched import WATCHED
+
+    if connected:
+        connect_all()
+        return
+    for spec in WATCHED:
+        signal = spec.signal
+        signal.disconnect(dispatch_uid=f"dashboard:{spec.name}")
+        # Also undo any per-signal instrumentation connect_all() added (e.g. receiver
+        # timing), so "off" is the project without the dashboard; connect_all() redoes it.
+        if "_live_receivers" in vars(signal):
+            del signal._live_receivers
+            signal._dashboard_instrumented = False  # type: ignore[attr-defined]
+
+
+def timed_creates(n: int, atomic: bool) -> float:
+    """Seconds for n creates, in one transaction or each in autocommit."""
+    from django.db import transaction
+
+    from blog.models import Post
+
+    run = next(_runs)
+    titles = [f"save {run} {i}" for i in range(n)]
+    start = time.perf_counter()
+    if atomic:
+        with transaction.atomic():
+            for title in titles:
+                Post.objects.create(title=title)
+    else:
+        for title in titles:
+            Post.objects.create(title=title)
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def capture_only() -> Iterator[None]:
+    """Diagnosis only: the publisher's pump runs, but sends nothing (no describe, render,
+    store or layer), so what remains is the capture and the hand-off."""
+    from dashboard.publisher import publisher
+
+    async def discard(batch: list[Any]) -> None:
+        return None
+
+    publisher._send = discard  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del publisher._send  # the class's method again
+
+
+def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
+    from dashboard.publisher import publisher
+
+    set_receivers(mode != "disconnected")
+    publisher.reset()
+    with capture_only() if mode == "capture-only" else contextlib.nullcontext():
+        seconds = timed_creates(n, atomic)
+        dropped, queued = publisher.dropped, len(publisher.queue)
+        publisher.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
+    sent = publisher.sent_batches
+    publisher.reset()
+    return {
+        "us_per_save": seconds / n * 1e6,
+        "dropped": dropped,
+        "queued_at_end": queued,
+        "batches": sent,
+    }
+
+
+def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
+    timed_creates(min(n, 200), atomic)  # warm-up: imports, statements, the file's pages
+    for _ in range(repeats):
+        for mode in MODES:
+            runs[mode].append(one_run(n, atomic, mode))
+    set_receivers(True)
+    med = {m: statistics.median(r["us_per_save"] for r in rs) for m, rs in runs.items()}
+    return {
+        "creates_per_run": n,
+        "repeats": repeats,
+        "connected_us": med["connected"],
+        "disconnected_us": med["disconnected"],
+        "ratio": med["connected"] / med["disconnected"],
+        "capture_only_us": med["capture-only"],
+        "capture_only_ratio": med["capture-only"] / med["disconnected"],
+        "connected_runs_us": [r["us_per_save"] for r in runs["connected"]],
+        "disconnected_runs_us": [r["us_per_save"] for r in runs["disconnected"]],
+        "dropped": sum(r["dropped"] for r in runs["connected"]),
+        "batches_per_run": statistics.median(r["batches"] for r in runs["connected"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--tx", type=int, default=3000)
+    parser.add_argument("--auto", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    django.setup()
+    result = {
+        "transaction": measure(args.tx, atomic=True, repeats=args.repeats),
+        "autocommit": measure(args.auto, atomic=False, repeats=args.repeats),
+    }
+    args.out.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
