@@ -1,11 +1,13 @@
 """The websocket every open dashboard holds: staff only, forwards live frames as they are.
 
 On every open (the first and each reconnect) the page sends
-`{"type": "resume", "after": <newest id it holds>, "filters": {...}}` and gets
-exactly what it missed, once, in order, before anything newer:
+`{"type": "resume", "after": <history id>, "seen": {process: seq}, "filters": {...}}`:
+the newest stored id its history covers, and per process the newest event it
+holds. It gets exactly what it missed, once, in order, before anything newer:
 
 - live frames forwarded before the resume is answered are left out of the backfill;
-- live frames whose events the backfill already held are not forwarded.
+- live frames whose events the backfill already held are not forwarded;
+- events this process sent before the socket joined are stored before the backfill reads.
 """
 
 import json
@@ -31,8 +33,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused (403)
             return
         self.group = conf.get("GROUP")
-        self.forwarded: list[tuple[int, int]] = []  # id ranges sent live before a resume
-        self.backfilled_upto: int | None = None
+        # Per process, the newest seq this socket holds: forwarded live, or backfilled.
+        self.seen: dict[str, int] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
         publisher.bind_running_loop()
         await self.accept()
@@ -49,28 +51,31 @@ class EventsConsumer(AsyncWebsocketConsumer):
             after = int(message.get("after") or 0)
             if after < 0:
                 raise ValueError("'after' must be a non-negative event id")
+            seen = {str(p): int(s) for p, s in (message.get("seen") or {}).items()}
             filters = EventFilter.from_query(message.get("filters") or {})
         except (ValueError, TypeError, AttributeError) as exc:
             await self.send(text_data=notice(f"The page sent a bad request: {exc}"))
             return
-        await self.resume(after, filters)
+        await self.resume(after, seen, filters)
 
-    async def resume(self, after: int, filters: EventFilter) -> None:
-        rows, counts, newest = await database_sync_to_async(history.backfill)(
-            after, filters, self.forwarded, conf.get("MAX_ROWS")
+    async def resume(self, after: int, seen: dict[str, int], filters: EventFilter) -> None:
+        await publisher.wait_stored()  # what went out before we joined is readable now
+        for process, seq in self.seen.items():  # forwarded while the page was asking
+            seen[process] = max(seq, seen.get(process, 0))
+        rows, counts, newest, highest = await database_sync_to_async(history.backfill)(
+            after, filters, seen, conf.get("MAX_ROWS")
         )
-        self.backfilled_upto = max(newest, self.backfilled_upto or 0)
-        self.forwarded = []
+        for process, seq in highest.items():
+            self.seen[process] = max(seq, self.seen.get(process, 0))
         if counts:
-            await self.send(text_data=render_frame(rows, counts))
+            await self.send(text_data=render_frame(rows, counts, history_id=newest))
 
     async def events_batch(self, message: dict[str, Any]) -> None:
-        first, last = message.get("first_id"), message.get("last_id")
-        if first is not None and last is not None:
-            if self.backfilled_upto is not None and first <= self.backfilled_upto:
-                return  # stored before the backfill read it: the page has these
-            if self.backfilled_upto is None and len(self.forwarded) < 1000:
-                self.forwarded.append((first, last))
+        process, first, last = (message.get(k) for k in ("process", "first_seq", "last_seq"))
+        if process is not None and first is not None:
+            if first <= self.seen.get(process, 0):
+                return  # the backfill held these already
+            self.seen[process] = last
         # Rendered once by the publisher; no per-client work here.
         await self.send(text_data=message["html"])
 

@@ -7,16 +7,19 @@ publisher, off the sender's path.
 
 import itertools
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-# Identifies this process in events, so several can be told apart.
-PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+# Identifies this process in events and in URLs, so several can be told apart.
+PROCESS = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{socket.gethostname()}-{os.getpid()}")
 
-# itertools.count is atomic under the GIL: receivers in any thread may call it.
-_sequence = itertools.count(1)
+# Numbered by the publisher as it dequeues (one pump per process): so sequence
+# order is the order frames leave in, which resuming relies on. A receiver's
+# event can be enqueued after a later one (it waits for its dispatch to end).
+next_seq = itertools.count(1).__next__
 
 
 @dataclass(slots=True, eq=False)
@@ -26,7 +29,7 @@ class Event:
     sender: str
     raw: dict[str, Any]
     request_id: str | None = None
-    seq: int = field(default_factory=lambda: next(_sequence))
+    seq: int = 0  # set by the publisher
     time: float = field(default_factory=time.time)
     # Where the project's own code sent it from ("blog/admin.py:42 in save_model").
     origin: str | None = None
@@ -36,8 +39,11 @@ class Event:
     timings: list[tuple[Any, float]] = field(default_factory=list)
     # Set when the transaction it was sent in rolls back (transactions.py).
     rolled_back: bool = False
-    # The StoredEvent id once stored (history.py).
-    db_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique across processes; what rows, URLs and resuming use."""
+        return f"{PROCESS}.{self.seq}"
 
 
 @dataclass(slots=True, eq=False)

@@ -15,7 +15,7 @@ from dashboard.payload import to_json
 
 
 def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None:
-    """Insert a batch (setting each row's id), mark rolled-back events, prune."""
+    """Insert a sent batch, mark rolled-back events, keep the history bounded."""
     objs = [
         StoredEvent(
             time=row["time"],
@@ -36,13 +36,25 @@ def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None
         for row in rows
     ]
     StoredEvent.objects.bulk_create(objs, batch_size=500)
-    for row, obj in zip(rows, objs, strict=True):
-        row["id"] = row["event"].db_id = obj.pk
-    marked = [e.db_id for e in rolled_back if e.db_id is not None]
-    if marked:
-        StoredEvent.objects.filter(id__in=marked).update(rolled_back=True)
-    if objs:
-        prune(last_id=objs[-1].pk)
+    for process, seqs in _by_process(rolled_back).items():
+        StoredEvent.objects.filter(process=process, seq__in=seqs).update(rolled_back=True)
+    if objs and (last := objs[-1].pk) is not None:
+        # The count cap every batch (an index range: cheap), the age about
+        # once per PRUNE_EVERY events.
+        _raw_delete(StoredEvent.objects.filter(id__lte=last - conf.get("HISTORY_MAX_EVENTS")))
+        if last % PRUNE_EVERY < len(objs):
+            prune(last_id=last)
+
+
+def _by_process(events: Iterable[Event]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for event in events:
+        process, seq = event.key.rsplit(".", 1)
+        found.setdefault(process, []).append(int(seq))
+    return found
+
+
+PRUNE_EVERY = 500
 
 
 def _raw_delete(events: QuerySet) -> int:
@@ -66,6 +78,7 @@ def row(obj: StoredEvent) -> dict[str, Any]:
     """A stored event in the shape render.py and the templates use."""
     return {
         "id": obj.pk,
+        "key": obj.key,
         "time": obj.time,
         "signal": obj.signal,
         "family": obj.family,
@@ -94,19 +107,24 @@ def last_id() -> int:
 
 
 def backfill(
-    after: int, flt: EventFilter, seen: list[tuple[int, int]], limit: int
-) -> tuple[list[dict[str, Any]], dict[str, int], int]:
-    """What a page holding events up to `after` missed: rows (filtered, newest first,
-    at most `limit`), counts of every missed event, and the newest id considered.
+    after: int, flt: EventFilter, seen: dict[str, int], limit: int
+) -> tuple[list[dict[str, Any]], dict[str, int], int, dict[str, int]]:
+    """What a page missed: stored events past id `after` that it does not hold.
 
-    `seen` are id ranges this socket already forwarded live: not sent twice.
+    `seen` maps a process to the highest seq the page holds from it (sequence
+    numbers grow per process, and each process's events reach a page in order).
+    Returns the rows (filtered, newest first, at most `limit`), counts of every
+    missed event, the newest id considered, and per process the highest seq sent.
     """
     missed = StoredEvent.objects.filter(id__gt=after)
-    for first, last in seen:
-        missed = missed.exclude(id__range=(first, last))
+    for process, seq in seen.items():
+        missed = missed.exclude(process=process, seq__lte=seq)
     newest = missed.aggregate(m=Max("id"))["m"] or after
     missed = missed.filter(id__lte=newest)
-    return latest_of(flt.apply(missed), limit), counts(missed), newest
+    highest = dict(
+        missed.order_by().values_list("process").annotate(m=Max("seq")).values_list("process", "m")
+    )
+    return latest_of(flt.apply(missed), limit), counts(missed), newest, highest
 
 
 def latest_of(events: QuerySet, limit: int) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ class StoredEvent(models.Model):
     # Field diff, receivers with timings, origin frame: see payload.describe_event.
     detail = models.JSONField(default=dict)
     request_id = models.CharField(max_length=32, blank=True, db_index=True)
+    # (process, seq) is the event's key: sequence numbers grow per process.
     process = models.CharField(max_length=100)
     seq = models.BigIntegerField()
     rolled_back = models.BooleanField(default=False)
@@ -25,6 +26,13 @@ class StoredEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["process", "seq"], name="dashboard_event_key"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.signal} {self.sender}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.process}.{self.seq}"

@@ -131,7 +131,7 @@ def describe_event(event: Event) -> dict[str, Any]:
     """Everything shown and stored of one event, computed once (in the publisher)."""
     payload = describe(event.raw)
     return {
-        "id": None,  # set once stored
+        "key": event.key,
         "signal": event.signal,
         "family": event.family,
         "sender": event.sender,

@@ -1,41 +1,65 @@
-"""One batch of captured events → the group message every dashboard gets.
+"""One batch of captured events → the frame dashboards get, then → the history.
 
-Runs on the publisher's worker thread (off the event loop): describe each event
-once, store the batch (so each row carries the id pages resume from), render
-one frame.
+Runs on the publisher's worker threads (off the event loop). The frame goes
+out first; storing follows, so the database never sits on the live path.
+Pages resume by event key (process, seq), which needs no database round trip.
 """
 
 import logging
 from collections import Counter
 from typing import Any
 
+from django.db import DatabaseError, connection
+
 from dashboard import conf, history
-from dashboard.events import Event, RolledBack
+from dashboard.events import PROCESS, Event, RolledBack
+from dashboard.models import StoredEvent
 from dashboard.payload import describe_event
 from dashboard.render import render_frame
 
 logger = logging.getLogger("dashboard")
 
+Batch = list[Event | RolledBack]
 
-def prepare(batch: list[Event | RolledBack], dropped: int) -> dict[str, Any]:
+
+def prepare(batch: Batch, dropped: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
+    """Describe each event once and render one frame: (group message, rows, rolled back)."""
     events = [item for item in batch if isinstance(item, Event)]
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
     rows = [describe_event(e) for e in events]
-    try:
-        history.store(rows, marks)
-    except Exception:
-        # Shown live all the same; only resuming and the history miss them.
-        logger.exception("dashboard: could not store %d events", len(rows))
-    ids = [row["id"] for row in rows if row["id"] is not None]
     html = render_frame(
         rows[::-1][: conf.get("MAX_ROWS")],
         counts=dict(Counter(e.signal for e in events)),
         dropped=dropped,
-        rolled_back=[e.db_id for e in marks if e.db_id is not None],
+        rolled_back=[e.key for e in marks],
     )
-    return {
-        "type": "events.batch",
-        "html": html,
-        "first_id": min(ids, default=None),
-        "last_id": max(ids, default=None),
-    }
+    message = {"type": "events.batch", "html": html, "process": PROCESS}
+    if events:
+        message.update(first_seq=events[0].seq, last_seq=events[-1].seq)
+    return message, rows, marks
+
+
+_missing_table_reported = False
+
+
+def store(rows: list[dict[str, Any]], marks: list[Event]) -> None:
+    """Write a sent batch to the history; a failure costs history, never the live view."""
+    global _missing_table_reported
+    try:
+        history.store(rows, marks)
+    except DatabaseError:
+        if _table_missing():
+            if not _missing_table_reported:  # e.g. events of the very first migrate
+                logger.warning("dashboard: no history table yet (run migrate); not stored")
+                _missing_table_reported = True
+            return
+        logger.exception("dashboard: could not store %d events", len(rows))
+    except Exception:
+        logger.exception("dashboard: could not store %d events", len(rows))
+
+
+def _table_missing() -> bool:
+    try:
+        return StoredEvent._meta.db_table not in connection.introspection.table_names()
+    except DatabaseError:
+        return False

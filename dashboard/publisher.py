@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import get_channel_layer
 
 from dashboard import conf, context
+from dashboard.events import Event, next_seq
 
 if TYPE_CHECKING:
-    from dashboard.events import Event, RolledBack
+    from dashboard.events import RolledBack
 
 logger = logging.getLogger("dashboard")
 
@@ -37,13 +39,16 @@ class Publisher:
         self.queue: deque[Event | RolledBack] = deque()
         self.dropped = 0
         self.sent_batches = 0
+        self.sent_seq = self.stored_seq = 0  # the newest event sent, and stored
         self._lock = threading.Lock()  # guards binding and the drop counter
         self._armed = False  # True while the pump will drain without being woken
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._worker: ThreadPoolExecutor | None = None
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="dashboard-render")
+        self._store = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
+        self._storing: asyncio.Future[None] | None = None
         self._capacity: int | None = None
 
     # -- the receivers' side: cheap, never blocks, never raises ------------------
@@ -121,8 +126,12 @@ class Publisher:
             wake.clear()
             while self._loop is loop:
                 if self.queue:
+                    started = loop.time()
                     await self._send(self._drain())
-                    await asyncio.sleep(conf.get("BATCH_WINDOW"))
+                    # Adaptive: pause twice what the frame cost (a cheap frame, a
+                    # short pause: low latency), up to the window under load.
+                    cost = loop.time() - started
+                    await asyncio.sleep(min(conf.get("BATCH_WINDOW"), max(MIN_PAUSE, 2 * cost)))
                     continue
                 # Idle: disarm, then look once more, since a publish() that saw
                 # `_armed` still True just before did not wake us.
@@ -135,35 +144,72 @@ class Publisher:
         batch = []
         queue = self.queue
         while queue:
-            batch.append(queue.popleft())
+            item = queue.popleft()
+            if isinstance(item, Event):
+                item.seq = next_seq()
+            batch.append(item)
         return batch
 
     async def _send(self, batch: list["Event | RolledBack"]) -> None:
-        from dashboard.pipeline import prepare
+        from dashboard import pipeline
 
         try:
-            message = await self._in_worker(prepare, batch, self.dropped)
+            message, rows, marks = await self._in_worker(
+                self._worker, pipeline.prepare, batch, self.dropped
+            )
             await get_channel_layer().group_send(conf.get("GROUP"), message)
             self.sent_batches += 1
+            self.sent_seq = message.get("last_seq", self.sent_seq)
         except Exception:
             # A broken layer costs these events, never a save.
             logger.exception("dashboard: could not publish %d events", len(batch))
+            return
+        # Store after sending, on a thread of its own: the database is never on
+        # the live path. One store in flight at most: a slow database slows
+        # the pump (so batches grow) instead of piling up stores.
+        await self._stored()
+        self._storing = asyncio.ensure_future(
+            self._in_worker(self._store, self._store_batch, rows, marks, self.sent_seq)
+        )
 
-    async def _in_worker(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run describe/store/render on one thread of our own, in this (quiet) context,
-        so the loop keeps serving sockets meanwhile."""
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="dashboard-publisher")
+    def _store_batch(self, rows: list[dict[str, Any]], marks: list[Any], seq: int) -> None:
+        from dashboard import pipeline
+
+        pipeline.store(rows, marks)
+        self.stored_seq = seq
+
+    async def wait_stored(self, timeout: float = 2.0) -> None:
+        """Until what this process has sent so far is stored (a page resuming reads it)."""
+        target, deadline = self.sent_seq, time.monotonic() + timeout
+        while self.stored_seq < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
+    async def _stored(self) -> None:
+        """Wait for the store in flight, if it belongs to this loop."""
+        storing = self._storing
+        if storing is not None and storing.get_loop() is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):  # logged by pipeline.store
+                await storing
+        if self._storing is storing:
+            self._storing = None
+
+    async def _in_worker(
+        self, executor: ThreadPoolExecutor, func: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Run blocking work on a thread of ours, in this (quiet) context, so the
+        loop keeps serving sockets meanwhile."""
         run = contextvars.copy_context().run
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._worker, run, func, *args)
+            return await asyncio.get_running_loop().run_in_executor(executor, run, func, *args)
         except RuntimeError:  # executors are shut down at exit: flush() still stores
             return run(func, *args)
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and no frame in flight (the pump disarms only when done)."""
-        return not self.queue and not self._armed
+        """Nothing queued, no frame in flight (the pump disarms only when done), nothing
+        being stored."""
+        storing = self._storing
+        return not self.queue and not self._armed and (storing is None or storing.done())
 
     # -- shutdown and tests -------------------------------------------------------
 
@@ -173,13 +219,17 @@ class Publisher:
             return
         loop = self._loop
         if loop is not None and loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._send(self._drain()), loop)
+            future = asyncio.run_coroutine_threadsafe(self._send_and_store(self._drain()), loop)
             try:
                 future.result(timeout)
             except Exception:
                 logger.warning("dashboard: flush timed out; events lost")
         else:
-            asyncio.run(self._send(self._drain()))
+            asyncio.run(self._send_and_store(self._drain()))
+
+    async def _send_and_store(self, batch: list["Event | RolledBack"]) -> None:
+        await self._send(batch)
+        await self._stored()
 
     def reset(self) -> None:
         """Forget queued events, counters and the loop (tests)."""
@@ -187,11 +237,13 @@ class Publisher:
             self.queue.clear()
             self.dropped = 0
             self.sent_batches = 0
+            self.sent_seq = self.stored_seq = 0
             self._armed = False
             self._capacity = None
             self._retire()
             self._loop = None
             self._wake = None
+            self._storing = None
 
     def _retire(self) -> None:
         """End the current pump task, and its loop if that is our daemon loop."""
@@ -212,6 +264,9 @@ class Publisher:
 
         with contextlib.suppress(RuntimeError):
             asyncio.run_coroutine_threadsafe(end(), loop)
+
+
+MIN_PAUSE = 0.001  # seconds between frames, at the least
 
 
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:

@@ -12,7 +12,8 @@ def render_frame(
     rows: list[dict[str, Any]],
     counts: dict[str, int],
     dropped: int | None = None,
-    rolled_back: list[int] | tuple[int, ...] = (),
+    rolled_back: list[str] | tuple[str, ...] = (),
+    history_id: int | None = None,
 ) -> str:
     """One frame: `rows` newest first, plus counts of every event the frame stands for.
 
@@ -20,13 +21,15 @@ def render_frame(
     once); the counts still include the rest, so the page's counters stay exact.
     """
     return render_to_string(
-        "dashboard/batch.html",
+        # A partial of the page's own template: rows render with no lookup per row.
+        "dashboard/index.html#frame",
         {
             "rows": rows,
             "counts_json": json.dumps(counts),
             "total": sum(counts.values()),
             "dropped": dropped,
             "process": PROCESS,
-            "rolled_back": ",".join(map(str, rolled_back)),
+            "rolled_back": ",".join(rolled_back),
+            "history_id": history_id,
         },
     )

@@ -5,7 +5,7 @@ from dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.index, name="index"),
-    path("dashboard/events/<int:pk>/", views.detail, name="event"),
+    path("dashboard/events/<str:key>/", views.detail, name="event"),
     path("dashboard/export.ndjson", views.export_ndjson, name="export-ndjson"),
     path("dashboard/export.csv", views.export_csv, name="export-csv"),
 ]

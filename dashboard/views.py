@@ -87,11 +87,12 @@ def _detail_context(event: StoredEvent) -> dict[str, Any]:
 
 
 @staff_member_required
-def detail(request: HttpRequest, pk: int) -> HttpResponse:
+def detail(request: HttpRequest, key: str) -> HttpResponse:
+    process, _, seq = key.rpartition(".")
     try:
-        event = StoredEvent.objects.get(pk=pk)
-    except StoredEvent.DoesNotExist:
-        raise Http404("No such event: it may have been pruned.") from None
+        event = StoredEvent.objects.get(process=process, seq=int(seq))
+    except (ValueError, StoredEvent.DoesNotExist):
+        raise Http404("No such event: it may have been pruned, or not stored yet.") from None
     if request.htmx:
         return render(request, "dashboard/index.html#detail", _detail_context(event))
     return _page(request, selected=event)

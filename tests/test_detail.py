@@ -24,7 +24,7 @@ def stored(signal: str, **filters) -> StoredEvent:
 def test_detail_panel_is_an_htmx_fragment_and_a_shareable_page(staff_client):
     Post.objects.create(title="Detailed")
     event = stored("post_save", sender="blog.Post")
-    url = f"/dashboard/events/{event.pk}/"
+    url = f"/dashboard/events/{event.key}/"
 
     fragment = staff_client.get(url, **HTMX).content.decode()
     assert fragment.lstrip().startswith('<div class="detail-card')
@@ -32,14 +32,15 @@ def test_detail_panel_is_an_htmx_fragment_and_a_shareable_page(staff_client):
     assert "<html" not in fragment
 
     page = staff_client.get(url).content.decode()  # the URL pushed by htmx, opened anew
-    assert "<html" in page and f'data-event="{event.pk}"' in page
-    assert staff_client.get("/dashboard/events/999999/").status_code == 404
+    assert "<html" in page and f'data-event="{event.key}"' in page
+    assert staff_client.get("/dashboard/events/nowhere.999999/").status_code == 404
+    assert staff_client.get("/dashboard/events/not-a-key/").status_code == 404
 
 
 def test_detail_is_staff_only(transactional_db):
     Post.objects.create(title="Private")
     event = stored("post_save", sender="blog.Post")
-    response = Client().get(f"/dashboard/events/{event.pk}/")
+    response = Client().get(f"/dashboard/events/{event.key}/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
@@ -51,7 +52,7 @@ def test_update_shows_the_field_diff(staff_client):
     changes = {c["field"]: (c["old"], c["new"]) for c in event.detail["diff"]}
     assert set(changes) == {"title", "updated"}  # `updated` is auto_now
     assert changes["title"] == ("Old title", "New title")
-    html = staff_client.get(f"/dashboard/events/{event.pk}/", **HTMX).content.decode()
+    html = staff_client.get(f"/dashboard/events/{event.key}/", **HTMX).content.decode()
     assert '<td class="old">Old title</td><td class="new">New title</td>' in html
 
 
@@ -84,7 +85,7 @@ def test_events_of_one_request_form_a_trace(staff_client):
     assert signals[0] == "request_started" and signals[-1] == "request_finished"
     assert "post_viewed" in signals
 
-    html = staff_client.get(f"/dashboard/events/{viewed.pk}/", **HTMX).content.decode()
+    html = staff_client.get(f"/dashboard/events/{viewed.key}/", **HTMX).content.decode()
     assert "<code>GET /blog/traced/</code>" in html
     assert f"?request={viewed.request_id}" in html
     filtered = staff_client.get(f"/?request={viewed.request_id}").content.decode()
@@ -121,12 +122,14 @@ async def test_rolled_back_mark_reaches_open_dashboards(dashboard):
             settle()  # the rows are out before the rollback
             raise RuntimeError("abort")
         settle()
-        return StoredEvent.objects.get(signal="post_save", sender="blog.Post").pk
+        return StoredEvent.objects.get(signal="post_save", sender="blog.Post").key
 
-    event_id = await fail_after_a_pause()
+    event_key = await fail_after_a_pause()
     frames = await collect(dashboard)
     assert [r.signal for r in rows(frames) if r.sender == "blog.Post"] == ["pre_save", "post_save"]
-    assert any(str(event_id) in f.raw and 'data-rolled-back="' in f.raw for f in frames)
+    marked = [f.raw.split('data-rolled-back="')[1].split('"')[0].split(",") for f in frames
+              if 'data-rolled-back="' in f.raw]
+    assert any(event_key in keys for keys in marked)
 
 
 @pytest.mark.parametrize(

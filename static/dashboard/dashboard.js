@@ -10,7 +10,8 @@
 
   var counts = {};
   var droppedByProcess = {};
-  var lastId = 0;        // the newest stored event this page holds (or filtered out)
+  var historyId = 0;     // the newest stored id the page's history covers
+  var seen = {};         // per process, the newest event seq the page holds (or filtered out)
   var paused = false;
   var pausedCount = 0;
 
@@ -70,19 +71,28 @@
     while (excess > 0 && live().rows.length) { live().deleteRow(-1); excess--; }
   }
 
-  // Rows just swapped in: note the newest id, drop duplicates and rows the
-  // filters exclude, hide them while paused.
+  function note(key) {
+    var dot = key.lastIndexOf(".");
+    var process = key.slice(0, dot), seq = parseInt(key.slice(dot + 1), 10);
+    if (!(seen[process] >= seq)) seen[process] = seq;
+  }
+
+  function keysIn(rows, except) {
+    var keys = new Set();
+    rows.forEach(function (r) { if (!except.has(r)) keys.add(r.dataset.key); });
+    return keys;
+  }
+
+  // Rows just swapped in: note what the page now holds, drop duplicates and
+  // rows the filters exclude, hide them while paused.
   function admit(rows) {
     var f = filters();
     var fresh = new Set(rows);
-    var seen = {};
-    document.querySelectorAll("#events tr[data-id], #history tr[data-id]").forEach(function (r) {
-      if (!fresh.has(r) && r.dataset.id) seen[r.dataset.id] = true;
-    });
+    var held = keysIn(document.querySelectorAll("#events tr, #history tr"), fresh);
     rows.forEach(function (row) {
-      var id = parseInt(row.dataset.id, 10);
-      if (id > lastId) lastId = id;
-      if ((row.dataset.id && seen[row.dataset.id]) || !matches(row, f)) { row.remove(); return; }
+      note(row.dataset.key);
+      if (held.has(row.dataset.key) || !matches(row, f)) { row.remove(); return; }
+      held.add(row.dataset.key);
       if (paused) { row.hidden = true; pausedCount++; }
     });
     $("paused-count").textContent = pausedCount;
@@ -98,8 +108,9 @@
       $("dropped-count").textContent = dropped;
       $("dropped-box").hidden = dropped === 0;
     }
-    (batch.dataset.rolledBack || "").split(",").filter(Boolean).forEach(function (id) {
-      document.querySelectorAll('tr[data-id="' + id + '"]').forEach(function (r) {
+    if (batch.dataset.historyId) historyId = Math.max(historyId, parseInt(batch.dataset.historyId, 10));
+    (batch.dataset.rolledBack || "").split(",").filter(Boolean).forEach(function (key) {
+      document.querySelectorAll('tr[data-key="' + key + '"]').forEach(function (r) {
         r.classList.add("rolled-back");
       });
     });
@@ -123,20 +134,20 @@
   document.addEventListener("htmx:wsOpen", function (e) {
     setStatus("open", "live");
     // First connect and every reconnect: ask for exactly what this page missed.
-    e.detail.socketWrapper.send(JSON.stringify({ type: "resume", after: lastId, filters: filters() }));
+    e.detail.socketWrapper.send(JSON.stringify(
+      { type: "resume", after: historyId, seen: seen, filters: filters() }));
   });
 
-  // The filter form re-renders #history (htmx); live rows it now covers go,
-  // the newer ones stay if they pass the new filters.
+  // The filter form re-renders #history (htmx); live rows it now holds go,
+  // the others stay if they pass the new filters.
   document.addEventListener("htmx:afterSwap", function (e) {
     if (e.detail.target.id !== "history" && e.target.id !== "history") return;
-    var upTo = parseInt(history().dataset.lastId, 10) || 0;
     var f = filters();
+    var inHistory = keysIn(history().querySelectorAll("tr"), new Set());
     Array.from(live().rows).forEach(function (r) {
-      var id = parseInt(r.dataset.id, 10);
-      if ((id && id <= upTo) || !matches(r, f)) r.remove();
+      if (inHistory.has(r.dataset.key) || !matches(r, f)) r.remove();
     });
-    if (upTo > lastId) lastId = upTo;
+    historyId = Math.max(historyId, parseInt(history().dataset.lastId, 10) || 0);
     var q = new URLSearchParams(f).toString();
     $("export-ndjson").search = q;
     $("export-csv").search = q;
@@ -145,7 +156,8 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    lastId = parseInt(history().dataset.lastId, 10) || 0;
+    historyId = parseInt(history().dataset.lastId, 10) || 0;
+    history().querySelectorAll("tr").forEach(function (r) { note(r.dataset.key); });
     var initial = JSON.parse(document.querySelector(".dash").dataset.counts || "{}");
     addCounts(initial);
     $("pause").addEventListener("click", function () {
