@@ -49,6 +49,9 @@ class Publisher:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="dashboard-render")
         self._store = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
         self._storing: asyncio.Future[None] | None = None
+        self._unstored: list[tuple[list[dict[str, Any]], list[Any], int]] = []
+        self._unstored_rows = 0
+        self._last_store = 0.0
         self._capacity: int | None = None
 
     # -- the receivers' side: cheap, never blocks, never raises ------------------
@@ -164,13 +167,32 @@ class Publisher:
             # A broken layer costs these events, never a save.
             logger.exception("dashboard: could not publish %d events", len(batch))
             return
-        # Store after sending, on a thread of its own: the database is never on
-        # the live path. One store in flight at most: a slow database slows
-        # the pump (so batches grow) instead of piling up stores.
-        await self._stored()
-        self._storing = asyncio.ensure_future(
-            self._in_worker(self._store, self._store_batch, rows, marks, self.sent_seq)
-        )
+        # Store after sending: the database never sits on the live path. Sent
+        # frames are stored together, one write at most every STORE_INTERVAL,
+        # so a busy pump makes few transactions; past STORE_BACKLOG unstored
+        # rows the pump waits, so a stuck database slows batches down instead
+        # of growing memory.
+        self._unstored.append((rows, marks, self.sent_seq))
+        self._unstored_rows += len(rows)
+        storing = self._storing
+        if (
+            storing is None
+            or storing.done()
+            or storing.get_loop() is not asyncio.get_running_loop()
+        ):
+            self._storing = asyncio.ensure_future(self._store_pending())
+        elif self._unstored_rows > STORE_BACKLOG:
+            await self._stored()
+
+    async def _store_pending(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._unstored:
+            await asyncio.sleep(max(0.0, self._last_store + STORE_INTERVAL - loop.time()))
+            pending, self._unstored, self._unstored_rows = self._unstored, [], 0
+            self._last_store = loop.time()
+            rows = [row for batch_rows, _, _ in pending for row in batch_rows]
+            marks = [mark for _, batch_marks, _ in pending for mark in batch_marks]
+            await self._in_worker(self._store, self._store_batch, rows, marks, pending[-1][2])
 
     def _store_batch(self, rows: list[dict[str, Any]], marks: list[Any], seq: int) -> None:
         from dashboard import pipeline
@@ -192,6 +214,7 @@ class Publisher:
                 await storing
         if self._storing is storing:
             self._storing = None
+            self._unstored, self._unstored_rows = [], 0
 
     async def _in_worker(
         self, executor: ThreadPoolExecutor, func: Callable[..., Any], *args: Any
@@ -209,7 +232,12 @@ class Publisher:
         """Nothing queued, no frame in flight (the pump disarms only when done), nothing
         being stored."""
         storing = self._storing
-        return not self.queue and not self._armed and (storing is None or storing.done())
+        return (
+            not self.queue
+            and not self._armed
+            and not self._unstored
+            and (storing is None or storing.done())
+        )
 
     # -- shutdown and tests -------------------------------------------------------
 
@@ -244,6 +272,7 @@ class Publisher:
             self._loop = None
             self._wake = None
             self._storing = None
+            self._unstored, self._unstored_rows = [], 0
 
     def _retire(self) -> None:
         """End the current pump task, and its loop if that is our daemon loop."""
@@ -267,6 +296,8 @@ class Publisher:
 
 
 MIN_PAUSE = 0.001  # seconds between frames, at the least
+STORE_INTERVAL = 0.05  # seconds between history writes, at the least
+STORE_BACKLOG = 50_000  # sent rows not yet stored before the pump waits for the store
 
 
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
