@@ -134,9 +134,15 @@ def print_report(result: dict[str, Any]) -> None:
         "events; figures count post_save rows")
     say(report.e2e_table(result["e2e"]))
     say("")
-    say("Where daphne's time went (Django runs; bench/probes.py: a whole batch "
-        "(pipeline.prepare) and its describe_event, history.store, render_frame)")
+    say("Where daphne's time went (Django runs; bench/probes.py): each frame's "
+        "pipeline.prepare = describe_event per event + render_frame (render worker), "
+        "sent, then history.store (store worker, one write per >= 50 ms)")
     say(report.probes_table(result["e2e"]))
+    say("")
+    say("daphne's CPU per thread over each run (s; one GIL): loop = reactor + asyncio "
+        "(sockets, consumers, pump), render = prepare, store = history writes, "
+        "producer = the saves (capture included), ended = threads gone since")
+    say(report.threads_table(result["e2e"]))
     say("")
     say("Against the ceiling (bare websockets server, same payloads, same clients, same run)")
     say(report.ceiling_table(result["e2e"]))

@@ -4,11 +4,15 @@ Run as `python -m bench.bare PORT ROWS.json [WINDOW]`. Clients connect to /ws/ev
 they would to the dashboard; `GET /__bench__/produce?...&mode=event|batch` and
 `GET /__bench__/status?run=ID` mirror bench.server. Rows are the real markup of
 one post's pre_save and post_save rows (captured by bench.sample), with the
-title's run, sequence and time substituted: the same bytes per event.
+title's run, sequence and time substituted, and the row's event key
+(`data-key="<process>.<seq>"`, also in its detail URLs) numbered per event like
+the publisher's: the same bytes per event.
 
 mode=event sends one frame per event; mode=batch follows the publisher's rules:
-an idle pump sends at once, then one frame per window (50 ms), at most MAX_ROWS
-rows a frame, counts for all. Events past QUEUE_SIZE are dropped and counted.
+an idle pump sends at once, then pauses twice what that frame cost (at least
+1 ms, at most the window, 50 ms) and sends what came meanwhile as one frame, at
+most MAX_ROWS rows a frame, counts for all. Events past QUEUE_SIZE are dropped
+and counted.
 Like the publisher, the pump never waits on the network. As fast as possible
 (rate=0) means as fast as frames leave: production waits while MAX_ROWS events
 wait (so no row is ever trimmed) or a client's write buffer holds > 1 MiB.
@@ -29,13 +33,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Request, Response, ServerConnection, broadcast, serve
 
-from bench.sample import RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
+from bench.sample import KEY_SEQ_TOKEN, RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
 
 WINDOW = 0.05  # dashboard.conf BATCH_WINDOW
+MIN_PAUSE = 0.001  # dashboard.publisher MIN_PAUSE
 MAX_ROWS = 500  # dashboard.conf MAX_ROWS
 QUEUE_SIZE = 10_000  # dashboard.conf QUEUE_SIZE
 HIGH_WATER = 1 << 20  # bytes waiting in one client's write buffer before we hold back
-TOKENS = re.compile(f"({RUN_TOKEN}|{SEQ_TOKEN}|{TNS_TOKEN}|data-id=\"[^\"]*\")")
+TOKENS = re.compile(f"({RUN_TOKEN}|{SEQ_TOKEN}|{TNS_TOKEN}|{KEY_SEQ_TOKEN})")
 
 Event = tuple[str, str, str, str, int]  # signal, run, seq, tns, event number
 
@@ -48,10 +53,10 @@ class Template:
         self.slots = [(i, p) for i, p in enumerate(self.parts) if i % 2]
 
     def fill(self, run: str, seq: str, tns: str, number: int) -> str:
-        values = {RUN_TOKEN: run, SEQ_TOKEN: seq, TNS_TOKEN: tns}
+        values = {RUN_TOKEN: run, SEQ_TOKEN: seq, TNS_TOKEN: tns, KEY_SEQ_TOKEN: str(number)}
         parts = self.parts.copy()
         for i, token in self.slots:
-            parts[i] = values.get(token) or f'data-id="bare-{number}"'
+            parts[i] = values[token]
         return "".join(parts)
 
 
@@ -59,6 +64,7 @@ class Bare:
     def __init__(self, rows: dict[str, str], window: float) -> None:
         self.window = window
         self.head = rows["head"]
+        self.process = rows.get("process") or "bare"  # as the dashboard's frames say it
         self.templates = {s: Template(rows[s]) for s in ("pre_save", "post_save")}
         self.clients: set[ServerConnection] = set()
         self.queue: deque[Event] = deque()
@@ -76,7 +82,8 @@ class Bare:
         return (
             f"{self.head}{rows}</tbody>\n"
             f'<div id="batch" hx-swap-oob="true" hidden data-counts="{counts}" '
-            f'data-total="{len(events)}" data-dropped="{dropped}" data-process="bare"></div>\n'
+            f'data-total="{len(events)}" data-dropped="{dropped}" '
+            f'data-process="{self.process}"></div>\n'
         )
 
     def backlog(self) -> int:
@@ -138,10 +145,13 @@ class Bare:
                     self.send([self.queue.popleft()], state)
                     await asyncio.sleep(0)
                     continue
+                started = time.perf_counter()
                 batch = list(self.queue)
                 self.queue.clear()
                 self.send(batch, state)
-                await asyncio.sleep(self.window)
+                # Adaptive, as the publisher: twice the frame's cost, within [1 ms, window].
+                cost = time.perf_counter() - started
+                await asyncio.sleep(min(self.window, max(MIN_PAUSE, 2 * cost)))
 
     # -- HTTP control ------------------------------------------------------------
 

@@ -13,7 +13,7 @@ and the bench title in each, `bench RUN SEQ TNS`. Latency is receipt time minus
 TNS, the save's time. Rows past MAX_ROWS in one frame are not rendered; the frame's
 data-counts still counts them: they are reported as `trimmed`, not as lost.
 All K sockets receive the same frames, so each distinct frame is parsed once
-(keyed by its length and first KiB, which hold the newest row's id, time, title)
+(keyed by its length and first KiB, which hold the newest row's key, time, title)
 and each client keeps (receipt time, parsed frame) pairs; figures are computed
 at collect time, off the receiving path.
 """
@@ -33,7 +33,7 @@ from websockets.typing import Origin
 POST_SAVE_ROW = re.compile(rb'<tr\b[^>]*data-signal="post_save".*?</tr>', re.S)
 TITLE = re.compile(rb"bench (\d+) (\d+) (\d+)")
 POST_SAVE_COUNT = re.compile(rb"&quot;post_save&quot;: (\d+)")
-KEY_BYTES = 1024  # of a frame, with its length, tell frames apart: the newest row's id,
+KEY_BYTES = 1024  # of a frame, with its length, tell frames apart: the newest row's key,
 # time (µs) and title all lie in its first KiB
 CONNECT_CONCURRENCY = 20
 

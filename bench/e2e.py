@@ -155,7 +155,12 @@ def one_run(server: Server, swarm: Clients, rate: int, plan: Plan) -> dict[str, 
         wall_s=time.monotonic() - wall0,
     )
     final = get_json(server.port, "/__bench__/status", run=run)  # after the clients' drain
-    record.update(publisher_dropped=final.get("publisher_dropped"), probes=final.get("probes"))
+    record.update(
+        publisher_dropped=final.get("publisher_dropped"),
+        publisher_batches=final.get("publisher_batches"),
+        probes=final.get("probes"),
+        thread_cpu_s=final.get("thread_cpu_s"),
+    )
     return record
 
 

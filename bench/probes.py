@@ -1,52 +1,75 @@
 """Timing probes on a few pipeline functions, inside the bench server only (diagnosis).
 
-Each probe wraps a module attribute, if it exists, and counts calls and time;
-`/__bench__/status` reports them per run, so the table can say where the
-server's time went (describing, storing, rendering). A function that moved or
-was renamed is simply not probed.
+Each probe wraps a module attribute, if it exists, and counts calls, items
+(the rows or events a call handled) and time; `/__bench__/status` reports them
+per run, so the table can say where the server's time went (describing,
+rendering, storing). A function that moved or was renamed is simply not probed:
+install() never raises for a missing module or name.
+
+The pipeline (dashboard/pipeline.py) sends first and stores afterwards:
+`prepare(batch, dropped)` describes each event (`describe_event`) and renders
+one frame (`render_frame`) on the render worker; later, on the store worker,
+`pipeline.store(rows, marks)` (error handling) calls `history.store(rows, ...)`
+(the write), at most once per 50 ms for every frame sent meanwhile.
+
+Besides the probes, `thread_cpu()` reads each thread's CPU time from /proc, so
+the status can tell the event loop (daphne's sockets, the consumers, the pump)
+from the render and store workers and the producer, all under one GIL.
 """
 
 import importlib
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-# A name imported elsewhere before install() is probed there too (same stat, never twice).
+# (label, module attribute). A name a module imported before install() is probed
+# there too, under the same label; a function is never wrapped twice.
 PROBED = (
-    "dashboard.payload.describe_event",
-    "dashboard.history.store",
-    "dashboard.render.render_frame",
-    "dashboard.pipeline.describe_event",
-    "dashboard.pipeline.render_frame",
-    "dashboard.pipeline.prepare",
+    ("prepare", "dashboard.pipeline.prepare"),
+    ("describe_event", "dashboard.payload.describe_event"),
+    ("describe_event", "dashboard.pipeline.describe_event"),
+    ("render_frame", "dashboard.render.render_frame"),
+    ("render_frame", "dashboard.pipeline.render_frame"),
+    ("pipeline.store", "dashboard.pipeline.store"),
+    ("history.store", "dashboard.history.store"),
 )
 
 _lock = threading.Lock()
-_stats: dict[str, list[float]] = {}  # name -> [calls, total seconds, max seconds]
+_stats: dict[str, list[float]] = {}  # label -> [calls, items, total seconds, max seconds]
 
 
-def _timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+def _items(args: tuple[Any, ...]) -> int:
+    """Rows or events the call handled: the length of its first argument, if a list."""
+    first = args[0] if args else None
+    return len(first) if isinstance(first, (list, tuple)) else 1
+
+
+def _timed(label: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
             return func(*args, **kwargs)
         finally:
             took = time.perf_counter() - started
+            items = _items(args)
             with _lock:
-                stat = _stats.setdefault(name, [0, 0.0, 0.0])
+                stat = _stats.setdefault(label, [0, 0, 0.0, 0.0])
                 stat[0] += 1
-                stat[1] += took
-                stat[2] = max(stat[2], took)
+                stat[1] += items
+                stat[2] += took
+                stat[3] = max(stat[3], took)
 
     call.bench_probe = True  # type: ignore[attr-defined]
+    call.__wrapped__ = func  # type: ignore[attr-defined]
     return call
 
 
 def install() -> list[str]:
-    """Wrap every probed function that exists; return the names wrapped."""
+    """Wrap every probed function that exists; return the paths wrapped."""
     done = []
-    for path in PROBED:
+    for label, path in PROBED:
         module_name, attr = path.rsplit(".", 1)
         try:
             module = importlib.import_module(module_name)
@@ -54,8 +77,8 @@ def install() -> list[str]:
             continue
         func = getattr(module, attr, None)
         if callable(func) and not getattr(func, "bench_probe", False):
-            setattr(module, attr, _timed(attr, func))
-            done.append(attr)
+            setattr(module, attr, _timed(label, func))
+            done.append(path)
     return done
 
 
@@ -67,6 +90,40 @@ def reset() -> None:
 def report() -> dict[str, dict[str, float]]:
     with _lock:
         return {
-            name: {"calls": calls, "total_ms": total * 1e3, "max_ms": most * 1e3}
-            for name, (calls, total, most) in _stats.items()
+            label: {"calls": calls, "items": items, "total_ms": total * 1e3, "max_ms": most * 1e3}
+            for label, (calls, items, total, most) in _stats.items()
         }
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _group(name: str) -> str:
+    """A thread's name → what it does in the bench server."""
+    if name == "MainThread":
+        return "loop"  # daphne's reactor and asyncio loop: sockets, consumers, the pump
+    for prefix, group in (("dashboard-render", "render"), ("dashboard-store", "store"),
+                          ("bench-producer", "producer")):
+        if name.startswith(prefix):
+            return group
+    return "other"
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) so far per thread group of this process, from /proc.
+
+    Threads that ended are missing (the producer records its own). Linux only;
+    an empty dict elsewhere.
+    """
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        group = _group(thread.name)
+        found[group] = found.get(group, 0.0) + seconds
+    return found

@@ -31,11 +31,21 @@ def saves_table(saves: Result) -> str:
             " ".join(fmt(x, 0) for x in r["connected_runs_us"]),
             " ".join(fmt(x, 0) for x in r["disconnected_runs_us"]),
         ])
-    return table(
+    out = table(
         ["mode", "creates", "runs", "off us", "on us", "on/off", "target", "dropped",
          "capture-only us", "capture-only/off", "on runs us", "off runs us"],
         rows,
     )
+    notes = []
+    for mode, r in saves.items():
+        left = r.get("off_dashboard_left")
+        if left:
+            notes.append(f"  {mode}: 'off' still had the dashboard hooked in: {', '.join(left)}")
+        elif left is not None:
+            notes.append(f"  {mode}: 'off' checked: no capture receiver, no receiver timing")
+        if r.get("unsettled_runs"):
+            notes.append(f"  {mode}: {r['unsettled_runs']} runs left the publisher busy (30 s)")
+    return "\n".join([out, *notes])
 
 
 def e2e_table(runs: list[Result]) -> str:
@@ -77,28 +87,78 @@ def _e2e_rows(rows: list[list[str]]) -> str:
     )
 
 
+def _per_item_us(p: dict[str, Any]) -> float | None:
+    items = p.get("items") or 0
+    return p["total_ms"] * 1e3 / items if items else None
+
+
 def probes_table(runs: list[Result]) -> str:
-    """Django runs: time in the probed pipeline functions (bench/probes.py)."""
+    """Django runs: time in the probed pipeline functions (bench/probes.py).
+
+    prepare = describe + render of one frame (the render worker); store = the
+    history write of every frame sent in the last 50 ms or more (the store worker;
+    history.store, else pipeline.store). µs per event / row = sum over items.
+    """
     rows = []
     for r in runs:
         probed = r.get("probes")
         if r["server"] != "django" or not probed:
             continue
-        cells = [str(r["k"]), str(r["rate"]) if r["rate"] else "max"]
-        for name in ("prepare", "describe_event", "store", "render_frame"):
-            p = probed.get(name) or {}
-            calls = p.get("calls", 0)
-            avg = p["total_ms"] / calls if calls else None
-            cells += [str(calls), fmt(avg, 2), fmt(p.get("max_ms"), 1), fmt(p.get("total_ms"), 0)]
+        prepare = probed.get("prepare") or {}
+        describe = probed.get("describe_event") or {}
+        render = probed.get("render_frame") or {}
+        store = probed.get("history.store") or probed.get("pipeline.store") or {}
+        calls = prepare.get("calls", 0)
+        cells = [
+            str(r["k"]), str(r["rate"]) if r["rate"] else "max",
+            str(calls), fmt(prepare.get("items", 0) / calls if calls else None, 0),
+            fmt(prepare["total_ms"] / calls if calls else None, 2),
+            fmt(prepare.get("max_ms"), 1), fmt(prepare.get("total_ms"), 0),
+            str(describe.get("calls", 0)), fmt(_per_item_us(describe), 0),
+            fmt(describe.get("total_ms"), 0),
+            str(render.get("items", 0)), fmt(_per_item_us(render), 0),
+            fmt(render.get("max_ms"), 1), fmt(render.get("total_ms"), 0),
+            str(store.get("calls", 0)), str(store.get("items", 0)), fmt(_per_item_us(store), 0),
+            fmt(store.get("max_ms"), 1), fmt(store.get("total_ms"), 0),
+        ]
         rows.append(cells)
     if not rows:
         return "(no probes reported)"
     return table(
         ["K", "rate/s",
-         "batch n", "avg ms", "max ms", "sum ms",
-         "describe n", "avg ms", "max ms", "sum ms",
-         "store n", "avg ms", "max ms", "sum ms",
-         "render n", "avg ms", "max ms", "sum ms"],
+         "frames", "ev/frame", "prep avg ms", "max ms", "sum ms",
+         "described", "us/event", "sum ms",
+         "rows rendered", "us/row", "max ms", "sum ms",
+         "stores", "rows", "us/row", "max ms", "sum ms"],
+        rows,
+    )
+
+
+THREADS = ("loop", "render", "store", "producer", "other")
+
+
+def threads_table(runs: list[Result]) -> str:
+    """Django runs: the server's CPU per thread (bench/probes.py thread_cpu), one GIL."""
+    rows = []
+    for r in runs:
+        spent = r.get("thread_cpu_s")
+        if r["server"] != "django" or not spent:
+            continue
+        wall = r.get("wall_s") or 0.0
+        total = spent.get("process", 0.0)
+        named = sum(spent.get(t, 0.0) for t in THREADS)
+        cells = [str(r["k"]), str(r["rate"]) if r["rate"] else "max", fmt(wall, 1)]
+        cells += [fmt(spent.get(t), 2) for t in THREADS]
+        cells += [fmt(max(0.0, total - named), 2), fmt(total, 2),
+                  fmt(100 * total / wall if wall else None, 0)]
+        produced = r.get("produced") or 0
+        cells.append(fmt(1e6 * spent.get("producer", 0.0) / produced if produced else None, 0))
+        rows.append(cells)
+    if not rows:
+        return "(no thread CPU reported)"
+    return table(
+        ["K", "rate/s", "wall s", "loop s", "render s", "store s", "producer s", "other s",
+         "ended s", "process s", "%1 core", "producer us/post"],
         rows,
     )
 

@@ -1,8 +1,9 @@
 """Capture one real post's pre_save and post_save rows from the running dashboard.
 
 The bare server sends these exact bytes, with each event's run, sequence and
-time substituted, so the ceiling is measured with the dashboard's own payloads
-(whatever its templates look like today).
+time substituted, and each row's key (`data-key="<process>.<seq>"`, also in the
+row's detail URLs) given a fresh seq per event, so the ceiling is measured with
+the dashboard's own payloads (whatever its templates look like today).
 """
 
 import asyncio
@@ -18,8 +19,11 @@ from bench import procs
 SAMPLE_RUN = 990001
 # Tokens in the row templates, replaced per event by the bare server.
 RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN = str(SAMPLE_RUN), "880001", "1234567890123456789"
+# The seq of the row's event key (the pump's number), where the row has that key.
+KEY_SEQ_TOKEN = "__bench_key_seq__"
 ROW = re.compile(r"<tr\b.*?</tr>", re.S)
 SIGNAL = re.compile(r'data-signal="([^"]+)"')
+KEY = re.compile(r'data-key="([^"]+)\.(\d+)"')
 
 
 def rows_of(frame: str, title: str) -> dict[str, str]:
@@ -32,11 +36,22 @@ def rows_of(frame: str, title: str) -> dict[str, str]:
 
 
 def templated(row: str, tns: int) -> str:
-    """The sample title, in every spelling the row has it, with tokens in its place."""
+    """The sample title, in every spelling the row has it, with tokens in its place;
+    and the event key's seq, wherever the key appears whole (data-key, detail URLs)."""
     for sep in (" ", "-"):
         tokens = sep.join((RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN))
         row = row.replace(f"{SAMPLE_RUN}{sep}1{sep}{tns}", tokens)
+    if key := KEY.search(row):
+        process, seq = key.groups()
+        whole = re.compile(rf"(?<![\w.-]){re.escape(process)}\.{seq}(?![\w.-])")
+        row = whole.sub(f"{process}.{KEY_SEQ_TOKEN}", row)
     return row
+
+
+def process_of(row: str) -> str:
+    """The process part of the row's event key ("" if the row has none)."""
+    key = KEY.search(row)
+    return key.group(1) if key else ""
 
 
 async def _capture(port: int, cookie: str, produce: Any, timeout: float) -> dict[str, str]:
@@ -70,4 +85,5 @@ def capture(port: int, cookie: str, produce: Any, timeout: float = 10.0) -> dict
         "head": rows["head"],
         "pre_save": templated(rows["pre_save"], tns),
         "post_save": templated(rows["post_save"], tns),
+        "process": process_of(rows["post_save"]),
     }

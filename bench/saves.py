@@ -3,8 +3,12 @@
 Run as `python -m bench.saves OUT.json --tx N --auto N --repeats R` against the bench
 database (prepared). Runs interleave connected / disconnected and the medians count.
 Connected runs pay the realistic price: events go to the publisher's daemon-thread
-loop and the in-memory layer, where nobody listens. Between runs the publisher is
-flushed and reset, so its queue cap never turns a later run into cheap drops.
+loop, which describes and renders them and sends each frame to the in-memory layer,
+where nobody listens, then stores the sent rows on its store thread (at most one
+write per 50 ms). Between runs the publisher is flushed, waited on until its last
+store has finished (so no write of one run overlaps the next), and reset, so its
+queue cap never turns a later run into cheap drops. Disconnected runs check that
+the dashboard is really gone (no capture receiver, no receiver timing), and say so.
 A third, diagnostic mode keeps the receivers connected but makes the pump send
 nothing, to tell the capture's own cost from the rest of the pipeline's
 (describe, store, render, layer), which runs in the same process and GIL.
@@ -42,6 +46,30 @@ def set_receivers(connected: bool) -> None:
         if "_live_receivers" in vars(signal):
             del signal._live_receivers
             signal._dashboard_instrumented = False  # type: ignore[attr-defined]
+
+
+def dashboard_left() -> list[str]:
+    """What of the dashboard is still hooked into the watched signals (empty: nothing)."""
+    from dashboard.watched import WATCHED
+
+    left = []
+    for spec in WATCHED:
+        signal = spec.signal
+        if any(entry[0][0] == f"dashboard:{spec.name}" for entry in signal.receivers):
+            left.append(f"{spec.name}: capture receiver")
+        if "_live_receivers" in vars(signal) or getattr(signal, "_dashboard_instrumented", False):
+            left.append(f"{spec.name}: receiver timing")
+    return left
+
+
+def settle(publisher: Any, timeout: float = 30.0) -> bool:
+    """Until the publisher has nothing queued, in flight or left to store."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if getattr(publisher, "idle", True):
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def timed_creates(n: int, atomic: bool) -> float:
@@ -83,11 +111,13 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     from dashboard.publisher import publisher
 
     set_receivers(mode != "disconnected")
+    left = dashboard_left() if mode == "disconnected" else []
     publisher.reset()
     with capture_only() if mode == "capture-only" else contextlib.nullcontext():
         seconds = timed_creates(n, atomic)
         dropped, queued = publisher.dropped, len(publisher.queue)
         publisher.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
+        settled = settle(publisher)  # ... and its last store, before the next run starts
     sent = publisher.sent_batches
     publisher.reset()
     return {
@@ -95,6 +125,8 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
         "dropped": dropped,
         "queued_at_end": queued,
         "batches": sent,
+        "settled": settled,
+        "dashboard_left": left,
     }
 
 
@@ -118,6 +150,11 @@ def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
         "disconnected_runs_us": [r["us_per_save"] for r in runs["disconnected"]],
         "dropped": sum(r["dropped"] for r in runs["connected"]),
         "batches_per_run": statistics.median(r["batches"] for r in runs["connected"]),
+        "unsettled_runs": sum(not r["settled"] for rs in runs.values() for r in rs),
+        # "off" must be the project without the dashboard: what was still hooked in.
+        "off_dashboard_left": sorted(
+            {x for r in runs["disconnected"] for x in r["dashboard_left"]}
+        ),
     }
 
 

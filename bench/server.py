@@ -49,6 +49,12 @@ class Producer:
         self.started = self.finished = 0.0
         self.error: str | None = None
         self.dropped_before = publisher().dropped
+        self.batches_before = publisher().sent_batches
+        # CPU per thread group from here on (bench/probes.py); the producer's own is
+        # taken by its thread as it ends, since an ended thread leaves /proc.
+        self.cpu_before = probes.thread_cpu()
+        self.process_cpu_before = time.process_time()
+        self.producer_cpu: float | None = None
         self.thread = threading.Thread(target=self._main, name=f"bench-producer-{run}")
 
     def _main(self) -> None:
@@ -59,8 +65,9 @@ class Producer:
         except Exception as exc:  # reported through /status
             self.error = repr(exc)
         finally:
-            self.finished = time.time()
             connection.close()
+            self.producer_cpu = time.thread_time()
+            self.finished = time.time()
 
     def _create(self, n: int) -> None:
         from django.db import transaction
@@ -99,9 +106,22 @@ class Producer:
             "achieved_rate": self.produced / (end - self.started) if self.started else 0.0,
             "error": self.error,
             "publisher_dropped": publisher().dropped - self.dropped_before,
-            "publisher_batches": publisher().sent_batches,
+            "publisher_batches": publisher().sent_batches - self.batches_before,
             "probes": probes.report(),
+            "thread_cpu_s": self.thread_cpu(),
         }
+
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds since the run started, per thread group, plus the whole process."""
+        now = probes.thread_cpu()
+        spent = {g: now.get(g, 0.0) - self.cpu_before.get(g, 0.0) for g in now}
+        spent.pop("producer", None)
+        producer = self.producer_cpu
+        if producer is None and self.thread.native_id is not None:
+            producer = now.get("producer", 0.0)
+        spent["producer"] = producer or 0.0
+        spent["process"] = time.process_time() - self.process_cpu_before
+        return {g: round(max(0.0, s), 3) for g, s in spent.items()}
 
 
 producers: dict[int, Producer] = {}
