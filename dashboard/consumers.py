@@ -70,6 +70,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if counts:
             await self.send(text_data=render_frame(rows, counts, history_id=newest))
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale DB connections before every handler: a thread
+        # hop per frame per socket. Live frames touch no database (resume goes
+        # through database_sync_to_async, which does it itself).
+        if message.get("type") == "events.batch":
+            await self.events_batch(message)
+        else:
+            await super().dispatch(message)
+
     async def events_batch(self, message: dict[str, Any]) -> None:
         process, first, last = (message.get(k) for k in ("process", "first_seq", "last_seq"))
         if process is not None and first is not None:

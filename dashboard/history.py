@@ -12,6 +12,7 @@ from dashboard.events import Event
 from dashboard.filters import EventFilter, search_text
 from dashboard.models import StoredEvent
 from dashboard.payload import to_json
+from dashboard.render import display
 
 
 def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None:
@@ -77,6 +78,7 @@ def prune(last_id: int | None = None, now: float | None = None) -> int:
 def row(obj: StoredEvent) -> dict[str, Any]:
     """A stored event in the shape render.py and the templates use."""
     return {
+        **display(obj.key, obj.time),
         "id": obj.pk,
         "key": obj.key,
         "time": obj.time,

@@ -14,6 +14,7 @@ from typing import Any
 from dashboard import conf
 from dashboard.capture import InstanceSnapshot, RequestSnapshot
 from dashboard.events import PROCESS, Event
+from dashboard.render import display
 from dashboard.watched import receiver_info
 
 MASK = "•••••"
@@ -123,19 +124,22 @@ def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[
     return changes
 
 
-def to_json(payload: Any) -> str:
-    return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+def to_json(payload: Any, pretty: bool = False) -> str:
+    """Compact for rows and search (cheap), indented for the detail panel."""
+    return json.dumps(payload, indent=2 if pretty else None, ensure_ascii=False, default=str)
 
 
 def describe_event(event: Event) -> dict[str, Any]:
     """Everything shown and stored of one event, computed once (in the publisher)."""
     payload = describe(event.raw)
+    when = datetime.fromtimestamp(event.time, UTC)
     return {
+        **display(event.key, when),
         "key": event.key,
         "signal": event.signal,
         "family": event.family,
         "sender": event.sender,
-        "time": datetime.fromtimestamp(event.time, UTC),
+        "time": when,
         "summary": summarize(payload),
         "payload": payload,
         "payload_json": to_json(payload),

@@ -40,6 +40,7 @@ class Publisher:
         self.dropped = 0
         self.sent_batches = 0
         self.sent_seq = self.stored_seq = 0  # the newest event sent, and stored
+        self.unstored = 0  # events sent but never stored: the history backlog overflowed
         self._lock = threading.Lock()  # guards binding and the drop counter
         self._armed = False  # True while the pump will drain without being woken
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -169,11 +170,15 @@ class Publisher:
             return
         # Store after sending: the database never sits on the live path. Sent
         # frames are stored together, one write at most every STORE_INTERVAL,
-        # so a busy pump makes few transactions; past STORE_BACKLOG unstored
-        # rows the pump waits, so a stuck database slows batches down instead
-        # of growing memory.
+        # so a busy pump makes few transactions. Past STORE_BACKLOG unstored
+        # rows (a database stuck for a long while) the oldest are not stored,
+        # and counted: history loses them, the live view does not wait.
         self._unstored.append((rows, marks, self.sent_seq))
         self._unstored_rows += len(rows)
+        while self._unstored_rows > STORE_BACKLOG and len(self._unstored) > 1:
+            lost = len(self._unstored.pop(0)[0])
+            self._unstored_rows -= lost
+            self.unstored += lost
         storing = self._storing
         if (
             storing is None
@@ -181,8 +186,6 @@ class Publisher:
             or storing.get_loop() is not asyncio.get_running_loop()
         ):
             self._storing = asyncio.ensure_future(self._store_pending())
-        elif self._unstored_rows > STORE_BACKLOG:
-            await self._stored()
 
     async def _store_pending(self) -> None:
         loop = asyncio.get_running_loop()
@@ -215,6 +218,7 @@ class Publisher:
         if self._storing is storing:
             self._storing = None
             self._unstored, self._unstored_rows = [], 0
+            self.unstored = 0
 
     async def _in_worker(
         self, executor: ThreadPoolExecutor, func: Callable[..., Any], *args: Any
@@ -273,6 +277,7 @@ class Publisher:
             self._wake = None
             self._storing = None
             self._unstored, self._unstored_rows = [], 0
+            self.unstored = 0
 
     def _retire(self) -> None:
         """End the current pump task, and its loop if that is our daemon loop."""
@@ -297,7 +302,7 @@ class Publisher:
 
 MIN_PAUSE = 0.001  # seconds between frames, at the least
 STORE_INTERVAL = 0.05  # seconds between history writes, at the least
-STORE_BACKLOG = 50_000  # sent rows not yet stored before the pump waits for the store
+STORE_BACKLOG = 50_000  # sent rows awaiting the store; past it the oldest are not stored
 
 
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:

@@ -80,7 +80,7 @@ def _detail_context(event: StoredEvent) -> dict[str, Any]:
             }
     return {
         "event": event,
-        "payload_json": to_json(event.payload),
+        "payload_json": to_json(event.payload, pretty=True),
         "trace": trace,
         "request_info": request_info,
     }

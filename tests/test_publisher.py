@@ -135,3 +135,24 @@ async def test_frames_report_the_process_drop_count(group):
     publisher.publish(event(1))
     frame = await next_frame(layer, channel, timeout=1)
     assert frame.dropped == 7
+
+
+async def test_a_stuck_history_store_never_holds_up_live_frames(group, monkeypatch):
+    """Past the store backlog the oldest unstored rows are counted, not waited for."""
+    from dashboard import pipeline
+    from dashboard import publisher as publisher_module
+
+    layer, channel = group
+    await settle(layer, channel)
+    gate = threading.Event()
+    monkeypatch.setattr(pipeline, "store", lambda rows, marks: gate.wait(10))
+    monkeypatch.setattr(publisher_module, "STORE_BACKLOG", 5)
+    try:
+        for n in range(4):  # four frames of three rows, while the store is stuck
+            for i in range(3):
+                publisher.publish(event(10 * n + i))
+            frame = await next_frame(layer, channel, timeout=2)
+            assert numbers(frame) == [10 * n + i for i in range(3)]
+        assert publisher.unstored >= 3
+    finally:
+        gate.set()
