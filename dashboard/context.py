@@ -8,6 +8,8 @@ test client and WSGI have no such wrapper: the receivers below stand in for it.
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,16 @@ current_request: ContextVar[RequestInfo | None] = ContextVar("dashboard_request"
 # True while the dashboard serves itself: its page, its socket, its pipeline.
 # Receivers return at once when it is set, so showing an event never causes one.
 quiet: ContextVar[bool] = ContextVar("dashboard_quiet", default=False)
+
+
+@contextmanager
+def quiet_block() -> Iterator[None]:
+    """Mute capture for the dashboard's own work done outside the publisher's loop."""
+    token = quiet.set(True)
+    try:
+        yield
+    finally:
+        quiet.reset(token)
 
 
 def is_quiet_path(path: str) -> bool:

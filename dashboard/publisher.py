@@ -53,6 +53,9 @@ class Publisher:
         self._unstored: list[tuple[list[dict[str, Any]], list[Any], int]] = []
         self._unstored_rows = 0
         self._last_store = 0.0
+        self._flushing: threading.Thread | None = None
+        self._store_lock = threading.Lock()  # guards the unstored backlog
+        self._write_lock = threading.Lock()  # one history writer at a time
         self._capacity: int | None = None
 
     # -- the receivers' side: cheap, never blocks, never raises ------------------
@@ -173,12 +176,13 @@ class Publisher:
         # so a busy pump makes few transactions. Past STORE_BACKLOG unstored
         # rows (a database stuck for a long while) the oldest are not stored,
         # and counted: history loses them, the live view does not wait.
-        self._unstored.append((rows, marks, self.sent_seq))
-        self._unstored_rows += len(rows)
-        while self._unstored_rows > STORE_BACKLOG and len(self._unstored) > 1:
-            lost = len(self._unstored.pop(0)[0])
-            self._unstored_rows -= lost
-            self.unstored += lost
+        with self._store_lock:
+            self._unstored.append((rows, marks, self.sent_seq))
+            self._unstored_rows += len(rows)
+            while self._unstored_rows > STORE_BACKLOG and len(self._unstored) > 1:
+                lost = len(self._unstored.pop(0)[0])
+                self._unstored_rows -= lost
+                self.unstored += lost
         storing = self._storing
         if (
             storing is None
@@ -191,17 +195,26 @@ class Publisher:
         loop = asyncio.get_running_loop()
         while self._unstored:
             await asyncio.sleep(max(0.0, self._last_store + STORE_INTERVAL - loop.time()))
-            pending, self._unstored, self._unstored_rows = self._unstored, [], 0
             self._last_store = loop.time()
-            rows = [row for batch_rows, _, _ in pending for row in batch_rows]
-            marks = [mark for _, batch_marks, _ in pending for mark in batch_marks]
-            await self._in_worker(self._store, self._store_batch, rows, marks, pending[-1][2])
+            try:
+                await self._in_worker(self._store, self._store_unstored, inline=False)
+            except RuntimeError:  # the store thread is gone (exit): flush() stores them
+                return
 
-    def _store_batch(self, rows: list[dict[str, Any]], marks: list[Any], seq: int) -> None:
+    def _store_unstored(self) -> None:
+        """Store every sent batch not stored yet. One writer at a time, taking
+        and storing together, keeps history in sending order."""
         from dashboard import pipeline
 
-        pipeline.store(rows, marks)
-        self.stored_seq = seq
+        with self._write_lock:
+            with self._store_lock:  # never held across I/O: the loop takes it too
+                pending, self._unstored, self._unstored_rows = self._unstored, [], 0
+            if not pending:
+                return
+            rows = [row for batch_rows, _, _ in pending for row in batch_rows]
+            marks = [mark for _, batch_marks, _ in pending for mark in batch_marks]
+            pipeline.store(rows, marks)
+            self.stored_seq = pending[-1][2]
 
     async def wait_stored(self, timeout: float = 2.0) -> None:
         """Until what this process has sent so far is stored (a page resuming reads it)."""
@@ -217,18 +230,23 @@ class Publisher:
                 await storing
         if self._storing is storing:
             self._storing = None
-            self._unstored, self._unstored_rows = [], 0
-            self.unstored = 0
 
     async def _in_worker(
-        self, executor: ThreadPoolExecutor, func: Callable[..., Any], *args: Any
+        self,
+        executor: ThreadPoolExecutor,
+        func: Callable[..., Any],
+        *args: Any,
+        inline: bool = True,
     ) -> Any:
         """Run blocking work on a thread of ours, in this (quiet) context, so the
-        loop keeps serving sockets meanwhile."""
+        loop keeps serving sockets meanwhile. At exit the executors are shut
+        down: work that touches no database may then run right here."""
         run = contextvars.copy_context().run
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, run, func, *args)
-        except RuntimeError:  # executors are shut down at exit: flush() still stores
+        except RuntimeError:
+            if not inline:
+                raise
             return run(func, *args)
 
     @property
@@ -241,27 +259,42 @@ class Publisher:
             and not self._armed
             and not self._unstored
             and (storing is None or storing.done())
+            and not (self._flushing and self._flushing.is_alive())
         )
 
     # -- shutdown and tests -------------------------------------------------------
 
     def flush(self, timeout: float = 2.0) -> None:
-        """Send what is queued now (atexit; tests). Safe from any thread but the loop's."""
-        if not self.queue:
-            return
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._send_and_store(self._drain()), loop)
-            try:
-                future.result(timeout)
-            except Exception:
-                logger.warning("dashboard: flush timed out; events lost")
-        else:
-            asyncio.run(self._send_and_store(self._drain()))
+        """Send what is queued, then store what is sent but unstored (atexit; tests).
 
-    async def _send_and_store(self, batch: list["Event | RolledBack"]) -> None:
-        await self._send(batch)
-        await self._stored()
+        Call it from a thread that runs no event loop. At exit the publisher's
+        executors are gone, so the store gets a thread of its own.
+        """
+        if self.queue:
+            batch = self._drain()
+            loop = self._loop
+            if loop is not None and loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(self._send(batch), loop)
+                try:
+                    future.result(timeout)
+                except Exception:
+                    logger.warning("dashboard: flush timed out; events lost")
+            else:
+                asyncio.run(self._send(batch))
+        # On a thread of its own: the caller's thread may be inside a
+        # transaction, which must not carry (or roll back) the history.
+        run = contextvars.copy_context().run
+
+        def store() -> None:
+            with context.quiet_block():
+                self._store_unstored()
+
+        try:
+            self._flushing = threading.Thread(target=run, args=(store,), name="dashboard-flush")
+            self._flushing.start()
+            self._flushing.join(timeout)
+        except RuntimeError:  # no new threads this late in shutdown
+            store()
 
     def reset(self) -> None:
         """Forget queued events, counters and the loop (tests)."""
