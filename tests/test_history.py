@@ -115,3 +115,17 @@ async def test_bad_resume_message_gets_a_clear_error(dashboard):
     # The socket is still usable.
     await dashboard.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
     await collect(dashboard)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_management_command_s_events_are_stored_when_it_exits():
+    """Another process, no explicit flush: the publisher stores its backlog at exit."""
+    from django.conf import settings
+
+    from tests.test_scale_out import manage
+
+    env = {"DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}"}
+    manage("shell", env=env, code="from blog.models import Tag; Tag.objects.create(name='exiting')")
+    stored = StoredEvent.objects.filter(sender="blog.Tag").order_by("id")
+    assert [e.signal for e in stored] == ["pre_save", "post_save"]
+    assert stored[1].payload["instance"]["str"] == "exiting"
