@@ -38,7 +38,7 @@ def render_frame(
     Callers pass at most MAX_ROWS rows (more would be trimmed by the page at
     once); the counts still include the rest, so the page's counters stay exact.
     """
-    return render_to_string(
+    html = render_to_string(
         # A partial of the page's own template: rows render with no lookup per row.
         "dashboard/index.html#frame",
         {
@@ -51,3 +51,7 @@ def render_frame(
             "history_id": history_id,
         },
     )
+    # ASCII only (other characters as &#...; references, which browsers read
+    # the same): the server encodes each frame once per socket, and encoding
+    # ASCII is a copy, not a scan (bench/: 0.39 vs 0.02 ms a socket for 670 KB).
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
