@@ -94,13 +94,7 @@ def row(obj: StoredEvent) -> dict[str, Any]:
     }
 
 
-def latest(flt: EventFilter, limit: int) -> list[dict[str, Any]]:
-    """The newest stored events that pass the filter, newest first."""
-    return latest_of(flt.apply(StoredEvent.objects.all()), limit)
-
-
-def counts(events: QuerySet | None = None) -> dict[str, int]:
-    events = StoredEvent.objects.all() if events is None else events
+def counts(events: QuerySet) -> dict[str, int]:
     return dict(events.order_by().values_list("signal").annotate(n=Count("id")))
 
 

@@ -222,15 +222,6 @@ class Publisher:
         while self.stored_seq < target and time.monotonic() < deadline:
             await asyncio.sleep(0.002)
 
-    async def _stored(self) -> None:
-        """Wait for the store in flight, if it belongs to this loop."""
-        storing = self._storing
-        if storing is not None and storing.get_loop() is asyncio.get_running_loop():
-            with contextlib.suppress(Exception):  # logged by pipeline.store
-                await storing
-        if self._storing is storing:
-            self._storing = None
-
     async def _in_worker(
         self,
         executor: ThreadPoolExecutor,
