@@ -8,6 +8,10 @@ holds. It gets exactly what it missed, once, in order, before anything newer:
 - live frames forwarded before the resume is answered are left out of the backfill;
 - live frames whose events the backfill already held are not forwarded;
 - events this process sent before the socket joined are stored before the backfill reads.
+
+Frames reach the socket from dashboard/fanout.py, never through a layer
+channel of its own; while a resume is answered they wait, so the backfill
+always goes out before anything newer.
 """
 
 import json
@@ -19,6 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.html import format_html
 
 from dashboard import conf, history
+from dashboard.fanout import fanout
 from dashboard.filters import EventFilter
 from dashboard.publisher import publisher
 from dashboard.render import render_frame
@@ -27,21 +32,25 @@ logger = logging.getLogger("dashboard")
 
 
 class EventsConsumer(AsyncWebsocketConsumer):
+    # No layer channel per socket: an alias that is not configured gives none
+    # (channels.layers.get_channel_layer). The fanout delivers instead.
+    channel_layer_alias = "dashboard-sockets-use-the-fanout"
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not (user.is_active and user.is_staff):
             await self.close()  # before accept: the handshake is refused (403)
             return
-        self.group = conf.get("GROUP")
         # Per process, the newest seq this socket holds: forwarded live, or backfilled.
         self.seen: dict[str, int] = {}
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Frames that arrive while a resume is answered, in order; None otherwise.
+        self.held: list[dict[str, Any]] | None = None
         publisher.bind_running_loop()
         await self.accept()
+        fanout.subscribe(self)
 
     async def disconnect(self, code: int) -> None:
-        if group := getattr(self, "group", None):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        fanout.unsubscribe(self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -59,27 +68,31 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.resume(after, seen, filters)
 
     async def resume(self, after: int, seen: dict[str, int], filters: EventFilter) -> None:
-        await publisher.wait_stored()  # what went out before we joined is readable now
-        for process, seq in self.seen.items():  # forwarded while the page was asking
-            seen[process] = max(seq, seen.get(process, 0))
-        rows, counts, newest, highest = await database_sync_to_async(history.backfill)(
-            after, filters, seen, conf.get("MAX_ROWS")
-        )
-        for process, seq in highest.items():
-            self.seen[process] = max(seq, self.seen.get(process, 0))
-        if counts:
-            await self.send(text_data=render_frame(rows, counts, history_id=newest))
+        self.held = []
+        try:
+            await publisher.wait_stored()  # what went out before we joined is readable now
+            for process, seq in self.seen.items():  # forwarded while the page was asking
+                seen[process] = max(seq, seen.get(process, 0))
+            rows, counts, newest, highest = await database_sync_to_async(history.backfill)(
+                after, filters, seen, conf.get("MAX_ROWS")
+            )
+            for process, seq in highest.items():
+                self.seen[process] = max(seq, self.seen.get(process, 0))
+            if counts:
+                await self.send(text_data=render_frame(rows, counts, history_id=newest))
+        finally:
+            while self.held:  # whatever arrives meanwhile joins the end
+                await self.forward(self.held.pop(0))
+            self.held = None
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale DB connections before every handler: a thread
-        # hop per frame per socket. Live frames touch no database (resume goes
-        # through database_sync_to_async, which does it itself).
-        if message.get("type") == "events.batch":
-            await self.events_batch(message)
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """A frame from the fanout: forwarded at once, or after the resume under way."""
+        if self.held is not None:
+            self.held.append(message)
         else:
-            await super().dispatch(message)
+            await self.forward(message)
 
-    async def events_batch(self, message: dict[str, Any]) -> None:
+    async def forward(self, message: dict[str, Any]) -> None:
         process, first, last = (message.get(k) for k in ("process", "first_seq", "last_seq"))
         if process is not None and first is not None:
             if first <= self.seen.get(process, 0):

@@ -1,4 +1,4 @@
-"""The hand-off between receivers and the channel layer: one publisher per process.
+"""The hand-off between receivers and the dashboards: one publisher per process.
 
 Receivers call `publish()`, which appends to a bounded deque and, only when
 the pump is idle, wakes it with one `call_soon_threadsafe`. The pump runs on
@@ -8,7 +8,8 @@ middleware and the consumer), otherwise a daemon thread started on demand
 
 Adaptive batching: an idle pump sends the first event at once; it then waits
 one window (BATCH_WINDOW) before sending again, so under load everything that
-arrived in the window goes out as one group message, rendered once.
+arrived in the window goes out as one frame, rendered once, which the
+fanout (fanout.py) hands to this process's sockets and to the layer.
 """
 
 import asyncio
@@ -23,10 +24,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from channels.layers import get_channel_layer
-
 from dashboard import conf, context
 from dashboard.events import Event, next_seq
+from dashboard.fanout import fanout
 
 if TYPE_CHECKING:
     from dashboard.events import RolledBack
@@ -164,13 +164,16 @@ class Publisher:
             message, rows, marks = await self._in_worker(
                 self._worker, pipeline.prepare, batch, self.dropped
             )
-            await get_channel_layer().group_send(conf.get("GROUP"), message)
-            self.sent_batches += 1
-            self.sent_seq = message.get("last_seq", self.sent_seq)
         except Exception:
-            # A broken layer costs these events, never a save.
-            logger.exception("dashboard: could not publish %d events", len(batch))
+            logger.exception("dashboard: could not prepare %d events", len(batch))
             return
+        try:
+            await fanout.publish(message)
+        except Exception:
+            # A broken layer costs other processes' dashboards these events, never a save.
+            logger.exception("dashboard: could not publish %d events", len(batch))
+        self.sent_batches += 1
+        self.sent_seq = message.get("last_seq", self.sent_seq)
         # Store after sending: the database never sits on the live path. Sent
         # frames are stored together, one write at most every STORE_INTERVAL,
         # so a busy pump makes few transactions. Past STORE_BACKLOG unstored
@@ -302,6 +305,7 @@ class Publisher:
             self._storing = None
             self._unstored, self._unstored_rows = [], 0
             self.unstored = 0
+        fanout.reset()
 
     def _retire(self) -> None:
         """End the current pump task, and its loop if that is our daemon loop."""

@@ -1,12 +1,21 @@
-"""Rows → the HTML frame dashboards swap in. Live frames are rendered once per batch."""
+"""Rows → the HTML dashboards show: the history table's rows and live frames.
+
+The row markup lives here, in Python, not in a template: a live frame
+carries up to MAX_ROWS rows, rendered on the publisher's thread in the same
+process (one GIL) as the saves that caused them. An f-string with `escape`
+costs a tenth of the row partial it replaced (bench/probes.py measures
+`render_frame`); tests/test_render.py holds the markup to the page's rules
+(every value escaped, the attributes dashboard.js reads).
+"""
 
 import json
 from datetime import datetime
 from functools import cache
+from html import escape
 from typing import Any
 
-from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.events import PROCESS
 
@@ -17,13 +26,45 @@ def _detail_url_template() -> str:
 
 
 def display(key: str, when: datetime) -> dict[str, str]:
-    """Row fields formatted once in Python: {% url %} and |date per row cost
-    more than the rest of the row template together (bench/probes.py)."""
+    """Row fields formatted once, when the row is made."""
     return {
         "url": _detail_url_template().replace("KEY", key),
         "time_iso": when.isoformat(),
         "time_text": when.strftime("%H:%M:%S.%f")[:12],
     }
+
+
+ROLLED_BACK_BADGE = (
+    ' <span class="badge" title="Sent inside a transaction that rolled back: '
+    'its data never existed">rolled back</span>'
+)
+
+
+def render_row(row: dict[str, Any]) -> str:
+    """One event's <tr>. Every value is escaped (`html.escape`, as Django's
+    `escape` does); the data- attributes are what dashboard.js filters on."""
+    family, signal, sender = escape(row["family"]), escape(row["signal"]), escape(row["sender"])
+    url = escape(row["url"])
+    rolled_back = row["rolled_back"]
+    request = f' data-request="{escape(rid)}"' if (rid := row["request_id"]) else ""
+    return (
+        f'<tr class="event fam-{family}{" rolled-back" if rolled_back else ""}" '
+        f'data-key="{escape(row["key"])}" data-signal="{signal}" data-family="{family}" '
+        f'data-sender="{sender}"{request}>'
+        f'<td class="t"><time datetime="{escape(row["time_iso"])}">'
+        f"{escape(row['time_text'])}</time></td>"
+        f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}</td>'
+        f'<td class="sender">{sender}</td>'
+        f'<td class="payload"><details><summary>{escape(row["summary"])}</summary>'
+        f"<pre>{escape(row['payload_json'])}</pre></details>"
+        f'<a class="open" href="{url}" hx-get="{url}" hx-target="#detail" hx-push-url="true" '
+        f'title="Open the detail">detail &#8250;</a></td></tr>'
+    )
+
+
+def render_rows(rows: list[dict[str, Any]]) -> SafeString:
+    """The rows of a page's history table (the `event_rows` template filter)."""
+    return mark_safe("".join(map(render_row, rows)))  # every value escaped in render_row
 
 
 def render_frame(
@@ -35,21 +76,25 @@ def render_frame(
 ) -> str:
     """One frame: `rows` newest first, plus counts of every event the frame stands for.
 
-    Callers pass at most MAX_ROWS rows (more would be trimmed by the page at
-    once); the counts still include the rest, so the page's counters stay exact.
+    Two out-of-band swaps: the rows go on top of the live table; the hidden
+    #batch element carries the counts (and dropped, rolled back, the history
+    id) that dashboard.js applies. Callers pass at most MAX_ROWS rows (more
+    would be trimmed by the page at once); the counts still include the rest,
+    so the page's counters stay exact.
     """
-    html = render_to_string(
-        # A partial of the page's own template: rows render with no lookup per row.
-        "dashboard/index.html#frame",
-        {
-            "rows": rows,
-            "counts_json": json.dumps(counts),
-            "total": sum(counts.values()),
-            "dropped": dropped,
-            "process": PROCESS,
-            "rolled_back": ",".join(rolled_back),
-            "history_id": history_id,
-        },
+    attrs = [
+        f'data-counts="{escape(json.dumps(counts))}"',
+        f'data-total="{sum(counts.values())}"',
+    ]
+    if dropped is not None:
+        attrs.append(f'data-dropped="{int(dropped)}" data-process="{escape(PROCESS)}"')
+    if rolled_back:
+        attrs.append(f'data-rolled-back="{escape(",".join(rolled_back))}"')
+    if history_id is not None:
+        attrs.append(f'data-history-id="{int(history_id)}"')
+    html = (
+        f'<tbody id="events" hx-swap-oob="afterbegin">{"".join(map(render_row, rows))}</tbody>'
+        f'<div id="batch" hx-swap-oob="true" hidden {" ".join(attrs)}></div>'
     )
     # ASCII only (other characters as &#...; references, which browsers read
     # the same): the server encodes each frame once per socket, and encoding

@@ -1,0 +1,124 @@
+"""Frames → every open dashboard: this process's sockets directly, others' via the layer.
+
+The publisher hands each frame to `fanout.deliver()` on its loop, which
+passes it to every socket of this process in turn (a socket's send only
+queues bytes, so this does not wait on clients). It then `group_send`s the
+frame once, for other processes. In each process that serves dashboards,
+one relay task listens to the group on one layer channel and delivers what
+*other* processes sent to its own sockets.
+
+So a frame costs one layer message per process, not one per socket: the
+in-memory layer deep-copies a message for every member of a group and
+scans every member's queue on each receive, which made the layer, not the
+sockets, the ceiling at 100 dashboards; with channels-redis it saves a
+round trip per socket.
+"""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+from dashboard import conf
+from dashboard.events import PROCESS
+
+logger = logging.getLogger("dashboard")
+
+# Group memberships expire in channels' layers (a day by default): the relay
+# renews its own well before.
+RENEW_EVERY = 3600.0
+RETRY_AFTER = 1.0  # seconds before the relay listens again after a layer error
+
+
+class Subscriber(Protocol):
+    async def deliver(self, message: dict[str, Any]) -> None: ...
+
+
+class Fanout:
+    def __init__(self) -> None:
+        # A dict keeps subscription order; values unused.
+        self.subscribers: dict[Subscriber, None] = {}
+        self._relay: asyncio.Task[None] | None = None
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Called on the server's loop by a socket that opened."""
+        self.subscribers[subscriber] = None
+        self._ensure_relay()
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.pop(subscriber, None)
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        for subscriber in list(self.subscribers):
+            try:
+                await subscriber.deliver(message)
+            except Exception:  # one broken socket must not cost the others their frame
+                logger.exception("dashboard: could not deliver a frame to %r", subscriber)
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        """Deliver a frame of this process: here first, then to the others."""
+        await self.deliver(message)
+        if (layer := get_channel_layer()) is not None:
+            await layer.group_send(conf.get("GROUP"), message)
+
+    # -- the relay: other processes' frames ---------------------------------------
+
+    def _ensure_relay(self) -> None:
+        loop = asyncio.get_running_loop()
+        relay = self._relay
+        if relay is not None and not relay.done() and relay.get_loop() is loop:
+            return
+        if relay is not None and not relay.done():
+            relay.get_loop().call_soon_threadsafe(relay.cancel)
+        self._relay = loop.create_task(self._listen(), name="dashboard-relay")
+
+    async def _listen(self) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        group = conf.get("GROUP")
+        channel = await layer.new_channel()
+        await self._join(layer, group, channel)
+        renewing = asyncio.ensure_future(self._renew(layer, group, channel))
+        try:
+            while True:
+                try:
+                    message = await layer.receive(channel)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("dashboard: the channel layer failed; listening again")
+                    await asyncio.sleep(RETRY_AFTER)
+                    continue
+                if message.get("process") != PROCESS:  # ours went out directly
+                    await self.deliver(message)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(layer.group_discard(group, channel))
+
+    async def _join(self, layer: Any, group: str, channel: str) -> None:
+        while True:
+            try:
+                return await layer.group_add(group, channel)
+            except Exception:
+                logger.exception("dashboard: could not join the layer group; retrying")
+                await asyncio.sleep(RETRY_AFTER)
+
+    async def _renew(self, layer: Any, group: str, channel: str) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            await self._join(layer, group, channel)
+
+    def reset(self) -> None:
+        """Forget sockets and stop the relay (tests)."""
+        self.subscribers.clear()
+        relay, self._relay = self._relay, None
+        if relay is not None and not relay.done():
+            with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
+                relay.get_loop().call_soon_threadsafe(relay.cancel)
+
+
+fanout = Fanout()

@@ -1,0 +1,102 @@
+"""Frames reach this process's sockets directly and other processes' through one relay each."""
+
+import asyncio
+import json
+import re
+import threading
+from html import unescape
+
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.test import override_settings
+
+from blog.models import Post
+from dashboard import conf, history
+from dashboard.publisher import publisher
+from dashboard.render import render_frame
+from tests.conftest import communicator, in_thread, settle
+from tests.frames import collect, parse, rows
+
+
+async def test_sockets_share_one_layer_channel_per_process(staff_client):
+    await in_thread(settle)
+    comms = [communicator(staff_client) for _ in range(3)]
+    for comm in comms:
+        assert (await comm.connect())[0]
+    await asyncio.sleep(0.05)  # the relay joins the group
+    layer = get_channel_layer()
+    assert len(layer.groups[conf.get("GROUP")]) == 1  # the relay's, not one per socket
+
+    await in_thread(Post.objects.create, title="to all three")
+    for comm in comms:
+        got = rows(await collect(comm))
+        assert [r.signal for r in got] == ["pre_save", "post_save"]  # each once
+        await comm.disconnect()
+
+
+async def test_other_processes_frames_are_relayed_and_ours_are_not_repeated(dashboard):
+    await asyncio.sleep(0.05)  # the relay joins the group
+    row = {
+        "key": "elsewhere-7.1", "signal": "post_save", "family": "model", "sender": "blog.Post",
+        "url": "/dashboard/events/elsewhere-7.1/", "time_iso": "2026-01-01T00:00:00+00:00",
+        "time_text": "00:00:00.000", "summary": "from another process", "payload_json": "{}",
+        "request_id": "", "rolled_back": False,
+    }
+    message = {
+        "type": "events.batch", "process": "elsewhere-7", "first_seq": 1, "last_seq": 1,
+        "html": render_frame([row], {"post_save": 1}),
+    }
+    await get_channel_layer().group_send(conf.get("GROUP"), message)
+    frame = parse(await dashboard.receive_from(timeout=2))
+    assert [r.summary for r in frame.rows] == ["from another process"]
+
+    await in_thread(Post.objects.create, title="ours")
+    assert [r.signal for r in rows(await collect(dashboard))] == ["pre_save", "post_save"]
+
+
+async def test_frames_sent_during_a_resume_follow_its_backfill(staff_client, monkeypatch):
+    await in_thread(settle)
+    after = await in_thread(history.last_id)
+    await in_thread(Post.objects.create, title="missed")
+    await in_thread(settle)
+
+    original = history.backfill
+
+    def backfill_while_a_post_is_saved(*args):
+        found = original(*args)
+        sent = publisher.sent_batches
+        # A save elsewhere (not this socket's quiet context), sent before we return.
+        saver = threading.Thread(target=save_and_close, args=("meanwhile",))
+        saver.start()
+        saver.join()
+        while publisher.sent_batches == sent:
+            threading.Event().wait(0.005)
+        return found
+
+    monkeypatch.setattr(history, "backfill", backfill_while_a_post_is_saved)
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    frames = await collect(comm)
+    titles = [r.payload["instance"]["str"] for r in rows(frames) if r.signal.endswith("_save")]
+    assert titles == ["missed", "missed", "meanwhile", "meanwhile"]
+    await comm.disconnect()
+
+
+def save_and_close(title: str) -> None:
+    try:
+        Post.objects.create(title=title)
+    finally:
+        connection.close()
+
+
+@override_settings(DASHBOARD={"MAX_ROWS": 50})
+async def test_live_rows_and_history_rows_are_the_same_markup(dashboard, staff_client):
+    await in_thread(Post.objects.create, title="Ünïcode “quoted” & <b>bold</b>")
+    frames = await collect(dashboard)
+    await in_thread(settle)
+    page = (await in_thread(staff_client.get, "/")).content.decode()
+    live_rows = [tr for f in frames for tr in re.findall(r"<tr .*?</tr>", f.raw, re.S)]
+    assert sum("_save" in tr for tr in live_rows) == 2
+    for tr in live_rows:  # frames are ASCII (character references); the page is UTF-8
+        assert unescape(tr) in unescape(page)
