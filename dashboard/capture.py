@@ -15,6 +15,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 from django.conf import settings
@@ -50,7 +51,9 @@ PLAIN = (
 TRACEBACK_FRAMES = 5
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slots dataclasses, not frozen ones: a frozen __init__ goes through
+# object.__setattr__ per field, and one is made per instance per signal.
+@dataclass(slots=True)
 class InstanceSnapshot:
     label: str
     pk: Any
@@ -58,7 +61,7 @@ class InstanceSnapshot:
     fields: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestSnapshot:
     method: str
     path: str
@@ -162,33 +165,36 @@ EXTRA_FIELDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
 }
 
 
-# Files that are the project's own code (not Django, not site-packages, not the
-# dashboard itself), decided once per file name: the origin walk runs per event.
+# Code that is the project's own (not Django, not site-packages, not the
+# dashboard itself), decided once per code object: the walk runs per event.
 _PROJECT_ROOT = str(settings.BASE_DIR) + os.sep
 _DASHBOARD_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_is_project_file: dict[str, bool] = {}
+_is_project_code: dict[CodeType, bool] = {}
 
 
-def _project_file(filename: str) -> bool:
-    mine = _is_project_file.get(filename)
-    if mine is None:
-        mine = _is_project_file[filename] = (
-            filename.startswith(_PROJECT_ROOT)
-            and not filename.startswith(_DASHBOARD_DIR)
-            and "site-packages" not in filename
-            and f"{os.sep}.venv{os.sep}" not in filename
-        )
+def _project_code(code: CodeType) -> bool:
+    filename = code.co_filename
+    mine = _is_project_code[code] = (
+        filename.startswith(_PROJECT_ROOT)
+        and not filename.startswith(_DASHBOARD_DIR)
+        and "site-packages" not in filename
+        and f"{os.sep}.venv{os.sep}" not in filename
+    )
     return mine
 
 
 def origin() -> str | None:
     """The innermost frame of the project's own code on the stack, if any."""
     frame = sys._getframe(2)
+    known = _is_project_code
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if _project_file(filename):
-            where = filename[len(_PROJECT_ROOT) :]
-            return f"{where}:{frame.f_lineno} in {frame.f_code.co_name}"
+        code = frame.f_code
+        mine = known.get(code)
+        if mine is None:
+            mine = _project_code(code)
+        if mine:
+            where = code.co_filename[len(_PROJECT_ROOT) :]
+            return f"{where}:{frame.f_lineno} in {code.co_name}"
         frame = frame.f_back
     return None
 

@@ -1,8 +1,13 @@
-"""The dashboard's settings, read from `settings.DASHBOARD` with defaults."""
+"""The dashboard's settings, read from `settings.DASHBOARD` with defaults.
+
+Read on hot paths (per event, per payload value), so they are merged once
+and cached; a change of DASHBOARD (override_settings in tests) clears it.
+"""
 
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     # Seconds one frame may coalesce events for under load; an idle pipeline
@@ -27,5 +32,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_merged: dict[str, Any] | None = None
+
+
 def get(name: str) -> Any:
-    return getattr(settings, "DASHBOARD", {}).get(name, DEFAULTS[name])
+    global _merged
+    if _merged is None:
+        _merged = {**DEFAULTS, **getattr(settings, "DASHBOARD", {})}
+    return _merged[name]
+
+
+def _forget(setting: str, **kwargs: Any) -> None:
+    global _merged
+    if setting == "DASHBOARD":
+        _merged = None
+
+
+setting_changed.connect(_forget, dispatch_uid="dashboard:conf")

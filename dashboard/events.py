@@ -20,6 +20,7 @@ PROCESS = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{socket.gethostname()}-{os.getpid()}
 # order is the order frames leave in, which resuming relies on. A receiver's
 # event can be enqueued after a later one (it waits for its dispatch to end).
 next_seq = itertools.count(1).__next__
+_NOTHING: dict[str, Any] = {}  # what a described event's raw is (never written to)
 
 
 @dataclass(slots=True, eq=False)
@@ -39,6 +40,11 @@ class Event:
     timings: list[tuple[Any, float]] = field(default_factory=list)
     # Set when the transaction it was sent in rolls back (transactions.py).
     rolled_back: bool = False
+
+    def described(self) -> None:
+        """Drop the snapshots once described: an event stays referenced until its
+        transaction ends (transactions.py), and a long one holds thousands."""
+        self.raw, self.before, self.timings = _NOTHING, None, []
 
     @property
     def key(self) -> str:

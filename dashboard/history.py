@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connections, router, transaction
 from django.db.models import Count, Max, Q, QuerySet
 
 from dashboard import conf
@@ -14,37 +15,57 @@ from dashboard.models import StoredEvent
 from dashboard.payload import to_json
 from dashboard.render import display
 
+# The columns a sent row fills, in INSERT order (the id is the database's).
+COLUMNS = (
+    "time", "signal", "family", "sender", "summary", "payload", "detail",
+    "request_id", "process", "seq", "rolled_back", "search_text",
+)  # fmt: skip
+
 
 def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None:
     """Insert a sent batch, mark rolled-back events, keep the history bounded."""
-    objs = [
-        StoredEvent(
-            time=row["time"],
-            signal=row["signal"],
-            family=row["family"],
-            sender=row["sender"],
-            summary=row["summary"],
-            payload=row["payload"],
-            detail=row["detail"],
-            request_id=row["request_id"],
-            process=row["process"],
-            seq=row["seq"],
-            rolled_back=row["rolled_back"],
-            search_text=search_text(
-                row["signal"], row["sender"], row["summary"], row["payload_json"]
-            ),
-        )
-        for row in rows
-    ]
-    StoredEvent.objects.bulk_create(objs, batch_size=500)
+    if rows:
+        _insert(rows)
     for process, seqs in _by_process(rolled_back).items():
         StoredEvent.objects.filter(process=process, seq__in=seqs).update(rolled_back=True)
-    if objs and (last := objs[-1].pk) is not None:
+    if rows and (last := last_id()):
         # The count cap every batch (an index range: cheap), the age about
         # once per PRUNE_EVERY events.
         _raw_delete(StoredEvent.objects.filter(id__lte=last - conf.get("HISTORY_MAX_EVENTS")))
-        if last % PRUNE_EVERY < len(objs):
+        if last % PRUNE_EVERY < len(rows):
             prune(last_id=last)
+
+
+def _insert(rows: list[dict[str, Any]]) -> None:
+    """One executemany: bulk_create would build a model instance per row and
+    serialise the payload again, in the process (one GIL) that is saving."""
+    connection = connections[router.db_for_write(StoredEvent)]
+    ops, meta = connection.ops, StoredEvent._meta
+    columns = ", ".join(ops.quote_name(meta.get_field(c).column) for c in COLUMNS)
+    sql = (
+        f"INSERT INTO {ops.quote_name(meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    )
+    adapt_time, adapt_json = ops.adapt_datetimefield_value, ops.adapt_json_value
+    params = [
+        (
+            adapt_time(row["time"]),
+            row["signal"],
+            row["family"],
+            row["sender"],
+            row["summary"],
+            row["payload_json"],  # JSON text already; both backends take it as it is
+            adapt_json(row["detail"], None),
+            row["request_id"],
+            row["process"],
+            row["seq"],
+            row["rolled_back"],
+            search_text(row["signal"], row["sender"], row["summary"], row["payload_json"]),
+        )
+        for row in rows
+    ]
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _by_process(events: Iterable[Event]) -> dict[str, list[int]]:

@@ -9,6 +9,7 @@ the secret for e.g. sessions.Session). Escaping is the template's job.
 import json
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from dashboard import conf
@@ -25,13 +26,14 @@ SECRET = re.compile(
 MAX_ITEMS = 20
 
 
+@lru_cache(maxsize=4096)  # names repeat: fields, kwargs, settings
 def is_secret(name: str) -> bool:
     return bool(SECRET.search(name))
 
 
 def text(value: Any) -> str:
     limit = conf.get("VALUE_LIMIT")
-    s = str(value)
+    s = value if type(value) is str else str(value)
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
@@ -152,5 +154,4 @@ def describe_event(event: Event) -> dict[str, Any]:
         "process": PROCESS,
         "seq": event.seq,
         "rolled_back": event.rolled_back,
-        "event": event,
     }

@@ -27,6 +27,8 @@ def prepare(batch: Batch, dropped: int) -> tuple[dict[str, Any], list[dict[str, 
     events = [item for item in batch if isinstance(item, Event)]
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
     rows = [describe_event(e) for e in events]
+    for e in events:
+        e.described()
     html = render_frame(
         rows[::-1][: conf.get("MAX_ROWS")],
         counts=dict(Counter(e.signal for e in events)),

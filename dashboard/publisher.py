@@ -161,9 +161,15 @@ class Publisher:
         from dashboard import pipeline
 
         try:
-            message, rows, marks = await self._in_worker(
-                self._worker, pipeline.prepare, batch, self.dropped
-            )
+            if len(batch) <= INLINE_BATCH:
+                # Small frames are prepared right here: a hop to the render thread
+                # and back would cost two waits for the GIL, each up to the
+                # interpreter's switch interval (5 ms) while a save is running.
+                message, rows, marks = pipeline.prepare(batch, self.dropped)
+            else:  # big ones on the render thread, so the loop keeps serving sockets
+                message, rows, marks = await self._in_worker(
+                    self._worker, pipeline.prepare, batch, self.dropped
+                )
         except Exception:
             logger.exception("dashboard: could not prepare %d events", len(batch))
             return
@@ -329,6 +335,7 @@ class Publisher:
 
 
 MIN_PAUSE = 0.001  # seconds between frames, at the least
+INLINE_BATCH = 16  # events a frame may hold and still be prepared on the loop
 STORE_INTERVAL = 0.05  # seconds between history writes, at the least
 STORE_BACKLOG = 50_000  # sent rows awaiting the store; past it the oldest are not stored
 

@@ -39,15 +39,27 @@ def track(event: Event, using: str | None) -> None:
     connection = connections[using or DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block:
         return
+    # Per connection: savepoint ids → a weak reference to that level's outcome.
     outcomes = connection.__dict__.get("_dashboard_outcomes")
     if outcomes is None:
-        outcomes = connection.__dict__["_dashboard_outcomes"] = weakref.WeakValueDictionary()
+        outcomes = connection.__dict__["_dashboard_outcomes"] = {}
     key = tuple(connection.savepoint_ids)
-    outcome = outcomes.get(key)
+    ref = outcomes.get(key)
+    outcome = ref() if ref is not None else None
     if outcome is None:
-        state: list[Any] = [False, []]
-        outcome = _Outcome(state)
-        weakref.finalize(outcome, _settle, state).atexit = False
-        outcomes[key] = outcome
-        transaction.on_commit(outcome, using=connection.alias)
+        outcome = _watch(outcomes, key, connection.alias)
     outcome.state[1].append(event)
+
+
+def _watch(outcomes: dict[tuple[str, ...], Any], key: tuple[str, ...], alias: str) -> _Outcome:
+    state: list[Any] = [False, []]
+    outcome = _Outcome(state)
+    weakref.finalize(outcome, _settle, state).atexit = False
+
+    def forget(ref: weakref.ref[_Outcome]) -> None:
+        if outcomes.get(key) is ref:
+            del outcomes[key]
+
+    outcomes[key] = weakref.ref(outcome, forget)
+    transaction.on_commit(outcome, using=alias)
+    return outcome
