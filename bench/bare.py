@@ -9,7 +9,7 @@ title's run, sequence and time substituted, and the row's event key
 the publisher's: the same bytes per event.
 
 mode=event sends one frame per event; mode=batch follows the publisher's rules:
-an idle pump sends at once, then pauses twice what that frame cost (at least
+an idle pump sends at once, then pauses as long as that frame cost (at least
 1 ms, at most the window, 50 ms) and sends what came meanwhile as one frame, at
 most MAX_ROWS rows a frame, counts for all. Events past QUEUE_SIZE are dropped
 and counted.
@@ -149,9 +149,9 @@ class Bare:
                 batch = list(self.queue)
                 self.queue.clear()
                 self.send(batch, state)
-                # Adaptive, as the publisher: twice the frame's cost, within [1 ms, window].
+                # Adaptive, as the publisher: the frame's cost, within [1 ms, window].
                 cost = time.perf_counter() - started
-                await asyncio.sleep(min(self.window, max(MIN_PAUSE, 2 * cost)))
+                await asyncio.sleep(min(self.window, max(MIN_PAUSE, cost)))
 
     # -- HTTP control ------------------------------------------------------------
 

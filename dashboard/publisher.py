@@ -6,10 +6,11 @@ one long-lived event loop: the server's own under daphne (bound by the ASGI
 middleware and the consumer), otherwise a daemon thread started on demand
 (management commands, the shell, tests).
 
-Adaptive batching: an idle pump sends the first event at once; it then waits
-one window (BATCH_WINDOW) before sending again, so under load everything that
-arrived in the window goes out as one frame, rendered once, which the
-fanout (fanout.py) hands to this process's sockets and to the layer.
+Adaptive batching: an idle pump sends the first event at once; it then
+pauses as long as that frame cost, at most one window (BATCH_WINDOW), so
+under load everything that arrived meanwhile goes out as one frame, rendered
+once, which the fanout (fanout.py) hands to this process's sockets and to
+the layer.
 """
 
 import asyncio
@@ -135,10 +136,12 @@ class Publisher:
                 if self.queue:
                     started = loop.time()
                     await self._send(self._drain())
-                    # Adaptive: pause twice what the frame cost (a cheap frame, a
-                    # short pause: low latency), up to the window under load.
+                    # Adaptive: pause as long as the frame cost (a cheap frame, a
+                    # short pause: low latency), up to the window under load. So
+                    # sending takes at most half the loop, and frames stay small
+                    # (twice the cost made frames, and so latency, a third bigger).
                     cost = loop.time() - started
-                    await asyncio.sleep(min(conf.get("BATCH_WINDOW"), max(MIN_PAUSE, 2 * cost)))
+                    await asyncio.sleep(min(conf.get("BATCH_WINDOW"), max(MIN_PAUSE, cost)))
                     continue
                 # Idle: disarm, then look once more, since a publish() that saw
                 # `_armed` still True just before did not wake us.

@@ -40,9 +40,16 @@ ROLLED_BACK_BADGE = (
 )
 
 
+def _text(value: str) -> str:
+    """Escaped for an element's text: quotes are safe there, and JSON is full
+    of them (&quot; made payloads a fifth bigger, on every socket)."""
+    return escape(value, quote=False)
+
+
 def render_row(row: dict[str, Any]) -> str:
     """One event's <tr>. Every value is escaped (`html.escape`, as Django's
-    `escape` does); the data- attributes are what dashboard.js filters on."""
+    `escape` does; quotes too, in attributes); the data- attributes are what
+    dashboard.js filters on."""
     family, signal, sender = escape(row["family"]), escape(row["signal"]), escape(row["sender"])
     url = escape(row["url"])
     rolled_back = row["rolled_back"]
@@ -55,8 +62,8 @@ def render_row(row: dict[str, Any]) -> str:
         f"{escape(row['time_text'])}</time></td>"
         f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}</td>'
         f'<td class="sender">{sender}</td>'
-        f'<td class="payload"><details><summary>{escape(row["summary"])}</summary>'
-        f"<pre>{escape(row['payload_json'])}</pre></details>"
+        f'<td class="payload"><details><summary>{_text(row["summary"])}</summary>'
+        f"<pre>{_text(row['payload_json'])}</pre></details>"
         f'<a class="open" href="{url}" hx-get="{url}" hx-target="#detail" hx-push-url="true" '
         f'title="Open the detail">detail &#8250;</a></td></tr>'
     )
