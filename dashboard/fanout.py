@@ -29,7 +29,8 @@ logger = logging.getLogger("dashboard")
 # Group memberships expire in channels' layers (a day by default): the relay
 # renews its own well before.
 RENEW_EVERY = 3600.0
-RETRY_AFTER = 1.0  # seconds before the relay listens again after a layer error
+RETRY_AFTER = 1.0  # seconds before the relay tries the layer again, doubling per failure
+RETRY_AT_MOST = 30.0
 
 
 class Subscriber(Protocol):
@@ -83,15 +84,18 @@ class Fanout:
         await self._join(layer, group, channel)
         renewing = asyncio.ensure_future(self._renew(layer, group, channel))
         try:
+            delay = RETRY_AFTER
             while True:
                 try:
                     message = await layer.receive(channel)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception:  # e.g. Redis restarting: back off, then listen again
                     logger.exception("dashboard: the channel layer failed; listening again")
-                    await asyncio.sleep(RETRY_AFTER)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_AT_MOST)
                     continue
+                delay = RETRY_AFTER
                 if message.get("process") != PROCESS:  # ours went out directly
                     await self.deliver(message)
         finally:
@@ -100,12 +104,14 @@ class Fanout:
                 await asyncio.shield(layer.group_discard(group, channel))
 
     async def _join(self, layer: Any, group: str, channel: str) -> None:
+        delay = RETRY_AFTER
         while True:
             try:
                 return await layer.group_add(group, channel)
             except Exception:
                 logger.exception("dashboard: could not join the layer group; retrying")
-                await asyncio.sleep(RETRY_AFTER)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_AT_MOST)
 
     async def _renew(self, layer: Any, group: str, channel: str) -> None:
         while True:

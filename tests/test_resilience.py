@@ -10,6 +10,8 @@ from blog.models import Post
 from dashboard import capture
 from dashboard.publisher import publisher
 from tests.broken_layer import GatedLayer
+from tests.conftest import communicator, in_thread, settle
+from tests.frames import collect, rows
 
 BROKEN = {"default": {"BACKEND": "tests.broken_layer.BrokenLayer"}}
 
@@ -54,3 +56,16 @@ def test_save_does_not_wait_for_the_layer():
     while "sent" not in GatedLayer.log and time.monotonic() < deadline:
         time.sleep(0.01)
     assert "sent" in GatedLayer.log
+
+
+async def test_a_broken_layer_costs_other_processes_not_this_one(staff_client, caplog):
+    """This process's dashboards get their frame even when the layer fails every send."""
+    with override_settings(CHANNEL_LAYERS=BROKEN), caplog.at_level(logging.ERROR, "dashboard"):
+        await in_thread(settle)
+        comm = communicator(staff_client)
+        assert (await comm.connect())[0]
+        await in_thread(Post.objects.create, title="Shown here anyway")
+        shown = [r for r in rows(await collect(comm)) if r.signal == "post_save"]
+        await comm.disconnect()
+    assert [r.payload["instance"]["str"] for r in shown] == ["Shown here anyway"]
+    assert "channel layer is down" in caplog.text
