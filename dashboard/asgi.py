@@ -5,6 +5,7 @@ from typing import Any
 
 from dashboard.context import RequestInfo, current_request, is_quiet_path, quiet
 from dashboard.publisher import publisher
+from dashboard.sockets import SCOPE_KEY, socket_of
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,6 +29,8 @@ class RequestContextMiddleware:
         publisher.bind_running_loop()
         if scope["type"] == "websocket":
             quiet.set(True)
+            if (socket := socket_of(send)) is not None:  # daphne: frames may skip ASGI
+                scope = {**scope, SCOPE_KEY: socket}
             await self.app(scope, receive, send)
             return
         if scope["type"] != "http":

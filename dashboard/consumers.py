@@ -16,7 +16,6 @@ always goes out before anything newer.
 
 import json
 import logging
-from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -27,6 +26,7 @@ from dashboard.fanout import fanout
 from dashboard.filters import EventFilter
 from dashboard.publisher import publisher
 from dashboard.render import render_frame
+from dashboard.sockets import SCOPE_KEY, Frame
 
 logger = logging.getLogger("dashboard")
 
@@ -44,7 +44,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         # Per process, the newest seq this socket holds: forwarded live, or backfilled.
         self.seen: dict[str, int] = {}
         # Frames that arrive while a resume is answered, in order; None otherwise.
-        self.held: list[dict[str, Any]] | None = None
+        self.held: list[Frame] | None = None
+        # daphne's socket, to write frames framed once for all (sockets.py); or None.
+        self.socket = self.scope.get(SCOPE_KEY)
         publisher.bind_running_loop()
         await self.accept()
         fanout.subscribe(self)
@@ -85,21 +87,23 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 await self.forward(self.held.pop(0))
             self.held = None
 
-    async def deliver(self, message: dict[str, Any]) -> None:
+    async def deliver(self, frame: Frame) -> None:
         """A frame from the fanout: forwarded at once, or after the resume under way."""
         if self.held is not None:
-            self.held.append(message)
+            self.held.append(frame)
         else:
-            await self.forward(message)
+            await self.forward(frame)
 
-    async def forward(self, message: dict[str, Any]) -> None:
+    async def forward(self, frame: Frame) -> None:
+        message = frame.message
         process, first, last = (message.get(k) for k in ("process", "first_seq", "last_seq"))
         if process is not None and first is not None:
             if first <= self.seen.get(process, 0):
                 return  # the backfill held these already
             self.seen[process] = last
         # Rendered once by the publisher; no per-client work here.
-        await self.send(text_data=message["html"])
+        if self.socket is None or not frame.send_to(self.socket):
+            await self.send(text_data=frame.html)
 
 
 def notice(text: str) -> str:

@@ -2,7 +2,8 @@
 
 The publisher hands each frame to `fanout.deliver()` on its loop, which
 passes it to every socket of this process in turn (a socket's send only
-queues bytes, so this does not wait on clients). It then `group_send`s the
+queues bytes, so this does not wait on clients; under daphne the frame is
+framed once for all of them, see sockets.py). It then `group_send`s the
 frame once, for other processes. In each process that serves dashboards,
 one relay task listens to the group on one layer channel and delivers what
 *other* processes sent to its own sockets.
@@ -23,6 +24,7 @@ from channels.layers import get_channel_layer
 
 from dashboard import conf
 from dashboard.events import PROCESS
+from dashboard.sockets import Frame
 
 logger = logging.getLogger("dashboard")
 
@@ -34,7 +36,7 @@ RETRY_AT_MOST = 30.0
 
 
 class Subscriber(Protocol):
-    async def deliver(self, message: dict[str, Any]) -> None: ...
+    async def deliver(self, frame: Frame) -> None: ...
 
 
 class Fanout:
@@ -52,9 +54,10 @@ class Fanout:
         self.subscribers.pop(subscriber, None)
 
     async def deliver(self, message: dict[str, Any]) -> None:
+        frame = Frame(message)  # framed once for every socket (sockets.py)
         for subscriber in list(self.subscribers):
             try:
-                await subscriber.deliver(message)
+                await subscriber.deliver(frame)
             except Exception:  # one broken socket must not cost the others their frame
                 logger.exception("dashboard: could not deliver a frame to %r", subscriber)
 

@@ -1,0 +1,60 @@
+"""Under daphne a frame is framed once and written to every socket (dashboard/sockets.py)."""
+
+import functools
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.internet.testing import StringTransport
+
+from dashboard.sockets import Frame, socket_of
+
+
+def server_factory() -> WebSocketServerFactory:
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketServerProtocol  # what daphne's protocol derives from
+    return factory
+
+
+def open_socket(factory: WebSocketServerFactory) -> tuple[WebSocketServerProtocol, StringTransport]:
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.state = protocol.STATE_OPEN  # as after the handshake
+    transport.clear()
+    return protocol, transport
+
+
+def test_daphne_style_send_reveals_its_socket_and_nothing_else_does():
+    protocol = server_factory().buildProtocol(None)
+
+    async def handle_reply(protocol, message):  # daphne's Server.handle_reply
+        return None
+
+    assert socket_of(functools.partial(handle_reply, protocol)) is protocol
+    assert socket_of(functools.partial(handle_reply, object())) is None
+    assert socket_of(handle_reply) is None  # e.g. channels' test communicator
+
+
+def test_one_frame_is_framed_once_for_every_open_socket(monkeypatch):
+    factory = server_factory()
+    prepared = []
+    original = factory.prepareMessage
+    monkeypatch.setattr(factory, "prepareMessage", lambda *a: prepared.append(a) or original(*a))
+    sockets = [open_socket(factory) for _ in range(3)]
+    html = "<tbody id=\"events\"></tbody>" * 20  # 540 bytes: a 16-bit length header
+
+    frame = Frame({"html": html})
+    assert all(frame.send_to(protocol) for protocol, _ in sockets)
+
+    assert len(prepared) == 1
+    for _, transport in sockets:
+        data = transport.value()
+        assert data[0] == 0x81  # FIN, text frame
+        assert data[1] == 126 and int.from_bytes(data[2:4], "big") == len(html)
+        assert data[4:] == html.encode()
+
+
+def test_a_socket_that_is_not_open_is_left_to_asgi():
+    protocol, transport = open_socket(server_factory())
+    protocol.state = protocol.STATE_CLOSING
+    assert Frame({"html": "<p>late</p>"}).send_to(protocol) is False
+    assert transport.value() == b""
