@@ -338,7 +338,7 @@ class Publisher:
 
 
 MIN_PAUSE = 0.001  # seconds between frames, at the least
-INLINE_BATCH = 16  # events a frame may hold and still be prepared on the loop
+INLINE_BATCH = 64  # events a frame may hold and still be prepared on the loop
 STORE_INTERVAL = 0.05  # seconds between history writes, at the least
 STORE_BACKLOG = 50_000  # sent rows awaiting the store; past it the oldest are not stored
 
