@@ -26,14 +26,17 @@ def saves_table(saves: Result) -> str:
         rows.append([
             mode, str(r["creates_per_run"]), str(r["repeats"]),
             fmt(r["disconnected_us"]), fmt(r["connected_us"]), fmt(r["ratio"], 2) + "x",
+            fmt(r["watched_us"]), fmt(r["watched_ratio"], 2) + "x",
             f"<= {targets[mode]}x", str(r["dropped"]),
             fmt(r["capture_only_us"]), fmt(r["capture_only_ratio"], 2) + "x",
             " ".join(fmt(x, 0) for x in r["connected_runs_us"]),
+            " ".join(fmt(x, 0) for x in r["watched_runs_us"]),
             " ".join(fmt(x, 0) for x in r["disconnected_runs_us"]),
         ])
     out = table(
-        ["mode", "creates", "runs", "off us", "on us", "on/off", "target", "dropped",
-         "capture-only us", "capture-only/off", "on runs us", "off runs us"],
+        ["mode", "creates", "runs", "off us", "on us", "on/off", "watched us", "watched/off",
+         "target", "dropped", "capture-only us", "capture-only/off", "on runs us",
+         "watched runs us", "off runs us"],
         rows,
     )
     notes = []
@@ -214,9 +217,14 @@ def targets(saves: Result | None, runs: list[Result]) -> list[Result]:
 
     for mode, limit in (("transaction", 1.25), ("autocommit", 1.05)):
         found = (saves or {}).get(mode)
-        value = found["ratio"] if found else None
-        add(f"save overhead, {mode}", f"<= {limit}x", "-" if value is None else f"{value:.2f}x",
-            None if value is None else value <= limit)
+        if not found:
+            add(f"save overhead, {mode}", f"<= {limit}x", "-", None)
+            continue
+        # Judged on the worse of the two: nobody watching, a dashboard watching.
+        worst = max(found["ratio"], found["watched_ratio"])
+        add(f"save overhead, {mode}", f"<= {limit}x",
+            f"{found['ratio']:.2f}x unwatched, {found['watched_ratio']:.2f}x watched",
+            worst <= limit)
 
     for k, rate, goal_ms, need_lossless in ((10, 100, 10, False), (100, 1000, 100, True)):
         name, goal = f"{rate:,}/s to {k} dashboards", f"p99 <= {goal_ms} ms"

@@ -1,17 +1,19 @@
 """Subprocess: µs per `Post.objects.create` with the dashboard's receivers connected vs not.
 
 Run as `python -m bench.saves OUT.json --tx N --auto N --repeats R` against the bench
-database (prepared). Runs interleave connected / disconnected and the medians count.
-Connected runs pay the realistic price: events go to the publisher's daemon-thread
-loop, which describes and renders them and sends each frame to the in-memory layer,
-where nobody listens, then stores the sent rows on its store thread (at most one
-write per 50 ms). Between runs the publisher is flushed, waited on until its last
-store has finished (so no write of one run overlaps the next), and reset, so its
-queue cap never turns a later run into cheap drops. Disconnected runs check that
-the dashboard is really gone (no capture receiver, no receiver timing), and say so.
-A third, diagnostic mode keeps the receivers connected but makes the pump send
-nothing, to tell the capture's own cost from the rest of the pipeline's
-(describe, store, render, layer), which runs in the same process and GIL.
+database (prepared). Runs interleave the modes (MODES below) and the medians count.
+Connected runs pay the price of a process nobody watches: events go to the
+publisher's daemon-thread loop, which, with no socket to show them to, keeps them
+for the store thread to describe and store (at most one write per 50 ms).
+Watched runs pay the price of a dashboard open in the saving process: every frame
+is described and rendered as the saves go, handed to the socket, then stored.
+Between runs the publisher is flushed, waited on until its last store has finished
+(so no write of one run overlaps the next), and reset, so its queue cap never turns
+a later run into cheap drops. Disconnected runs check that the dashboard is really
+gone (no capture receiver, no receiver timing), and say so. A diagnostic mode keeps
+the receivers connected but makes the pump hand nothing on, to tell the capture's
+own cost from the rest of the pipeline's (describe, render, store), which runs in
+the same process and GIL.
 """
 
 import argparse
@@ -27,8 +29,13 @@ from typing import Any
 import django
 
 _runs = itertools.count(1)
-# Interleaved in this order. "capture-only" is a diagnosis: connected, nothing sent.
-MODES = ("connected", "disconnected", "capture-only")
+# Interleaved in this order. "connected": receivers on, nobody watching (no
+# socket here, the in-memory layer), so no frame is made and events are
+# described when stored. "watched": the same with a dashboard open in this
+# process (a socket that takes each frame and drops it), so every frame is
+# described and rendered as the saves go. "capture-only" is a diagnosis:
+# connected, nothing handed on.
+MODES = ("connected", "disconnected", "watched", "capture-only")
 
 
 def set_receivers(connected: bool) -> None:
@@ -100,11 +107,30 @@ def capture_only() -> Iterator[None]:
     async def discard(batch: list[Any]) -> None:
         return None
 
-    publisher._send = discard  # type: ignore[method-assign]
+    publisher._hand_on = discard  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del publisher._send  # the class's method again
+        del publisher._hand_on  # the class's method again
+
+
+class DroppingSocket:
+    """A dashboard open in this process that drops what it gets (no socket I/O)."""
+
+    async def deliver(self, frame: Any) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def watched() -> Iterator[None]:
+    from dashboard.fanout import fanout
+
+    socket = DroppingSocket()
+    fanout.subscribers[socket] = None  # as fanout.subscribe() would, minus the relay
+    try:
+        yield
+    finally:
+        fanout.unsubscribe(socket)
 
 
 def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
@@ -113,7 +139,8 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     set_receivers(mode != "disconnected")
     left = dashboard_left() if mode == "disconnected" else []
     publisher.reset()
-    with capture_only() if mode == "capture-only" else contextlib.nullcontext():
+    context = {"capture-only": capture_only, "watched": watched}.get(mode, contextlib.nullcontext)
+    with context():
         seconds = timed_creates(n, atomic)
         dropped, queued = publisher.dropped, len(publisher.queue)
         publisher.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
@@ -144,6 +171,9 @@ def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
         "connected_us": med["connected"],
         "disconnected_us": med["disconnected"],
         "ratio": med["connected"] / med["disconnected"],
+        "watched_us": med["watched"],
+        "watched_ratio": med["watched"] / med["disconnected"],
+        "watched_runs_us": [r["us_per_save"] for r in runs["watched"]],
         "capture_only_us": med["capture-only"],
         "capture_only_ratio": med["capture-only"] / med["disconnected"],
         "connected_runs_us": [r["us_per_save"] for r in runs["connected"]],

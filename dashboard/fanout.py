@@ -20,7 +20,7 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from dashboard import conf
 from dashboard.events import PROCESS
@@ -60,6 +60,15 @@ class Fanout:
                 await subscriber.deliver(frame)
             except Exception:  # one broken socket must not cost the others their frame
                 logger.exception("dashboard: could not deliver a frame to %r", subscriber)
+
+    def watched(self) -> bool:
+        """Could anyone see a frame now? A socket here, or, through a layer that
+        reaches other processes, sockets elsewhere. Nobody: no frame is made."""
+        if self.subscribers:
+            return True
+        layer = get_channel_layer()
+        # The stock in-memory layer never leaves this process (a subclass might).
+        return layer is not None and type(layer) is not InMemoryChannelLayer
 
     async def publish(self, message: dict[str, Any]) -> None:
         """Deliver a frame of this process: here first, then to the others."""

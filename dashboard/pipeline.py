@@ -22,13 +22,19 @@ logger = logging.getLogger("dashboard")
 Batch = list[Event | RolledBack]
 
 
+def describe(events: list[Event]) -> list[dict[str, Any]]:
+    """Each event's row (what is shown and stored); then its snapshots can go."""
+    rows = [describe_event(e) for e in events]
+    for e in events:
+        e.described()
+    return rows
+
+
 def prepare(batch: Batch, dropped: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
     """Describe each event once and render one frame: (group message, rows, rolled back)."""
     events = [item for item in batch if isinstance(item, Event)]
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
-    rows = [describe_event(e) for e in events]
-    for e in events:
-        e.described()
+    rows = describe(events)
     html = render_frame(
         rows[::-1][: conf.get("MAX_ROWS")],
         counts=dict(Counter(e.signal for e in events)),

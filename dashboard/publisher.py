@@ -51,7 +51,8 @@ class Publisher:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="dashboard-render")
         self._store = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
         self._storing: asyncio.Future[None] | None = None
-        self._unstored: list[tuple[list[dict[str, Any]], list[Any], int]] = []
+        # (described rows, or events nobody watched; rolled-back marks; newest seq)
+        self._unstored: list[tuple[list[Any], list[Any], int]] = []
         self._unstored_rows = 0
         self._last_store = 0.0
         self._flushing: threading.Thread | None = None
@@ -135,13 +136,17 @@ class Publisher:
             while self._loop is loop:
                 if self.queue:
                     started = loop.time()
-                    await self._send(self._drain())
+                    await self._hand_on(self._drain())
                     # Adaptive: pause as long as the frame cost (a cheap frame, a
                     # short pause: low latency), up to the window under load. So
                     # sending takes at most half the loop, and frames stay small
                     # (twice the cost made frames, and so latency, a third bigger).
+                    # Unwatched, nobody waits: one window, so the saves are not
+                    # interrupted by a pump that has nothing to show.
                     cost = loop.time() - started
-                    await asyncio.sleep(min(conf.get("BATCH_WINDOW"), max(MIN_PAUSE, cost)))
+                    window = conf.get("BATCH_WINDOW")
+                    pause = min(window, max(MIN_PAUSE, cost)) if fanout.watched() else window
+                    await asyncio.sleep(pause)
                     continue
                 # Idle: disarm, then look once more, since a publish() that saw
                 # `_armed` still True just before did not wake us.
@@ -160,6 +165,12 @@ class Publisher:
             batch.append(item)
         return batch
 
+    async def _hand_on(self, batch: list["Event | RolledBack"]) -> None:
+        if fanout.watched():
+            await self._send(batch)
+        else:
+            self._keep(batch)
+
     async def _send(self, batch: list["Event | RolledBack"]) -> None:
         from dashboard import pipeline
 
@@ -176,18 +187,29 @@ class Publisher:
         except Exception:
             logger.exception("dashboard: could not prepare %d events", len(batch))
             return
+        self.sent_batches += 1
+        self.sent_seq = message.get("last_seq", self.sent_seq)
         try:
             await fanout.publish(message)
         except Exception:
             # A broken layer costs other processes' dashboards these events, never a save.
             logger.exception("dashboard: could not publish %d events", len(batch))
-        self.sent_batches += 1
-        self.sent_seq = message.get("last_seq", self.sent_seq)
+        self._to_store(rows, marks)
+
+    def _keep(self, batch: list["Event | RolledBack"]) -> None:
+        """Nobody watching: no frame; the events are described when stored."""
+        events = [item for item in batch if isinstance(item, Event)]
+        if events:
+            self.sent_seq = events[-1].seq
+        self._to_store(events, [item.event for item in batch if not isinstance(item, Event)])
+
+    def _to_store(self, rows: list[Any], marks: list[Event]) -> None:
         # Store after sending: the database never sits on the live path. Sent
         # frames are stored together, one write at most every STORE_INTERVAL,
         # so a busy pump makes few transactions. Past STORE_BACKLOG unstored
         # rows (a database stuck for a long while) the oldest are not stored,
-        # and counted: history loses them, the live view does not wait.
+        # and counted: history loses them, the live view does not wait. Rows
+        # are described already, or events (nobody watched) described then.
         with self._store_lock:
             self._unstored.append((rows, marks, self.sent_seq))
             self._unstored_rows += len(rows)
@@ -223,7 +245,15 @@ class Publisher:
                 pending, self._unstored, self._unstored_rows = self._unstored, [], 0
             if not pending:
                 return
-            rows = [row for batch_rows, _, _ in pending for row in batch_rows]
+            rows = [
+                row
+                for batch_rows, _, _ in pending
+                for row in (
+                    batch_rows
+                    if not batch_rows or isinstance(batch_rows[0], dict)
+                    else pipeline.describe(batch_rows)
+                )
+            ]
             marks = [mark for _, batch_marks, _ in pending for mark in batch_marks]
             pipeline.store(rows, marks)
             self.stored_seq = pending[-1][2]
@@ -277,13 +307,13 @@ class Publisher:
             batch = self._drain()
             loop = self._loop
             if loop is not None and loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(self._send(batch), loop)
+                future = asyncio.run_coroutine_threadsafe(self._hand_on(batch), loop)
                 try:
                     future.result(timeout)
                 except Exception:
                     logger.warning("dashboard: flush timed out; events lost")
             else:
-                asyncio.run(self._send(batch))
+                asyncio.run(self._hand_on(batch))
         # On a thread of its own: the caller's thread may be inside a
         # transaction, which must not carry (or roll back) the history.
         run = contextvars.copy_context().run

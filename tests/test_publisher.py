@@ -5,13 +5,16 @@ import threading
 import time
 
 import pytest
-from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from dashboard import conf
+from blog.models import Post
+from dashboard import conf, pipeline
 from dashboard.events import Event
+from dashboard.fanout import fanout
+from dashboard.models import StoredEvent
 from dashboard.publisher import publisher
 from tests.broken_layer import GatedLayer
+from tests.conftest import settle as settle_stored
 from tests.frames import parse
 
 WINDOW = 0.5  # long enough that "at once" and "after the window" cannot be confused
@@ -21,53 +24,61 @@ def event(n: int) -> Event:
     return Event(signal="post_save", family="model", sender="blog.Post", raw={"n": n})
 
 
+class Watcher:
+    """A dashboard socket of this process, as the fanout sees one: it queues frames."""
+
+    def __init__(self) -> None:
+        self.frames: asyncio.Queue[str] = asyncio.Queue()
+
+    async def deliver(self, frame) -> None:
+        self.frames.put_nowait(frame.html)
+
+
 @pytest.fixture
 async def group():
-    """A channel in the dashboards' group, and the publisher bound to this loop."""
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(conf.get("GROUP"), channel)
+    """A dashboard watching, and the publisher bound to this loop."""
+    watcher = Watcher()
+    fanout.subscribe(watcher)
     publisher.bind_running_loop()
-    yield layer, channel
-    await layer.group_discard(conf.get("GROUP"), channel)
+    yield watcher
+    fanout.unsubscribe(watcher)
     publisher.reset()
     await asyncio.sleep(0.01)
 
 
-async def next_frame(layer, channel, timeout: float):
-    message = await asyncio.wait_for(layer.receive(channel), timeout)
-    return parse(message["html"])
+async def next_frame(watcher: Watcher, timeout: float):
+    return parse(await asyncio.wait_for(watcher.frames.get(), timeout))
 
 
 def numbers(frame) -> list[int]:
     return [row.payload["n"] for row in reversed(frame.rows) if row.signal == "post_save"]
 
 
-async def settle(layer, channel) -> None:
+async def settle(watcher: Watcher) -> None:
     """Take what is in flight (override_settings' own setting_changed) until the pump idles."""
     window = conf.get("BATCH_WINDOW")
     while True:
         try:
-            await asyncio.wait_for(layer.receive(channel), 2 * window + 0.05)
+            await asyncio.wait_for(watcher.frames.get(), 2 * window + 0.05)
         except TimeoutError:
             return
 
 
 @override_settings(DASHBOARD={"BATCH_WINDOW": WINDOW})
 async def test_idle_pump_sends_the_first_event_at_once_then_coalesces(group):
-    layer, channel = group
-    await settle(layer, channel)
+    watcher = group
+    await settle(watcher)
     batches_before = publisher.sent_batches
     loop = asyncio.get_running_loop()
     started = loop.time()
     publisher.publish(event(1))
-    first = await next_frame(layer, channel, timeout=WINDOW)
+    first = await next_frame(watcher, timeout=WINDOW)
     assert numbers(first) == [1]
     assert loop.time() - started < WINDOW  # did not wait for a window
 
     for n in (2, 3, 4):  # arrive while the pump waits out its window
         publisher.publish(event(n))
-    second = await next_frame(layer, channel, timeout=3 * WINDOW)
+    second = await next_frame(watcher, timeout=3 * WINDOW)
     assert numbers(second) == [2, 3, 4]  # one frame, oldest→newest, rendered once
     assert second.counts == {"post_save": 3}
     assert publisher.sent_batches - batches_before == 2
@@ -75,8 +86,8 @@ async def test_idle_pump_sends_the_first_event_at_once_then_coalesces(group):
 
 @override_settings(DASHBOARD={"BATCH_WINDOW": 0.01, "MAX_ROWS": 5000})
 async def test_one_producer_thread_loses_and_reorders_nothing(group):
-    layer, channel = group
-    await settle(layer, channel)
+    watcher = group
+    await settle(watcher)
     total = 3000
 
     def produce() -> None:
@@ -88,7 +99,7 @@ async def test_one_producer_thread_loses_and_reorders_nothing(group):
     seen: list[int] = []
     counted = 0
     while counted < total:
-        frame = await next_frame(layer, channel, timeout=5)
+        frame = await next_frame(watcher, timeout=5)
         seen += numbers(frame)
         counted += frame.total
     producer.join()
@@ -118,32 +129,31 @@ def test_full_queue_drops_and_counts_without_blocking():
 
 @override_settings(DASHBOARD={"MAX_ROWS": 10})
 async def test_a_burst_renders_at_most_max_rows_but_counts_every_event(group):
-    layer, channel = group
-    await settle(layer, channel)
+    watcher = group
+    await settle(watcher)
     for n in range(1, 1001):
         publisher.publish(event(n))
     await asyncio.sleep(0)  # let the pump (woken by the first) take the rest at once
-    frame = await next_frame(layer, channel, timeout=3)
+    frame = await next_frame(watcher, timeout=3)
     assert frame.total == 1000
     assert frame.counts == {"post_save": 1000}
     assert numbers(frame) == list(range(991, 1001))  # the newest ten
 
 
 async def test_frames_report_the_process_drop_count(group):
-    layer, channel = group
+    watcher = group
     publisher.dropped = 7
     publisher.publish(event(1))
-    frame = await next_frame(layer, channel, timeout=1)
+    frame = await next_frame(watcher, timeout=1)
     assert frame.dropped == 7
 
 
 async def test_a_stuck_history_store_never_holds_up_live_frames(group, monkeypatch):
     """Past the store backlog the oldest unstored rows are counted, not waited for."""
-    from dashboard import pipeline
     from dashboard import publisher as publisher_module
 
-    layer, channel = group
-    await settle(layer, channel)
+    watcher = group
+    await settle(watcher)
     gate = threading.Event()
     monkeypatch.setattr(pipeline, "store", lambda rows, marks: gate.wait(10))
     monkeypatch.setattr(publisher_module, "STORE_BACKLOG", 5)
@@ -151,8 +161,22 @@ async def test_a_stuck_history_store_never_holds_up_live_frames(group, monkeypat
         for n in range(4):  # four frames of three rows, while the store is stuck
             for i in range(3):
                 publisher.publish(event(10 * n + i))
-            frame = await next_frame(layer, channel, timeout=2)
+            frame = await next_frame(watcher, timeout=2)
             assert numbers(frame) == [10 * n + i for i in range(3)]
         assert publisher.unstored >= 3
     finally:
         gate.set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unwatched_events_are_stored_without_a_frame(monkeypatch):
+    """No socket here and the in-memory layer: nobody could see a frame, so none is made;
+    the events are described when stored, and a page opening later reads them."""
+    prepared = []
+    monkeypatch.setattr(pipeline, "prepare", lambda *a: prepared.append(a))
+    Post.objects.create(title="nobody watching")
+    settle_stored()
+    assert prepared == []
+    stored = StoredEvent.objects.filter(signal="post_save").get()
+    assert stored.payload["instance"]["str"] == "nobody watching"
+    assert "nobody watching" in stored.summary
