@@ -28,6 +28,7 @@ from django.utils.functional import LazyObject, empty
 
 from dashboard import conf, context, dispatch, transactions
 from dashboard.events import Event
+from dashboard.publisher import publisher
 from dashboard.watched import WATCHED, Watched
 
 logger = logging.getLogger("dashboard")
@@ -48,6 +49,7 @@ PLAIN = (
     datetime.time,
     datetime.timedelta,
 )
+PLAIN_TYPES = frozenset(PLAIN)  # exact types, for a set lookup before the isinstance chain
 TRACEBACK_FRAMES = 5
 
 
@@ -71,8 +73,15 @@ def _is_model(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, Model)
 
 
+# Per model class: "app.Model". Options.label formats it anew on every access.
+_model_labels: dict[type[Model], str] = {}
+
+
 def model_label(model: type[Model]) -> str:
-    return model._meta.label
+    label = _model_labels.get(model)
+    if label is None:
+        label = _model_labels[model] = model._meta.label
+    return label
 
 
 def snapshot_instance(obj: Model) -> InstanceSnapshot:
@@ -82,7 +91,7 @@ def snapshot_instance(obj: Model) -> InstanceSnapshot:
         text = f"<str() failed: {type(exc).__name__}>"
     # __dict__ holds the concrete field values by attname; private keys are
     # dropped when described. A shallow copy: later saves must not rewrite history.
-    return InstanceSnapshot(obj._meta.label, obj.pk, text, dict(obj.__dict__))
+    return InstanceSnapshot(model_label(type(obj)), obj.pk, text, dict(obj.__dict__))
 
 
 def snapshot(value: Any, depth: int = 0) -> Any:
@@ -121,6 +130,23 @@ def sender_label(sender: Any, kwargs: dict[str, Any]) -> str:
     if sender is None or isinstance(sender, str):
         return str(sender)
     return type(sender).__qualname__
+
+
+def _ignored(sender: Any) -> bool:
+    """Senders never captured: static file handlers (they send request signals
+    of their own) and the dashboard's own models (storing one must not cause
+    another). Decided once per sender class."""
+    if not isinstance(sender, type):
+        return False
+    ignored = _ignored_senders.get(sender)
+    if ignored is None:
+        ignored = _ignored_senders[sender] = sender in QUIET_SENDERS or (
+            issubclass(sender, Model) and sender._meta.app_label == "dashboard"
+        )
+    return ignored
+
+
+_ignored_senders: dict[type, bool] = {}
 
 
 def _request_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
@@ -217,12 +243,13 @@ def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
 
 
 def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | None:
-    if sender in QUIET_SENDERS:
+    if _ignored(sender):
         return None
-    # The dashboard's own rows are never captured: storing one must not cause another.
-    if _is_model(sender) and sender._meta.app_label == "dashboard":
-        return None
-    raw = {k: snapshot(v) for k, v in kwargs.items() if k not in SPECIAL_KWARGS}
+    raw = {
+        k: v if type(v) in PLAIN_TYPES else snapshot(v)  # most kwargs: no call
+        for k, v in kwargs.items()
+        if k not in SPECIAL_KWARGS
+    }
     if extra := EXTRA_FIELDS.get(spec.name):
         extra(raw, kwargs)
     info = context.current_request.get()
@@ -246,17 +273,24 @@ def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | N
 
 
 def make_receiver(spec: Watched) -> Callable[..., None]:
-    def receiver(sender: Any, **kwargs: Any) -> None:
+    def capture(sender: Any, kwargs: dict[str, Any]) -> Event | None:
+        """The event for this signal, or None (quiet, ignored). Never raises."""
         if context.quiet.get():
-            return
+            return None
         try:
-            event = build_event(spec, sender, kwargs)
-            if event is not None:
-                dispatch.hand_off(event)
+            return build_event(spec, sender, kwargs)
         except Exception:
             # The sender must never fail because of the dashboard.
             logger.exception("dashboard: could not capture %s", spec.name)
+            return None
 
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        # Called like this only when a send bypassed the dispatch (dispatch.py),
+        # which otherwise calls `capture` and publishes when all receivers ran.
+        if (event := capture(sender, kwargs)) is not None:
+            publisher.publish(event)
+
+    receiver.capture = capture  # type: ignore[attr-defined]
     receiver.dashboard_internal = True  # type: ignore[attr-defined]
     receiver.__qualname__ = f"capture_{spec.name}"
     return receiver

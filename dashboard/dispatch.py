@@ -3,16 +3,16 @@
 Django calls a signal's receivers in a loop over `Signal._live_receivers(sender)`
 (send, send_robust and asend alike). Wrapping that method on each watched
 signal lets each receiver be timed without touching how they are connected.
-The capture receiver (one of them) does not publish its event itself: it hands
-it to the dispatch, and whichever receiver finishes last publishes it, with
-every receiver's time, so the publisher never sees a half-filled event.
+The capture receiver (one of them) does not publish its event itself: its
+`capture` function gives the event to the dispatch, and whichever receiver
+finishes last publishes it, with every receiver's time, so the publisher
+never sees a half-filled event.
 
 `Signal._live_receivers` is Django-internal (5.0+); tests/test_detail.py checks it.
 """
 
-import time
 from collections.abc import Callable
-from contextvars import ContextVar
+from time import perf_counter
 from typing import Any
 
 from django.dispatch import Signal
@@ -46,39 +46,39 @@ class Dispatch:
             publisher.publish(event)
 
 
-current: ContextVar[Dispatch | None] = ContextVar("dashboard_dispatch", default=None)
-
-
-class _Timing:
-    """Around one receiver call: make its dispatch current, time it, record it."""
-
-    __slots__ = ("dispatch", "receiver", "started", "token")
-
-    def __init__(self, receiver: Receiver, dispatch: Dispatch) -> None:
-        self.receiver, self.dispatch = receiver, dispatch
-
-    def __enter__(self) -> None:
-        self.token = current.set(self.dispatch)
-        self.started = time.perf_counter()
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        seconds = time.perf_counter() - self.started
-        current.reset(self.token)
-        self.dispatch.finished(self.receiver, seconds, failed=exc_type is not None)
-
-
 def _timed(receiver: Receiver, dispatch: Dispatch) -> Receiver:
+    capture = getattr(receiver, "capture", None)
+    if capture is not None:
+        # The dashboard's own receiver: it makes the event this dispatch publishes.
+        def call_capture(*, sender: Any, **kwargs: Any) -> None:
+            started = perf_counter()
+            if (event := capture(sender, kwargs)) is not None:  # never raises
+                dispatch.event = event
+            dispatch.finished(receiver, perf_counter() - started)
+
+        return call_capture
+
     def call(**kwargs: Any) -> Any:
-        with _Timing(receiver, dispatch):
-            return receiver(**kwargs)
+        started, failed = perf_counter(), True
+        try:
+            result = receiver(**kwargs)
+            failed = False
+            return result
+        finally:
+            dispatch.finished(receiver, perf_counter() - started, failed)
 
     return call
 
 
 def _atimed(receiver: Receiver, dispatch: Dispatch) -> Receiver:
     async def call(**kwargs: Any) -> Any:
-        with _Timing(receiver, dispatch):
-            return await receiver(**kwargs)
+        started, failed = perf_counter(), True
+        try:
+            result = await receiver(**kwargs)
+            failed = False
+            return result
+        finally:
+            dispatch.finished(receiver, perf_counter() - started, failed)
 
     return call
 
@@ -98,12 +98,3 @@ def instrument(signal: Signal) -> None:
 
     signal._live_receivers = live_receivers  # type: ignore[method-assign]
     signal._dashboard_instrumented = True  # type: ignore[attr-defined]
-
-
-def hand_off(event: Event) -> None:
-    """Called by the capture receiver: publish now, or when the dispatch ends."""
-    dispatch = current.get()
-    if dispatch is None:  # sent some way that bypassed _live_receivers
-        publisher.publish(event)
-    else:
-        dispatch.event = event
