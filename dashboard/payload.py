@@ -48,6 +48,11 @@ def describe(raw: dict[str, Any]) -> dict[str, Any]:
 def _describe(key: str, value: Any) -> Any:
     if is_secret(key):
         return MASK
+    kind = type(value)  # the common cases first, by exact type: this runs per field
+    if kind is str:
+        return text(value)
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
     if isinstance(value, InstanceSnapshot):
         return describe_instance(value)
     if isinstance(value, RequestSnapshot):
