@@ -84,7 +84,8 @@ class Fanout:
         if relay is not None and not relay.done() and relay.get_loop() is loop:
             return
         if relay is not None and not relay.done():
-            relay.get_loop().call_soon_threadsafe(relay.cancel)
+            with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
+                relay.get_loop().call_soon_threadsafe(relay.cancel)
         self._relay = loop.create_task(self._listen(), name="dashboard-relay")
 
     async def _listen(self) -> None:

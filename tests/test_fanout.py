@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from blog.models import Post
 from dashboard import conf, history
+from dashboard.fanout import fanout
 from dashboard.publisher import publisher
 from dashboard.render import render_frame
 from tests.conftest import communicator, in_thread, settle
@@ -100,3 +101,23 @@ async def test_live_rows_and_history_rows_are_the_same_markup(dashboard, staff_c
     assert sum("_save" in tr for tr in live_rows) == 2
     for tr in live_rows:  # frames are ASCII (character references); the page is UTF-8
         assert unescape(tr) in unescape(page)
+
+
+def test_a_relay_left_on_a_closed_loop_is_replaced():
+    """A server loop that ended (a restart in-process, a test) must not break the next socket."""
+
+    class Socket:
+        async def deliver(self, frame) -> None:
+            return None
+
+    async def open_socket(socket) -> bool:
+        fanout.subscribe(socket)
+        await asyncio.sleep(0)
+        return fanout._relay is not None and fanout._relay.get_loop() is asyncio.get_running_loop()
+
+    first, second = Socket(), Socket()
+    old_loop = asyncio.new_event_loop()
+    assert old_loop.run_until_complete(open_socket(first))
+    old_loop.close()
+    assert asyncio.run(open_socket(second))  # before the fix: RuntimeError, loop is closed
+    fanout.reset()
