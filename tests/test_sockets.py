@@ -1,5 +1,6 @@
 """Under daphne a frame is framed once and written to every socket (dashboard/sockets.py)."""
 
+import asyncio
 import functools
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -58,3 +59,22 @@ def test_a_socket_that_is_not_open_is_left_to_asgi():
     protocol.state = protocol.STATE_CLOSING
     assert Frame({"html": "<p>late</p>"}).send_to(protocol) is False
     assert transport.value() == b""
+
+
+async def test_daphne_still_hands_applications_its_socket():
+    """The contract socket_of() relies on: if daphne changes it, frames fall back to the
+    ASGI send (slower, still correct), and this test says so."""
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+
+    sends = []
+
+    async def application(scope, receive, send):
+        sends.append(send)
+
+    server = Server(application, endpoints=["tcp:port=0:interface=127.0.0.1"])  # never run
+    protocol = WebSocketProtocol()
+    server.connections = {protocol: {}}
+    server.create_application(protocol, {"type": "websocket", "path": "/ws/events/"})
+    await asyncio.sleep(0)
+    assert socket_of(sends[0]) is protocol
