@@ -22,19 +22,18 @@ logger = logging.getLogger("dashboard")
 Batch = list[Event | RolledBack]
 
 
-def describe(events: list[Event]) -> list[dict[str, Any]]:
-    """Each event's row (what is shown and stored); then its snapshots can go."""
-    rows = [describe_event(e) for e in events]
-    for e in events:
-        e.described()
-    return rows
+def row_of(event: Event) -> dict[str, Any]:
+    """An event's row (what is shown and stored); then its snapshots can go."""
+    row = describe_event(event)
+    event.described()
+    return row
 
 
 def prepare(batch: Batch, dropped: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
     """Describe each event once and render one frame: (group message, rows, rolled back)."""
     events = [item for item in batch if isinstance(item, Event)]
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
-    rows = describe(events)
+    rows = [row_of(e) for e in events]
     html = render_frame(
         rows[::-1][: conf.get("MAX_ROWS")],
         counts=dict(Counter(e.signal for e in events)),
@@ -50,10 +49,12 @@ def prepare(batch: Batch, dropped: int) -> tuple[dict[str, Any], list[dict[str, 
 _missing_table_reported = False
 
 
-def store(rows: list[dict[str, Any]], marks: list[Event]) -> None:
-    """Write a sent batch to the history; a failure costs history, never the live view."""
+def store(items: list[dict[str, Any] | Event], marks: list[Event]) -> None:
+    """Write sent rows to the history, describing the events nobody watched
+    (publisher.py) first; a failure costs history, never the live view."""
     global _missing_table_reported
     try:
+        rows = [row_of(item) if isinstance(item, Event) else item for item in items]
         history.store(rows, marks)
     except DatabaseError:
         if _table_missing():
@@ -61,9 +62,9 @@ def store(rows: list[dict[str, Any]], marks: list[Event]) -> None:
                 logger.warning("dashboard: no history table yet (run migrate); not stored")
                 _missing_table_reported = True
             return
-        logger.exception("dashboard: could not store %d events", len(rows))
+        logger.exception("dashboard: could not store %d events", len(items))
     except Exception:
-        logger.exception("dashboard: could not store %d events", len(rows))
+        logger.exception("dashboard: could not store %d events", len(items))
 
 
 def _table_missing() -> bool:

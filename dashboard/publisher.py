@@ -245,15 +245,7 @@ class Publisher:
                 pending, self._unstored, self._unstored_rows = self._unstored, [], 0
             if not pending:
                 return
-            rows = [
-                row
-                for batch_rows, _, _ in pending
-                for row in (
-                    batch_rows
-                    if not batch_rows or isinstance(batch_rows[0], dict)
-                    else pipeline.describe(batch_rows)
-                )
-            ]
+            rows = [row for batch_rows, _, _ in pending for row in batch_rows]
             marks = [mark for _, batch_marks, _ in pending for mark in batch_marks]
             pipeline.store(rows, marks)
             self.stored_seq = pending[-1][2]
