@@ -83,9 +83,7 @@ class Fanout:
         relay = self._relay
         if relay is not None and not relay.done() and relay.get_loop() is loop:
             return
-        if relay is not None and not relay.done():
-            with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
-                relay.get_loop().call_soon_threadsafe(relay.cancel)
+        _stop(relay)
         self._relay = loop.create_task(self._listen(), name="dashboard-relay")
 
     async def _listen(self) -> None:
@@ -138,9 +136,14 @@ class Fanout:
         """Forget sockets and stop the relay (tests)."""
         self.subscribers.clear()
         relay, self._relay = self._relay, None
-        if relay is not None and not relay.done():
-            with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
-                relay.get_loop().call_soon_threadsafe(relay.cancel)
+        _stop(relay)
+
+
+def _stop(relay: asyncio.Task[None] | None) -> None:
+    """Cancel a relay on its own loop, which may be another thread's, or closed."""
+    if relay is not None and not relay.done():
+        with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
+            relay.get_loop().call_soon_threadsafe(relay.cancel)
 
 
 fanout = Fanout()
