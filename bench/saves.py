@@ -104,8 +104,8 @@ def capture_only() -> Iterator[None]:
     store or layer), so what remains is the capture and the hand-off."""
     from dashboard.publisher import publisher
 
-    async def discard(batch: list[Any]) -> None:
-        return None
+    async def discard(batch: list[Any]) -> bool:
+        return False
 
     publisher._hand_on = discard  # type: ignore[method-assign]
     try:

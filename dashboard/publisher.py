@@ -136,7 +136,7 @@ class Publisher:
             while self._loop is loop:
                 if self.queue:
                     started = loop.time()
-                    await self._hand_on(self._drain())
+                    watched = await self._hand_on(self._drain())
                     # Adaptive: pause as long as the frame cost (a cheap frame, a
                     # short pause: low latency), up to the window under load. So
                     # sending takes at most half the loop, and frames stay small
@@ -145,7 +145,7 @@ class Publisher:
                     # interrupted by a pump that has nothing to show.
                     cost = loop.time() - started
                     window = conf.get("BATCH_WINDOW")
-                    pause = min(window, max(MIN_PAUSE, cost)) if fanout.watched() else window
+                    pause = min(window, max(MIN_PAUSE, cost)) if watched else window
                     await asyncio.sleep(pause)
                     continue
                 # Idle: disarm, then look once more, since a publish() that saw
@@ -165,11 +165,13 @@ class Publisher:
             batch.append(item)
         return batch
 
-    async def _hand_on(self, batch: list["Event | RolledBack"]) -> None:
+    async def _hand_on(self, batch: list["Event | RolledBack"]) -> bool:
+        """Send the batch as a frame, or keep it for the store; True if sent (watched)."""
         if fanout.watched():
             await self._send(batch)
-        else:
-            self._keep(batch)
+            return True
+        self._keep(batch)
+        return False
 
     async def _send(self, batch: list["Event | RolledBack"]) -> None:
         from dashboard import pipeline
