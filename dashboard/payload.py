@@ -8,7 +8,8 @@ the secret for e.g. sessions.Session). Escaping is the template's job.
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +25,7 @@ SECRET = re.compile(
     re.IGNORECASE,
 )
 MAX_ITEMS = 20
+DATES = frozenset({datetime, date, time_of_day})  # str() of these is short and safe
 
 
 @lru_cache(maxsize=4096)  # names repeat: fields, kwargs, settings
@@ -69,16 +71,26 @@ def _describe(key: str, value: Any) -> Any:
 def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
     if is_secret(snap.label):
         return {"model": snap.label, "pk": MASK, "str": MASK, "fields": {}}
-    return {
-        "model": snap.label,
-        "pk": _describe("pk", snap.pk),
-        "str": text(snap.text),
-        "fields": {
-            name: _describe(name, value)
-            for name, value in snap.fields.items()
-            if not name.startswith("_")
-        },
-    }
+    limit = conf.get("VALUE_LIMIT")
+    fields = {}
+    # _describe() inlined for the common kinds: this runs for every field of
+    # every saved instance, in the process (one GIL) that is saving.
+    for name, value in snap.fields.items():
+        if name[0] == "_":  # _state and other private attributes
+            continue
+        kind = type(value)
+        if is_secret(name):
+            value = MASK
+        elif kind is str:
+            if len(value) > limit:
+                value = value[: limit - 1] + "…"
+        elif kind in DATES:
+            value = str(value)  # never past the limit
+        elif not (value is None or kind is int or kind is bool or kind is float):
+            value = _describe(name, value)
+        fields[name] = value
+    return {"model": snap.label, "pk": _describe("pk", snap.pk), "str": text(snap.text),
+            "fields": fields}  # fmt: skip
 
 
 def summarize(payload: dict[str, Any]) -> str:
@@ -131,9 +143,14 @@ def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[
     return changes
 
 
+# One encoder each: json.dumps() with options builds a new encoder on every call.
+_compact = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_pretty = json.JSONEncoder(ensure_ascii=False, default=str, indent=2).encode
+
+
 def to_json(payload: Any, pretty: bool = False) -> str:
     """Compact for rows and search (cheap), indented for the detail panel."""
-    return json.dumps(payload, indent=2 if pretty else None, ensure_ascii=False, default=str)
+    return _pretty(payload) if pretty else _compact(payload)
 
 
 def describe_event(event: Event) -> dict[str, Any]:

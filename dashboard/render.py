@@ -27,10 +27,12 @@ def _detail_url_template() -> str:
 
 def display(key: str, when: datetime) -> dict[str, str]:
     """Row fields formatted once, when the row is made."""
+    # strftime() is twice as slow as formatting the parts
+    milli = when.microsecond // 1000
     return {
         "url": _detail_url_template().replace("KEY", key),
         "time_iso": when.isoformat(),
-        "time_text": when.strftime("%H:%M:%S.%f")[:12],
+        "time_text": f"{when.hour:02}:{when.minute:02}:{when.second:02}.{milli:03}",
     }
 
 
