@@ -1,12 +1,13 @@
-"""Under daphne a frame is framed once and written to every socket (dashboard/sockets.py)."""
+"""Under daphne a frame is framed once and written at once to every socket (sockets.py)."""
 
 import asyncio
 import functools
+import socket
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet.testing import StringTransport
 
-from dashboard.sockets import Frame, socket_of
+from dashboard.sockets import Frame, socket_of, write_now
 
 
 def server_factory() -> WebSocketServerFactory:
@@ -78,3 +79,74 @@ async def test_daphne_still_hands_applications_its_socket():
     server.create_application(protocol, {"type": "websocket", "path": "/ws/events/"})
     await asyncio.sleep(0)
     assert socket_of(sends[0]) is protocol
+
+
+class Reactor:
+    """What a twisted connection asks of its reactor when it has to buffer."""
+
+    def __init__(self) -> None:
+        self.writers: list[object] = []
+
+    def addWriter(self, writer: object) -> None:  # twisted's name
+        self.writers.append(writer)
+
+    def removeWriter(self, writer: object) -> None:
+        self.writers.remove(writer)
+
+
+def tcp_connection(send_buffer: int | None = None):
+    """A twisted TCP connection over a real socket pair, and the peer's end."""
+    from twisted.internet import tcp
+
+    ours, peer = socket.socketpair()
+    if send_buffer:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, send_buffer)
+    ours.setblocking(False)
+    reactor = Reactor()
+    connection = tcp.Connection(ours, None, reactor)
+    connection.connected = 1  # as tcp.Server does once accepted
+    return connection, peer, reactor
+
+
+def received(peer: socket.socket, size: int) -> bytes:
+    peer.settimeout(2)
+    data = b""
+    while len(data) < size:
+        data += peer.recv(size - len(data))
+    return data
+
+
+def test_with_nothing_buffered_the_bytes_are_sent_at_once():
+    connection, peer, reactor = tcp_connection()
+    write_now(connection, b"frame")
+    assert received(peer, 5) == b"frame"  # no reactor pass was needed
+    assert reactor.writers == [] and not connection._tempDataBuffer
+
+
+def test_bytes_never_jump_what_twisted_still_holds():
+    connection, peer, _ = tcp_connection()
+    connection.write(b"first ")  # buffered until the reactor finds the socket writable
+    write_now(connection, b"second")
+    assert connection._tempDataBuffer == [b"first ", b"second"]
+    connection.doWrite()  # the reactor's pass
+    assert received(peer, 12) == b"first second"
+
+
+def test_what_the_kernel_does_not_take_is_left_to_twisted_in_order():
+    connection, peer, reactor = tcp_connection(send_buffer=4096)
+    data = bytes(range(256)) * 4096  # 1 MiB: far more than the socket takes at once
+    write_now(connection, data)
+    assert reactor.writers == [connection]  # the rest waits for the reactor
+    got = b""
+    peer.settimeout(2)
+    while len(got) < len(data):
+        connection.doWrite()
+        got += peer.recv(1 << 20)
+    assert got == data
+
+
+def test_other_transports_are_written_their_own_way():
+    transport = StringTransport()  # e.g. TLS, or a test's transport
+    write_now(transport, b"frame")
+    assert transport.value() == b"frame"
