@@ -6,11 +6,12 @@ one long-lived event loop: the server's own under daphne (bound by the ASGI
 middleware and the consumer), otherwise a daemon thread started on demand
 (management commands, the shell, tests).
 
-Adaptive batching: an idle pump sends the first event at once; it then
-pauses as long as that frame cost, at most one window (BATCH_WINDOW), so
-under load everything that arrived meanwhile goes out as one frame, rendered
-once, which the fanout (fanout.py) hands to this process's sockets and to
-the layer.
+Adaptive batching (`Pacer`): an idle pump sends the first event at once; it
+then pauses at least as long as that frame cost, and while events keep
+coming, longer and longer (up to LOAD_PAUSE; never past the window,
+BATCH_WINDOW), so under load everything that arrived meanwhile goes out as
+one frame, rendered once, which the fanout (fanout.py) hands to this
+process's sockets and to the layer.
 """
 
 import asyncio
@@ -130,6 +131,7 @@ class Publisher:
     async def _pump(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
         # Everything the pump causes (renders, layer I/O, DB connections) is quiet.
         context.quiet.set(True)
+        pacer = Pacer()
         while self._loop is loop:
             await wake.wait()
             wake.clear()
@@ -137,17 +139,13 @@ class Publisher:
                 if self.queue:
                     started = loop.time()
                     watched = await self._hand_on(self._drain())
-                    # Adaptive: pause as long as the frame cost (a cheap frame, a
-                    # short pause: low latency), up to the window under load. So
-                    # sending takes at most half the loop, and frames stay small
-                    # (twice the cost made frames, and so latency, a third bigger).
+                    window = conf.get("BATCH_WINDOW")
                     # Unwatched, nobody waits: one window, so the saves are not
                     # interrupted by a pump that has nothing to show.
-                    cost = loop.time() - started
-                    window = conf.get("BATCH_WINDOW")
-                    pause = min(window, max(MIN_PAUSE, cost)) if watched else window
+                    pause = pacer.after(loop.time() - started, window) if watched else window
                     await asyncio.sleep(pause)
                     continue
+                pacer.idle()
                 # Idle: disarm, then look once more, since a publish() that saw
                 # `_armed` still True just before did not wake us.
                 self._armed = False
@@ -361,7 +359,33 @@ class Publisher:
             asyncio.run_coroutine_threadsafe(end(), loop)
 
 
+class Pacer:
+    """The pump's pause after each frame: short when events are few, longer under load.
+
+    At least as long as the frame cost, so sending takes at most half the
+    loop. After an idle spell it starts at MIN_PAUSE: a pre_save and its
+    post_save a moment later both go out within a few ms. Each frame that
+    found events waiting doubles it, up to LOAD_PAUSE: under sustained load
+    frames are fewer and bigger, and the saves that cause them are
+    interrupted less (with a dashboard open in a process saving flat out:
+    10x fewer frames, and the saves' overhead about 1.3x instead of 1.6x).
+    Never past the window.
+    """
+
+    def __init__(self) -> None:
+        self.floor = MIN_PAUSE
+
+    def after(self, cost: float, window: float) -> float:
+        pause = min(window, max(self.floor, cost))
+        self.floor = min(self.floor * 2, LOAD_PAUSE)
+        return pause
+
+    def idle(self) -> None:
+        self.floor = MIN_PAUSE
+
+
 MIN_PAUSE = 0.001  # seconds between frames, at the least
+LOAD_PAUSE = 0.016  # seconds between frames under sustained load (or the frame's cost)
 INLINE_BATCH = 64  # events a frame may hold and still be prepared on the loop
 STORE_INTERVAL = 0.05  # seconds between history writes, at the least
 STORE_BACKLOG = 50_000  # sent rows awaiting the store; past it the oldest are not stored

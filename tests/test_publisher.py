@@ -12,7 +12,7 @@ from dashboard import conf, pipeline
 from dashboard.events import Event
 from dashboard.fanout import fanout
 from dashboard.models import StoredEvent
-from dashboard.publisher import publisher
+from dashboard.publisher import LOAD_PAUSE, MIN_PAUSE, Pacer, publisher
 from tests.broken_layer import GatedLayer
 from tests.conftest import settle as settle_stored
 from tests.frames import parse
@@ -180,3 +180,50 @@ def test_unwatched_events_are_stored_without_a_frame(monkeypatch):
     stored = StoredEvent.objects.filter(signal="post_save").get()
     assert stored.payload["instance"]["str"] == "nobody watching"
     assert "nobody watching" in stored.summary
+
+
+def test_the_pause_starts_short_and_grows_while_load_lasts():
+    pacer = Pacer()
+    window = 0.05
+    pauses = [pacer.after(cost=0.0, window=window) for _ in range(7)]
+    assert pauses == [MIN_PAUSE * 2**n for n in range(5)] + [LOAD_PAUSE] * 2
+    assert pacer.after(cost=0.03, window=window) == 0.03  # never shorter than the frame cost
+    assert pacer.after(cost=0.2, window=window) == window  # nor longer than the window
+    pacer.idle()
+    assert pacer.after(cost=0.0, window=window) == MIN_PAUSE  # after a lull: short again
+
+
+@override_settings(DASHBOARD={"BATCH_WINDOW": 0.05, "MAX_ROWS": 5000})
+async def test_sustained_load_makes_few_big_frames_and_a_lone_pair_two_quick_ones(group):
+    watcher = group
+    await settle(watcher)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    publisher.publish(event(0))
+    publisher.publish(event(1))  # e.g. pre_save, then its post_save
+    seen = numbers(await next_frame(watcher, timeout=1))
+    if seen == [0]:  # the pump woke between them: the second follows a short pause
+        seen += numbers(await next_frame(watcher, timeout=1))
+    assert seen == [0, 1]
+    assert loop.time() - started < 0.025  # well within the window
+    await settle(watcher)
+
+    batches_before = publisher.sent_batches
+    stop = threading.Event()
+
+    def produce() -> None:  # a steady stream for 0.4 s, as a save loop would be
+        n = 0
+        while not stop.is_set():
+            publisher.publish(event(n))
+            n += 1
+            time.sleep(0.0002)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    await asyncio.sleep(0.4)
+    stop.set()
+    producer.join()
+    await settle(watcher)
+    frames = publisher.sent_batches - batches_before
+    # A frame per ms or so would be hundreds; pausing LOAD_PAUSE, about 0.4 / 0.016.
+    assert frames <= 35
