@@ -23,17 +23,22 @@ COLUMNS = (
 
 
 def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None:
-    """Insert a sent batch, mark rolled-back events, keep the history bounded."""
-    if rows:
-        _insert(rows)
-    for process, seqs in _by_process(rolled_back).items():
-        StoredEvent.objects.filter(process=process, seq__in=seqs).update(rolled_back=True)
-    if rows and (last := last_id()):
-        # The count cap every batch (an index range: cheap), the age about
-        # once per PRUNE_EVERY events.
-        _raw_delete(StoredEvent.objects.filter(id__lte=last - conf.get("HISTORY_MAX_EVENTS")))
-        if last % PRUNE_EVERY < len(rows):
-            prune(last_id=last)
+    """Insert a sent batch, mark rolled-back events, keep the history bounded.
+
+    One transaction: on SQLite each takes the database's one write lock, and
+    a save that finds it taken sleeps in SQLite's busy handler (1 ms, then
+    longer), so every transaction here can cost the app's saves time."""
+    with transaction.atomic(using=router.db_for_write(StoredEvent)):
+        if rows:
+            _insert(rows)
+        for process, seqs in _by_process(rolled_back).items():
+            StoredEvent.objects.filter(process=process, seq__in=seqs).update(rolled_back=True)
+        if rows and (last := last_id()):
+            # The count cap every batch (an index range: cheap), the age about
+            # once per PRUNE_EVERY events.
+            _raw_delete(StoredEvent.objects.filter(id__lte=last - conf.get("HISTORY_MAX_EVENTS")))
+            if last % PRUNE_EVERY < len(rows):
+                prune(last_id=last)
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
@@ -64,7 +69,7 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         )
         for row in rows
     ]
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # inside store()'s transaction
         cursor.executemany(sql, params)
 
 
