@@ -8,11 +8,12 @@ title's run, sequence and time substituted, and the row's event key
 (`data-key="<process>.<seq>"`, also in its detail URLs) numbered per event like
 the publisher's: the same bytes per event.
 
-mode=event sends one frame per event; mode=batch follows the publisher's rules:
-an idle pump sends at once, then pauses as long as that frame cost (at least
-1 ms, at most the window, 50 ms) and sends what came meanwhile as one frame, at
-most MAX_ROWS rows a frame, counts for all. Events past QUEUE_SIZE are dropped
-and counted.
+mode=event sends one frame per event; mode=batch follows the publisher's rules
+(dashboard.publisher.Pacer): an idle pump sends at once, then pauses at least as
+long as that frame cost, 1 ms after a lull and doubling per frame while events
+keep coming, up to 16 ms, never past the window (50 ms), and sends what came
+meanwhile as one frame, at most MAX_ROWS rows a frame, counts for all. Events
+past QUEUE_SIZE are dropped and counted.
 Like the publisher, the pump never waits on the network. As fast as possible
 (rate=0) means as fast as frames leave: production waits while MAX_ROWS events
 wait (so no row is ever trimmed) or a client's write buffer holds > 1 MiB.
@@ -37,6 +38,7 @@ from bench.sample import KEY_SEQ_TOKEN, RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
 
 WINDOW = 0.05  # dashboard.conf BATCH_WINDOW
 MIN_PAUSE = 0.001  # dashboard.publisher MIN_PAUSE
+LOAD_PAUSE = 0.016  # dashboard.publisher LOAD_PAUSE
 MAX_ROWS = 500  # dashboard.conf MAX_ROWS
 QUEUE_SIZE = 10_000  # dashboard.conf QUEUE_SIZE
 HIGH_WATER = 1 << 20  # bytes waiting in one client's write buffer before we hold back
@@ -140,6 +142,7 @@ class Bare:
         while True:
             await self.wake.wait()
             self.wake.clear()
+            floor = MIN_PAUSE  # as the publisher's Pacer: short after a lull
             while self.queue:
                 if state["mode"] == "event":
                     self.send([self.queue.popleft()], state)
@@ -149,9 +152,11 @@ class Bare:
                 batch = list(self.queue)
                 self.queue.clear()
                 self.send(batch, state)
-                # Adaptive, as the publisher: the frame's cost, within [1 ms, window].
+                # Adaptive, as the publisher: at least the frame's cost, longer
+                # while load lasts, never past the window.
                 cost = time.perf_counter() - started
-                await asyncio.sleep(min(self.window, max(MIN_PAUSE, cost)))
+                await asyncio.sleep(min(self.window, max(floor, cost)))
+                floor = min(floor * 2, LOAD_PAUSE)
 
     # -- HTTP control ------------------------------------------------------------
 
