@@ -25,12 +25,16 @@ COLUMNS = (
 def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None:
     """Insert a sent batch, mark rolled-back events, keep the history bounded.
 
-    One transaction: on SQLite each takes the database's one write lock, and
-    a save that finds it taken sleeps in SQLite's busy handler (1 ms, then
-    longer), so every transaction here can cost the app's saves time."""
-    with transaction.atomic(using=router.db_for_write(StoredEvent)):
-        if rows:
-            _insert(rows)
+    One short transaction: on SQLite each takes the database's one write
+    lock, and a save that finds it taken sleeps in SQLite's busy handler
+    (1 ms, then longer). So the rows' parameters are built before it begins,
+    never while the lock is held (a thread may wait for the GIL meanwhile)."""
+    alias = router.db_for_write(StoredEvent)
+    insert = _insert_statement(connections[alias], rows) if rows else None
+    with transaction.atomic(using=alias):
+        if insert is not None:
+            with connections[alias].cursor() as cursor:
+                cursor.executemany(*insert)
         for process, seqs in _by_process(rolled_back).items():
             StoredEvent.objects.filter(process=process, seq__in=seqs).update(rolled_back=True)
         if rows and (last := last_id()):
@@ -41,10 +45,9 @@ def store(rows: list[dict[str, Any]], rolled_back: Iterable[Event] = ()) -> None
                 prune(last_id=last)
 
 
-def _insert(rows: list[dict[str, Any]]) -> None:
+def _insert_statement(connection: Any, rows: list[dict[str, Any]]) -> tuple[str, list[tuple]]:
     """One executemany: bulk_create would build a model instance per row and
     serialise the payload again, in the process (one GIL) that is saving."""
-    connection = connections[router.db_for_write(StoredEvent)]
     ops, meta = connection.ops, StoredEvent._meta
     columns = ", ".join(ops.quote_name(meta.get_field(c).column) for c in COLUMNS)
     sql = (
@@ -69,8 +72,7 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         )
         for row in rows
     ]
-    with connection.cursor() as cursor:  # inside store()'s transaction
-        cursor.executemany(sql, params)
+    return sql, params
 
 
 def _by_process(events: Iterable[Event]) -> dict[str, list[int]]:
