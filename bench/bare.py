@@ -10,8 +10,8 @@ the publisher's: the same bytes per event.
 
 mode=event sends one frame per event; mode=batch follows the publisher's rules
 (dashboard.publisher.Pacer): an idle pump sends at once, then pauses at least as
-long as that frame cost, 1 ms after a lull and doubling per frame while events
-keep coming, up to 16 ms, never past the window (50 ms), and sends what came
+long as that frame cost, 1 ms, or under load (500 events/s or more) doubling
+per frame up to 16 ms, never past the window (50 ms), and sends what came
 meanwhile as one frame, at most MAX_ROWS rows a frame, counts for all. Events
 past QUEUE_SIZE are dropped and counted.
 Like the publisher, the pump never waits on the network. As fast as possible
@@ -39,6 +39,7 @@ from bench.sample import KEY_SEQ_TOKEN, RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
 WINDOW = 0.05  # dashboard.conf BATCH_WINDOW
 MIN_PAUSE = 0.001  # dashboard.publisher MIN_PAUSE
 LOAD_PAUSE = 0.016  # dashboard.publisher LOAD_PAUSE
+LOAD_RATE = 500  # dashboard.publisher LOAD_RATE
 MAX_ROWS = 500  # dashboard.conf MAX_ROWS
 QUEUE_SIZE = 10_000  # dashboard.conf QUEUE_SIZE
 HIGH_WATER = 1 << 20  # bytes waiting in one client's write buffer before we hold back
@@ -142,7 +143,7 @@ class Bare:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            floor = MIN_PAUSE  # as the publisher's Pacer: short after a lull
+            floor, last = MIN_PAUSE, None  # as the publisher's Pacer: short after a lull
             while self.queue:
                 if state["mode"] == "event":
                     self.send([self.queue.popleft()], state)
@@ -153,10 +154,11 @@ class Bare:
                 self.queue.clear()
                 self.send(batch, state)
                 # Adaptive, as the publisher: at least the frame's cost, longer
-                # while load lasts, never past the window.
+                # under load, never past the window.
                 cost = time.perf_counter() - started
+                loaded = last is not None and len(batch) >= LOAD_RATE * (started - last)
+                floor, last = (min(floor * 2, LOAD_PAUSE) if loaded else MIN_PAUSE), started
                 await asyncio.sleep(min(self.window, max(floor, cost)))
-                floor = min(floor * 2, LOAD_PAUSE)
 
     # -- HTTP control ------------------------------------------------------------
 

@@ -182,15 +182,21 @@ def test_unwatched_events_are_stored_without_a_frame(monkeypatch):
     assert "nobody watching" in stored.summary
 
 
-def test_the_pause_starts_short_and_grows_while_load_lasts():
-    pacer = Pacer()
-    window = 0.05
-    pauses = [pacer.after(cost=0.0, window=window) for _ in range(7)]
-    assert pauses == [MIN_PAUSE * 2**n for n in range(5)] + [LOAD_PAUSE] * 2
-    assert pacer.after(cost=0.03, window=window) == 0.03  # never shorter than the frame cost
-    assert pacer.after(cost=0.2, window=window) == window  # nor longer than the window
+def test_the_pause_grows_under_load_and_drops_back_below_it():
+    pacer, window = Pacer(), 0.05
+    assert pacer.after(events=1, started=0.0, cost=0.0, window=window) == MIN_PAUSE  # from idle
+    now, pauses = 0.0, []
+    for _ in range(6):  # 2,000 events a second: load
+        pause = pacer.after(events=40, started=now + 0.02, cost=0.0, window=window)
+        now += 0.02
+        pauses.append(pause)
+    assert pauses == [MIN_PAUSE * 2**n for n in range(1, 5)] + [LOAD_PAUSE] * 2
+    # A trickle below LOAD_RATE (200 events a second): short pauses at once.
+    assert pacer.after(events=3, started=now + 0.015, cost=0.0, window=window) == MIN_PAUSE
+    assert pacer.after(events=40, started=now + 0.02, cost=0.03, window=window) == 0.03  # cost
+    assert pacer.after(events=40, started=now + 0.025, cost=0.2, window=window) == window
     pacer.idle()
-    assert pacer.after(cost=0.0, window=window) == MIN_PAUSE  # after a lull: short again
+    assert pacer.after(events=500, started=now + 1, cost=0.0, window=window) == MIN_PAUSE
 
 
 @override_settings(DASHBOARD={"BATCH_WINDOW": 0.05, "MAX_ROWS": 5000})
