@@ -297,17 +297,18 @@ class Publisher:
         Call it from a thread that runs no event loop. At exit the publisher's
         executors are gone, so the store gets a thread of its own.
         """
-        if self.queue:
-            batch = self._drain()
-            loop = self._loop
-            if loop is not None and loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(self._hand_on(batch), loop)
-                try:
-                    future.result(timeout)
-                except Exception:
-                    logger.warning("dashboard: flush timed out; events lost")
-            else:
-                asyncio.run(self._hand_on(batch))
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            # The pump is alive: it sends what is queued. Wait until it idles,
+            # so a frame on its way now (a command that exits right after its
+            # last save) is not cut off with the process.
+            deadline = time.monotonic() + timeout
+            while (self.queue or self._armed) and time.monotonic() < deadline:
+                time.sleep(0.002)
+            if self.queue or self._armed:
+                logger.warning("dashboard: flush timed out; %d queued events lost", len(self.queue))
+        elif self.queue:
+            asyncio.run(self._hand_on(self._drain()))
         # On a thread of its own: the caller's thread may be inside a
         # transaction, which must not carry (or roll back) the history.
         run = contextvars.copy_context().run
@@ -341,8 +342,11 @@ class Publisher:
         fanout.reset()
 
     def _retire(self) -> None:
-        """End the current pump task, and its loop if that is our daemon loop."""
+        """End the current pump task and its store task (what they hold stays
+        queued, for the next loop or flush()), and the loop if it is our daemon
+        loop. A task left pending on a loop that closes is destroyed noisily."""
         loop, task, own = self._loop, self._task, self._loop is self._thread_loop
+        storing = self._storing
         self._task = None
         if own:
             self._thread_loop = None
@@ -350,10 +354,11 @@ class Publisher:
             return
 
         async def end() -> None:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+            for pending in (task, storing):
+                if pending is not None and pending.get_loop() is loop:
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
             if own:
                 loop.stop()
 

@@ -1,6 +1,7 @@
 """The dashboard never makes the sender fail: a broken layer costs an event, not a save."""
 
 import logging
+import threading
 import time
 
 import pytest
@@ -8,6 +9,7 @@ from django.test import override_settings
 
 from blog.models import Post
 from dashboard import capture
+from dashboard.events import Event
 from dashboard.publisher import publisher
 from tests.broken_layer import GatedLayer
 from tests.conftest import communicator, in_thread, settle
@@ -69,3 +71,22 @@ async def test_a_broken_layer_costs_other_processes_not_this_one(staff_client, c
         await comm.disconnect()
     assert [r.payload["instance"]["str"] for r in shown] == ["Shown here anyway"]
     assert "channel layer is down" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_waits_for_the_frame_on_its_way():
+    """At exit (atexit runs flush()) a frame the pump is still sending must leave first:
+    a management command that exits right after its last save would lose it."""
+    GatedLayer.gate.clear()
+    GatedLayer.log.clear()
+    with override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}
+    ):
+        publisher.publish(Event(signal="post_save", family="model", sender="x", raw={}))
+        deadline = time.monotonic() + 5
+        while "entered" not in GatedLayer.log and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not publisher.queue  # the pump has it, mid-send
+        threading.Timer(0.2, GatedLayer.gate.set).start()
+        publisher.flush(timeout=5)
+        assert GatedLayer.log == ["entered", "sent"]
