@@ -25,7 +25,7 @@ SECRET = re.compile(
     re.IGNORECASE,
 )
 MAX_ITEMS = 20
-DATES = frozenset({datetime, date, time_of_day})  # str() of these is short and safe
+DATES = frozenset({datetime, date, time_of_day})  # shown as str(), like any other value
 
 
 @lru_cache(maxsize=4096)  # names repeat: fields, kwargs, settings
@@ -81,16 +81,20 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
         kind = type(value)
         if is_secret(name):
             value = MASK
-        elif kind is str:
+        elif kind is str or kind in DATES:
+            if kind is not str:
+                value = str(value)
             if len(value) > limit:
                 value = value[: limit - 1] + "…"
-        elif kind in DATES:
-            value = str(value)  # never past the limit
         elif not (value is None or kind is int or kind is bool or kind is float):
             value = _describe(name, value)
         fields[name] = value
-    return {"model": snap.label, "pk": _describe("pk", snap.pk), "str": text(snap.text),
-            "fields": fields}  # fmt: skip
+    return {
+        "model": snap.label,
+        "pk": _describe("pk", snap.pk),
+        "str": text(snap.text),
+        "fields": fields,
+    }
 
 
 def summarize(payload: dict[str, Any]) -> str:
