@@ -306,7 +306,10 @@ class Publisher:
             while (self.queue or self._armed) and time.monotonic() < deadline:
                 time.sleep(0.002)
             if self.queue or self._armed:
-                logger.warning("dashboard: flush timed out; %d queued events lost", len(self.queue))
+                logger.warning(
+                    "dashboard: flush timed out; %d queued events and any frame being sent lost",
+                    len(self.queue),
+                )
         elif self.queue:
             asyncio.run(self._hand_on(self._drain()))
         # On a thread of its own: the caller's thread may be inside a
