@@ -9,7 +9,7 @@ title's run, sequence and time substituted, and the row's event key
 the publisher's: the same bytes per event.
 
 mode=event sends one frame per event; mode=batch follows the publisher's rules
-(dashboard.publisher.Pacer): an idle pump sends at once, then pauses at least as
+(the same dashboard.pacing.Pacer): an idle pump sends at once, then pauses at least as
 long as that frame cost, 1 ms, or under load (500 events/s or more) doubling
 per frame up to 16 ms, never past the window (50 ms), and sends what came
 meanwhile as one frame, at most MAX_ROWS rows a frame, counts for all. Events
@@ -35,11 +35,9 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Request, Response, ServerConnection, broadcast, serve
 
 from bench.sample import KEY_SEQ_TOKEN, RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
+from dashboard.pacing import Pacer  # no Django: the publisher's own pacing rule
 
 WINDOW = 0.05  # dashboard.conf BATCH_WINDOW
-MIN_PAUSE = 0.001  # dashboard.publisher MIN_PAUSE
-LOAD_PAUSE = 0.016  # dashboard.publisher LOAD_PAUSE
-LOAD_RATE = 500  # dashboard.publisher LOAD_RATE
 MAX_ROWS = 500  # dashboard.conf MAX_ROWS
 QUEUE_SIZE = 10_000  # dashboard.conf QUEUE_SIZE
 HIGH_WATER = 1 << 20  # bytes waiting in one client's write buffer before we hold back
@@ -143,7 +141,7 @@ class Bare:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            floor, last = MIN_PAUSE, None  # as the publisher's Pacer: short after a lull
+            pacer = Pacer()  # as the publisher's pump: short pauses after a lull
             while self.queue:
                 if state["mode"] == "event":
                     self.send([self.queue.popleft()], state)
@@ -153,12 +151,8 @@ class Bare:
                 batch = list(self.queue)
                 self.queue.clear()
                 self.send(batch, state)
-                # Adaptive, as the publisher: at least the frame's cost, longer
-                # under load, never past the window.
                 cost = time.perf_counter() - started
-                loaded = last is not None and len(batch) >= LOAD_RATE * (started - last)
-                floor, last = (min(floor * 2, LOAD_PAUSE) if loaded else MIN_PAUSE), started
-                await asyncio.sleep(min(self.window, max(floor, cost)))
+                await asyncio.sleep(pacer.after(len(batch), started, cost, self.window))
 
     # -- HTTP control ------------------------------------------------------------
 

@@ -6,7 +6,7 @@ one long-lived event loop: the server's own under daphne (bound by the ASGI
 middleware and the consumer), otherwise a daemon thread started on demand
 (management commands, the shell, tests).
 
-Adaptive batching (`Pacer`): an idle pump sends the first event at once; it
+Adaptive batching (pacing.py): an idle pump sends the first event at once; it
 then pauses at least as long as that frame cost, and under load longer and
 longer (up to LOAD_PAUSE; never past the window, BATCH_WINDOW), so
 everything that arrived meanwhile goes out as one frame, rendered once,
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dashboard import conf, context
 from dashboard.events import Event, next_seq
 from dashboard.fanout import fanout
+from dashboard.pacing import Pacer
 
 if TYPE_CHECKING:
     from dashboard.events import RolledBack
@@ -369,38 +370,6 @@ class Publisher:
             asyncio.run_coroutine_threadsafe(end(), loop)
 
 
-class Pacer:
-    """The pump's pause after each frame: short when events are few, longer under load.
-
-    At least as long as the frame cost, so sending takes at most half the
-    loop. Otherwise MIN_PAUSE: a pre_save and its post_save a moment later
-    both go out within a few ms. Under load, events arriving at LOAD_RATE or
-    faster since the last frame, it doubles per frame up to LOAD_PAUSE, so
-    frames are fewer and bigger and the saves that cause them are
-    interrupted less (a dashboard open in a process saving flat out: 10x
-    fewer frames, and the saves' overhead about 1.3x instead of 1.6x). Below
-    that rate it drops back at once: a steady trickle (100 posts/s) never
-    waits a long pause. Never past the window.
-    """
-
-    def __init__(self) -> None:
-        self.floor = MIN_PAUSE
-        self.last: float | None = None  # when the last frame started; None after idling
-
-    def after(self, events: int, started: float, cost: float, window: float) -> float:
-        """The pause after a frame of `events` that started at `started` (loop time)."""
-        loaded = self.last is not None and events >= LOAD_RATE * (started - self.last)
-        self.last = started
-        self.floor = min(self.floor * 2, LOAD_PAUSE) if loaded else MIN_PAUSE
-        return min(window, max(self.floor, cost))
-
-    def idle(self) -> None:
-        self.floor, self.last = MIN_PAUSE, None
-
-
-MIN_PAUSE = 0.001  # seconds between frames, at the least
-LOAD_PAUSE = 0.016  # seconds between frames under sustained load (or the frame's cost)
-LOAD_RATE = 500  # events per second from which the pump counts as under load
 INLINE_BATCH = 64  # events a frame may hold and still be prepared on the loop
 STORE_INTERVAL = 0.05  # seconds between history writes, at the least
 STORE_BACKLOG = 50_000  # sent rows awaiting the store; past it the oldest are not stored

@@ -12,7 +12,8 @@ from dashboard import conf, pipeline
 from dashboard.events import Event
 from dashboard.fanout import fanout
 from dashboard.models import StoredEvent
-from dashboard.publisher import LOAD_PAUSE, MIN_PAUSE, Pacer, publisher
+from dashboard.pacing import LOAD_PAUSE, MIN_PAUSE, Pacer
+from dashboard.publisher import publisher
 from tests.broken_layer import GatedLayer
 from tests.conftest import settle as settle_stored
 from tests.frames import parse
