@@ -15,8 +15,9 @@ per frame up to 16 ms, never past the window (50 ms), and sends what came
 meanwhile as one frame, at most MAX_ROWS rows a frame, counts for all. Events
 past QUEUE_SIZE are dropped and counted.
 Like the publisher, the pump never waits on the network. As fast as possible
-(rate=0) means as fast as frames leave: production waits while MAX_ROWS events
-wait (so no row is ever trimmed) or a client's write buffer holds > 1 MiB.
+(rate=0) means as fast as frames leave: production waits while the next
+chunk's events would not fit in one frame of MAX_ROWS rows with those
+waiting (so no row is ever trimmed) or a client's write buffer holds > 1 MiB.
 """
 
 import asyncio
@@ -38,6 +39,7 @@ from bench.sample import KEY_SEQ_TOKEN, RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
 from dashboard.pacing import Pacer  # no Django: the publisher's own pacing rule
 
 WINDOW = 0.05  # dashboard.conf BATCH_WINDOW
+FAST_CHUNK = 25  # as fast as possible: posts between looks at the queue, as bench.server
 MAX_ROWS = 500  # dashboard.conf MAX_ROWS
 QUEUE_SIZE = 10_000  # dashboard.conf QUEUE_SIZE
 HIGH_WATER = 1 << 20  # bytes waiting in one client's write buffer before we hold back
@@ -114,10 +116,12 @@ class Bare:
         try:
             while state["produced"] < count and time.time() < deadline:
                 if rate <= 0:
-                    if len(self.queue) >= MAX_ROWS or self.backlog() > HIGH_WATER:
+                    # A chunk starts only when all its events fit in one frame.
+                    full = len(self.queue) > MAX_ROWS - 2 * FAST_CHUNK
+                    if full or self.backlog() > HIGH_WATER:
                         await asyncio.sleep(0.001)
                         continue
-                    for _ in range(min(25, count - state["produced"])):
+                    for _ in range(min(FAST_CHUNK, count - state["produced"])):
                         state["produced"] += 1
                         self.publish(run, state["produced"], state)
                     await asyncio.sleep(0)
