@@ -130,6 +130,14 @@ def print_report(result: dict[str, Any]) -> None:
         say("Save overhead: µs per Post.objects.create, dashboard receivers on vs off")
         say(report.saves_table(saves))
         say("")
+        say(
+            "Where a create's time went: CPU per create by thread over the timed creates "
+            "(µs, medians; one GIL): saves = the creates with the capture in their "
+            "receivers, pump = describing and rendering frames, store = history writes "
+            "(and, unwatched, describing)"
+        )
+        say(report.saves_cpu_table(saves))
+        say("")
     say("End to end: posts/s created inside the server; each post = pre_save + post_save "
         "events; figures count post_save rows")
     say(report.e2e_table(result["e2e"]))

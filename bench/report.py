@@ -48,7 +48,25 @@ def saves_table(saves: Result) -> str:
             notes.append(f"  {mode}: 'off' checked: no capture receiver, no receiver timing")
         if r.get("unsettled_runs"):
             notes.append(f"  {mode}: {r['unsettled_runs']} runs left the publisher busy (30 s)")
+    notes.append(
+        "  ratios: the median of each run's ratio to the 'off' run of its own round"
+        " (ratio of the medians in the JSON)"
+    )
     return "\n".join([out, *notes])
+
+
+CPU_GROUPS = ("saves", "pump", "store", "other")
+
+
+def saves_cpu_table(saves: Result) -> str:
+    """Where a create's time went: CPU µs per create by thread, in the timed window."""
+    rows = []
+    for mode, r in saves.items():
+        for kind, cpu in (r.get("cpu_us") or {}).items():
+            cells = [cpu.get(g) for g in CPU_GROUPS]
+            total = sum(c for c in cells if c is not None)
+            rows.append([mode, kind, *(fmt(c, 0) for c in cells), fmt(total, 0)])
+    return table(["mode", "run", *(f"{g} us" for g in CPU_GROUPS), "total us"], rows)
 
 
 def e2e_table(runs: list[Result]) -> str:

@@ -1,7 +1,9 @@
 """Subprocess: µs per `Post.objects.create` with the dashboard's receivers connected vs not.
 
 Run as `python -m bench.saves OUT.json --tx N --auto N --repeats R` against the bench
-database (prepared). Runs interleave the modes (MODES below) and the medians count.
+database (prepared). Runs interleave the modes (MODES below) in R rounds; µs figures
+are medians, ratios the median of each round's ratio to its own 'off' run, and each
+run records its threads' CPU per create (where the time went).
 Connected runs pay the price of a process nobody watches: events go to the
 publisher's daemon-thread loop, which, with no socket to show them to, keeps them
 for the store thread to describe and store (at most one write per 50 ms).
@@ -21,6 +23,7 @@ import contextlib
 import itertools
 import json
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +80,38 @@ def settle(publisher: Any, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.005)
     return False
+
+
+# Thread name prefix → what it does while the saves run (one GIL for all of them).
+THREADS = (
+    ("MainThread", "saves"),  # the creates, with the capture in their receivers
+    ("dashboard-publisher", "pump"),  # the publisher's loop: drains, describes and renders frames
+    ("dashboard-render", "pump"),  # ... big frames' describe and render
+    ("dashboard-store", "store"),  # history writes (and, unwatched, describing)
+)
+
+
+def thread_cpu() -> dict[threading.Thread, tuple[str, float]]:
+    """CPU seconds so far of each live thread of this process: {thread: (group, s)}.
+
+    Keyed by the thread object: a thread started later may reuse an ended one's ident."""
+    found = {}
+    for thread in threading.enumerate():
+        group = next((g for prefix, g in THREADS if thread.name.startswith(prefix)), "other")
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident)  # type: ignore[arg-type]
+            found[thread] = (group, time.clock_gettime(clock))
+        except (OSError, TypeError):  # ended meanwhile
+            continue
+    return found
+
+
+def cpu_spent(before: dict[threading.Thread, tuple[str, float]], n: int) -> dict[str, float]:
+    """µs of CPU per create since `before`, per thread group (threads started since count whole)."""
+    spent: dict[str, float] = {}
+    for thread, (group, seconds) in thread_cpu().items():
+        spent[group] = spent.get(group, 0.0) + seconds - before.get(thread, (group, 0.0))[1]
+    return {group: s / n * 1e6 for group, s in spent.items()}
 
 
 def timed_creates(n: int, atomic: bool) -> float:
@@ -141,7 +176,9 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     publisher.reset()
     context = {"capture-only": capture_only, "watched": watched}.get(mode, contextlib.nullcontext)
     with context():
+        cpu_before = thread_cpu()
         seconds = timed_creates(n, atomic)
+        cpu = cpu_spent(cpu_before, n)  # the timed window only, like the wall figure
         dropped, queued = publisher.dropped, len(publisher.queue)
         publisher.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
         settled = settle(publisher)  # ... and its last store, before the next run starts
@@ -149,6 +186,7 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     publisher.reset()
     return {
         "us_per_save": seconds / n * 1e6,
+        "cpu_us": cpu,
         "dropped": dropped,
         "queued_at_end": queued,
         "batches": sent,
@@ -165,17 +203,34 @@ def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
             runs[mode].append(one_run(n, atomic, mode))
     set_receivers(True)
     med = {m: statistics.median(r["us_per_save"] for r in rs) for m, rs in runs.items()}
+
+    def paired(mode: str) -> float:
+        """The median of each run's ratio to the 'off' run of its own round: the
+        machine's speed drifts (x2 seen between minutes here), and a round's
+        runs are seconds apart, so a slow spell slows both sides of a ratio."""
+        off = runs["disconnected"]
+        return statistics.median(
+            r["us_per_save"] / o["us_per_save"] for r, o in zip(runs[mode], off, strict=True)
+        )
+
+    def cpu(mode: str) -> dict[str, float]:
+        groups = {g for r in runs[mode] for g in r["cpu_us"]}
+        return {g: statistics.median(r["cpu_us"].get(g, 0.0) for r in runs[mode]) for g in groups}
+
     return {
         "creates_per_run": n,
         "repeats": repeats,
         "connected_us": med["connected"],
         "disconnected_us": med["disconnected"],
-        "ratio": med["connected"] / med["disconnected"],
+        "ratio": paired("connected"),
+        "ratio_of_medians": med["connected"] / med["disconnected"],
         "watched_us": med["watched"],
-        "watched_ratio": med["watched"] / med["disconnected"],
+        "watched_ratio": paired("watched"),
+        "watched_ratio_of_medians": med["watched"] / med["disconnected"],
         "watched_runs_us": [r["us_per_save"] for r in runs["watched"]],
         "capture_only_us": med["capture-only"],
-        "capture_only_ratio": med["capture-only"] / med["disconnected"],
+        "capture_only_ratio": paired("capture-only"),
+        "cpu_us": {mode: cpu(mode) for mode in MODES},
         "connected_runs_us": [r["us_per_save"] for r in runs["connected"]],
         "disconnected_runs_us": [r["us_per_save"] for r in runs["disconnected"]],
         "dropped": sum(r["dropped"] for r in runs["connected"]),
