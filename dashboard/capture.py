@@ -209,6 +209,11 @@ def _project_code(code: CodeType) -> bool:
     return mine
 
 
+# "file:line in function" per (code, instruction): the same call sites send
+# again and again, and a line number is looked up, and formatted, once.
+_origins: dict[tuple[CodeType, int], str] = {}
+
+
 def origin() -> str | None:
     """The innermost frame of the project's own code on the stack, if any."""
     frame = sys._getframe(2)
@@ -219,8 +224,12 @@ def origin() -> str | None:
         if mine is None:
             mine = _project_code(code)
         if mine:
-            where = code.co_filename[len(_PROJECT_ROOT) :]
-            return f"{where}:{frame.f_lineno} in {code.co_name}"
+            site = (code, frame.f_lasti)
+            where = _origins.get(site)
+            if where is None:
+                path = code.co_filename[len(_PROJECT_ROOT) :]
+                where = _origins[site] = f"{path}:{frame.f_lineno} in {code.co_name}"
+            return where
         frame = frame.f_back
     return None
 

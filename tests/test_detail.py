@@ -76,6 +76,25 @@ def test_receivers_are_listed_with_their_times_and_origin_is_project_code(transa
     assert "in test_receivers_are_listed" in tag_event.detail["origin"]
 
 
+def test_origin_names_each_call_site_of_a_function_by_its_own_line(transactional_db):
+    """Origins are remembered per call site: two sends from one function, and the
+    same site sending again, each name their own line."""
+    import inspect
+
+    from blog.models import Tag
+
+    origins = []
+    for name in ("first", "again"):
+        line = inspect.currentframe().f_lineno + 1
+        Tag.objects.create(name=f"site {name}")
+        origins.append((stored("post_save", sender="blog.Tag").detail["origin"], line))
+        line = inspect.currentframe().f_lineno + 1
+        Tag.objects.create(name=f"other site {name}")
+        origins.append((stored("post_save", sender="blog.Tag").detail["origin"], line))
+    function = "test_origin_names_each_call_site_of_a_function_by_its_own_line"
+    assert origins == [(f"tests/test_detail.py:{line} in {function}", line) for _, line in origins]
+
+
 def test_events_of_one_request_form_a_trace(staff_client):
     Post.objects.create(title="Traced", status="published")
     Client().get("/blog/traced/")
