@@ -29,8 +29,13 @@ def row_of(event: Event) -> dict[str, Any]:
     return row
 
 
-def prepare(batch: Batch, dropped: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
-    """Describe each event once and render one frame: (group message, rows, rolled back)."""
+def prepare(
+    batch: Batch, dropped: int, unstored: int = 0
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
+    """Describe each event once and render one frame: (group message, rows, rolled back).
+
+    `dropped` and `unstored` are this process's running counts of events lost to
+    a full queue and of sent events the history could not keep."""
     events = [item for item in batch if isinstance(item, Event)]
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
     rows = [row_of(e) for e in events]
@@ -38,6 +43,7 @@ def prepare(batch: Batch, dropped: int) -> tuple[dict[str, Any], list[dict[str, 
         rows[::-1][: conf.get("MAX_ROWS")],
         counts=dict(Counter(e.signal for e in events)),
         dropped=dropped,
+        unstored=unstored,
         rolled_back=[e.key for e in marks],
     )
     message = {"type": "events.batch", "html": html, "process": PROCESS}

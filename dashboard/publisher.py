@@ -44,6 +44,7 @@ class Publisher:
         self.sent_batches = 0
         self.sent_seq = self.stored_seq = 0  # the newest event sent, and stored
         self.unstored = 0  # events sent but never stored: the history backlog overflowed
+        self._unstored_warned = -WARN_EVERY  # when that was last logged (monotonic)
         self._lock = threading.Lock()  # guards binding and the drop counter
         self._armed = False  # True while the pump will drain without being woken
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -182,10 +183,10 @@ class Publisher:
                 # Small frames are prepared right here: a hop to the render thread
                 # and back would cost two waits for the GIL, each up to the
                 # interpreter's switch interval (5 ms) while a save is running.
-                message, rows, marks = pipeline.prepare(batch, self.dropped)
+                message, rows, marks = pipeline.prepare(batch, self.dropped, self.unstored)
             else:  # big ones on the render thread, so the loop keeps serving sockets
                 message, rows, marks = await self._in_worker(
-                    self._worker, pipeline.prepare, batch, self.dropped
+                    self._worker, pipeline.prepare, batch, self.dropped, self.unstored
                 )
         except Exception:
             logger.exception("dashboard: could not prepare %d events", len(batch))
@@ -216,10 +217,18 @@ class Publisher:
         with self._store_lock:
             self._unstored.append((rows, marks, self.sent_seq))
             self._unstored_rows += len(rows)
+            lost = 0
             while self._unstored_rows > STORE_BACKLOG and len(self._unstored) > 1:
-                lost = len(self._unstored.pop(0)[0])
-                self._unstored_rows -= lost
-                self.unstored += lost
+                rows_lost = len(self._unstored.pop(0)[0])
+                self._unstored_rows -= rows_lost
+                lost += rows_lost
+            self.unstored += lost
+        if lost and time.monotonic() >= self._unstored_warned + WARN_EVERY:
+            self._unstored_warned = time.monotonic()
+            logger.warning(
+                "dashboard: the history store fell %d events behind; %d sent events will "
+                "not be in the history (%d so far)", STORE_BACKLOG, lost, self.unstored
+            )
         storing = self._storing
         if (
             storing is None
@@ -343,6 +352,7 @@ class Publisher:
             self._storing = None
             self._unstored, self._unstored_rows = [], 0
             self.unstored = 0
+            self._unstored_warned = -WARN_EVERY
         fanout.reset()
 
     def _retire(self) -> None:
@@ -373,6 +383,7 @@ class Publisher:
 INLINE_BATCH = 64  # events a frame may hold and still be prepared on the loop
 STORE_INTERVAL = 0.05  # seconds between history writes, at the least
 STORE_BACKLOG = 50_000  # sent rows awaiting the store; past it the oldest are not stored
+WARN_EVERY = 60.0  # seconds between warnings that the history is losing events
 
 
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:

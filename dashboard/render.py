@@ -82,21 +82,25 @@ def render_frame(
     dropped: int | None = None,
     rolled_back: list[str] | tuple[str, ...] = (),
     history_id: int | None = None,
+    unstored: int = 0,
 ) -> str:
     """One frame: `rows` newest first, plus counts of every event the frame stands for.
 
     Two out-of-band swaps: the rows go on top of the live table; the hidden
-    #batch element carries the counts (and dropped, rolled back, the history
-    id) that dashboard.js applies. Callers pass at most MAX_ROWS rows (more
-    would be trimmed by the page at once); the counts still include the rest,
-    so the page's counters stay exact.
+    #batch element carries the counts (and this process's dropped and unstored
+    events, rolled back ones, the history id) that dashboard.js applies.
+    Callers pass at most MAX_ROWS rows (more would be trimmed by the page at
+    once); the counts still include the rest, so the page's counters stay exact.
     """
     attrs = [
         f'data-counts="{escape(json.dumps(counts))}"',
         f'data-total="{sum(counts.values())}"',
     ]
     if dropped is not None:
-        attrs.append(f'data-dropped="{int(dropped)}" data-process="{escape(PROCESS)}"')
+        attrs.append(
+            f'data-dropped="{int(dropped)}" data-unstored="{int(unstored)}" '
+            f'data-process="{escape(PROCESS)}"'
+        )
     if rolled_back:
         attrs.append(f'data-rolled-back="{escape(",".join(rolled_back))}"')
     if history_id is not None:

@@ -29,6 +29,7 @@ class Frame:
     counts: dict[str, int] = field(default_factory=dict)
     total: int = 0
     dropped: int = 0
+    unstored: int = 0
 
 
 class _FrameParser(HTMLParser):
@@ -56,6 +57,7 @@ class _FrameParser(HTMLParser):
             self.frame.counts = json.loads(a.get("data-counts") or "{}")
             self.frame.total = int(a.get("data-total") or 0)
             self.frame.dropped = int(a.get("data-dropped") or 0)
+            self.frame.unstored = int(a.get("data-unstored") or 0)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "pre":

@@ -247,3 +247,33 @@ def test_live_rows_follow_the_filters_and_pause(context, server):
     assert not post_row(dash, "post_save", "While paused").is_visible()
     dash.click("#pause")
     assert post_row(dash, "post_save", "While paused").is_visible()
+
+
+def test_losses_reported_by_each_process_add_up_and_show(context, server):
+    """Frames carry each process's running counts of events dropped by a full queue and
+    of events the history could not keep; the page shows their sums, only when not 0.
+    (No server here can be made to lose events on demand: the frames are swapped in as
+    the socket's would be, and the page's own handler applies them.)"""
+    dash = open_dashboard(context, server)
+    assert dash.locator("#dropped-box").is_hidden() and dash.locator("#unstored-box").is_hidden()
+
+    def frame_from(process: str, dropped: int, unstored: int) -> None:
+        dash.evaluate(
+            """([process, dropped, unstored]) => {
+                document.dispatchEvent(new CustomEvent("htmx:wsBeforeMessage"));
+                const batch = document.getElementById("batch");
+                batch.dataset.counts = "{}";
+                batch.dataset.process = process;
+                batch.dataset.dropped = dropped;
+                batch.dataset.unstored = unstored;
+                document.dispatchEvent(new CustomEvent("htmx:wsAfterMessage"));
+            }""",
+            [process, dropped, unstored],
+        )
+
+    frame_from("host-1", 0, 4)
+    assert dash.locator("#unstored-box").is_visible() and dash.locator("#dropped-box").is_hidden()
+    frame_from("host-2", 2, 3)
+    frame_from("host-1", 0, 6)  # running counts: the newest replaces that process's last
+    assert dash.locator("#unstored-count").inner_text() == "9"
+    assert dash.locator("#dropped-count").inner_text() == "2"

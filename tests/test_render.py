@@ -46,10 +46,11 @@ def test_rolled_back_rows_are_marked_and_frames_carry_exact_counts():
     html = render_frame(
         [row(rolled_back=True), row(key="host-1.8", signal="pre_save")],
         counts={"post_save": 700, "pre_save": 700}, dropped=3, rolled_back=["host-1.2"],
+        unstored=5,
     )
     frame = parse(html)
     assert [r.signal for r in frame.rows] == ["post_save", "pre_save"]
     assert frame.counts == {"post_save": 700, "pre_save": 700} and frame.total == 1400
-    assert frame.dropped == 3
+    assert frame.dropped == 3 and frame.unstored == 5
     assert 'class="event fam-model rolled-back"' in html and 'data-rolled-back="host-1.2"' in html
     assert html.isascii()  # daphne encodes each frame once per socket: ASCII is a copy

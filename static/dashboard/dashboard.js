@@ -10,6 +10,7 @@
 
   var counts = {};
   var droppedByProcess = {};
+  var unstoredByProcess = {};
   var historyId = 0;     // the newest stored id the page's history covers
   var seen = {};         // per process, the newest event seq the page holds (or filtered out)
   var paused = false;
@@ -98,15 +99,21 @@
     $("paused-count").textContent = pausedCount;
   }
 
+  function showLosses(byProcess, process, count, name) {
+    byProcess[process] = parseInt(count, 10) || 0;
+    var total = Object.values(byProcess).reduce(function (a, b) { return a + b; }, 0);
+    $(name + "-count").textContent = total;
+    $(name + "-box").hidden = total === 0;
+  }
+
   function applyBatch(freshRows) {
     var batch = $("batch");
     if (!batch || !batch.dataset.counts) return;
     addCounts(JSON.parse(batch.dataset.counts));
     if (batch.dataset.process) {
-      droppedByProcess[batch.dataset.process] = parseInt(batch.dataset.dropped, 10) || 0;
-      var dropped = Object.values(droppedByProcess).reduce(function (a, b) { return a + b; }, 0);
-      $("dropped-count").textContent = dropped;
-      $("dropped-box").hidden = dropped === 0;
+      // Running counts per process: the page shows their sum.
+      showLosses(droppedByProcess, batch.dataset.process, batch.dataset.dropped, "dropped");
+      showLosses(unstoredByProcess, batch.dataset.process, batch.dataset.unstored, "unstored");
     }
     if (batch.dataset.historyId) historyId = Math.max(historyId, parseInt(batch.dataset.historyId, 10));
     (batch.dataset.rolledBack || "").split(",").filter(Boolean).forEach(function (key) {
