@@ -12,13 +12,13 @@ one frame (`render_frame`) on the render worker; later, on the store worker,
 `pipeline.store(rows, marks)` (error handling) calls `history.store(rows, ...)`
 (the write), at most once per 50 ms for every frame sent meanwhile.
 
-Besides the probes, `thread_cpu()` reads each thread's CPU time from /proc, so
-the status can tell the event loop (daphne's sockets, the consumers, the pump)
-from the render and store workers and the producer, all under one GIL.
+Besides the probes, `thread_cpu()` reads each thread's CPU clock, so the status
+can tell the event loop (daphne's sockets, the consumers, the pump) from the
+render and store workers and the producer, all under one GIL (bench/saves.py
+reads the saving process's threads the same way).
 """
 
 import importlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -95,35 +95,37 @@ def report() -> dict[str, dict[str, float]]:
         }
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+# Thread name prefix → what it does in the bench server (first match wins).
+SERVER_THREADS = (
+    ("MainThread", "loop"),  # daphne's reactor and asyncio loop: sockets, consumers, the pump
+    ("dashboard-render", "render"),
+    ("dashboard-store", "store"),
+    ("bench-producer", "producer"),
+)
+
+CpuReading = dict[threading.Thread, tuple[str, float]]
 
 
-def _group(name: str) -> str:
-    """A thread's name → what it does in the bench server."""
-    if name == "MainThread":
-        return "loop"  # daphne's reactor and asyncio loop: sockets, consumers, the pump
-    for prefix, group in (("dashboard-render", "render"), ("dashboard-store", "store"),
-                          ("bench-producer", "producer")):
-        if name.startswith(prefix):
-            return group
-    return "other"
+def thread_cpu(groups: tuple[tuple[str, str], ...] = SERVER_THREADS) -> CpuReading:
+    """CPU seconds so far of each live thread of this process: {thread: (group, s)}.
 
-
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) so far per thread group of this process, from /proc.
-
-    Threads that ended are missing (the producer records its own). Linux only;
-    an empty dict elsewhere.
+    Keyed by the thread object, since a thread started later may reuse an ended
+    one's ident. Threads that ended are missing (the producer records its own).
     """
-    found: dict[str, float] = {}
+    found = {}
     for thread in threading.enumerate():
-        tid = thread.native_id
+        group = next((g for prefix, g in groups if thread.name.startswith(prefix)), "other")
         try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            clock = time.pthread_getcpuclockid(thread.ident)  # type: ignore[arg-type]
+            found[thread] = (group, time.clock_gettime(clock))
+        except (OSError, TypeError):  # ended meanwhile, or not started
             continue
-        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
-        group = _group(thread.name)
-        found[group] = found.get(group, 0.0) + seconds
     return found
+
+
+def cpu_spent(before: CpuReading, now: CpuReading | None = None) -> dict[str, float]:
+    """CPU seconds per group between two readings (threads started since count whole)."""
+    spent: dict[str, float] = {}
+    for thread, (group, seconds) in (thread_cpu() if now is None else now).items():
+        spent[group] = spent.get(group, 0.0) + seconds - before.get(thread, (group, 0.0))[1]
+    return spent

@@ -23,13 +23,14 @@ import contextlib
 import itertools
 import json
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import django
+
+from bench import probes
 
 _runs = itertools.count(1)
 # Interleaved in this order. "connected": receivers on, nobody watching (no
@@ -89,29 +90,6 @@ THREADS = (
     ("dashboard-render", "pump"),  # ... big frames' describe and render
     ("dashboard-store", "store"),  # history writes (and, unwatched, describing)
 )
-
-
-def thread_cpu() -> dict[threading.Thread, tuple[str, float]]:
-    """CPU seconds so far of each live thread of this process: {thread: (group, s)}.
-
-    Keyed by the thread object: a thread started later may reuse an ended one's ident."""
-    found = {}
-    for thread in threading.enumerate():
-        group = next((g for prefix, g in THREADS if thread.name.startswith(prefix)), "other")
-        try:
-            clock = time.pthread_getcpuclockid(thread.ident)  # type: ignore[arg-type]
-            found[thread] = (group, time.clock_gettime(clock))
-        except (OSError, TypeError):  # ended meanwhile
-            continue
-    return found
-
-
-def cpu_spent(before: dict[threading.Thread, tuple[str, float]], n: int) -> dict[str, float]:
-    """µs of CPU per create since `before`, per thread group (threads started since count whole)."""
-    spent: dict[str, float] = {}
-    for thread, (group, seconds) in thread_cpu().items():
-        spent[group] = spent.get(group, 0.0) + seconds - before.get(thread, (group, 0.0))[1]
-    return {group: s / n * 1e6 for group, s in spent.items()}
 
 
 def timed_creates(n: int, atomic: bool) -> float:
@@ -176,9 +154,10 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     publisher.reset()
     context = {"capture-only": capture_only, "watched": watched}.get(mode, contextlib.nullcontext)
     with context():
-        cpu_before = thread_cpu()
+        cpu_before = probes.thread_cpu(THREADS)
         seconds = timed_creates(n, atomic)
-        cpu = cpu_spent(cpu_before, n)  # the timed window only, like the wall figure
+        spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
+        cpu = {g: s / n * 1e6 for g, s in spent.items()}  # µs a create, in the timed window
         dropped, queued = publisher.dropped, len(publisher.queue)
         publisher.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
         settled = settle(publisher)  # ... and its last store, before the next run starts

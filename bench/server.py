@@ -58,7 +58,7 @@ class Producer:
         self.dropped_before = publisher().dropped
         self.batches_before = publisher().sent_batches
         # CPU per thread group from here on (bench/probes.py); the producer's own is
-        # taken by its thread as it ends, since an ended thread leaves /proc.
+        # taken by its thread as it ends, since an ended thread's clock is gone.
         self.cpu_before = probes.thread_cpu()
         self.process_cpu_before = time.process_time()
         self.producer_cpu: float | None = None
@@ -132,13 +132,10 @@ class Producer:
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds since the run started, per thread group, plus the whole process."""
-        now = probes.thread_cpu()
-        spent = {g: now.get(g, 0.0) - self.cpu_before.get(g, 0.0) for g in now}
-        spent.pop("producer", None)
-        producer = self.producer_cpu
-        if producer is None and self.thread.native_id is not None:
-            producer = now.get("producer", 0.0)
-        spent["producer"] = producer or 0.0
+        spent = probes.cpu_spent(self.cpu_before)
+        if self.producer_cpu is not None:  # its thread ended, and recorded its own
+            spent["producer"] = self.producer_cpu
+        spent.setdefault("producer", 0.0)
         spent["process"] = time.process_time() - self.process_cpu_before
         return {g: round(max(0.0, s), 3) for g, s in spent.items()}
 
