@@ -10,9 +10,9 @@ modes taking turns: `off` (the dashboard's receivers disconnected), `capture`
 `watched` (a dashboard open in this process). Each mode runs under a function of
 its own name, so every sample's stack says which mode it was taken in; the
 rounds interleave, so the machine's drifts in speed (2x between minutes on
-these machines) fall on all modes alike. `report` prints samples per 1,000
-creates, per mode, inclusive, for the functions that differ most from `off`
-(as a % of `off`'s samples: `(creates)` is the whole create).
+these machines) fall on all modes alike. `report` prints, per mode, the
+samples of the functions that differ most from `off`, inclusive, as a % of
+`off`'s samples in its creates (`(creates)` is the whole create).
 
 Wall-clock figures of such small differences are noise here; these are not:
 with ~20,000 creates a mode, a function's count is good to about ±2 %. The
@@ -98,7 +98,8 @@ def _rounds(seconds: float) -> None:
 
 
 def report(path: Path, top: int) -> None:
-    """Samples per 1,000 creates and mode, inclusive, from py-spy's raw output."""
+    """Each function's samples (inclusive, saving thread) per mode, as a % of all of
+    `off`'s samples in its creates, from py-spy's raw output."""
     stacks = []
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")

@@ -14,10 +14,10 @@ due together (the producer fell behind, or R=0), up to 50, share one
 transaction, so the rates do not hinge on the disk's commit latency; each save
 still fires its own signals. As fast as possible (R=0) means as fast as
 frames leave, as for the bare server: a chunk of posts starts only when all
-its events still fit in one frame (MAX_ROWS) with those waiting for the
-pump, so no row is trimmed. Posts come with their
-slugs, so the blog's own slug query (half a create's CPU) stays out of the
-end-to-end figures; the save-overhead figures (bench/saves.py) keep it.
+its events still fit in one frame (the dashboard's MAX_ROWS) with those
+waiting for the pump, so no row is trimmed. Posts come with their slugs, so
+the blog's own slug query (half a create's CPU) stays out of the end-to-end
+figures; the save-overhead figures (bench/saves.py) keep it.
 """
 
 import json
@@ -39,7 +39,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 TICK = 0.01  # seconds: the producer's pacing granularity
 CHUNK = 50  # saves in one transaction, at most
 FAST_CHUNK = 25  # ... as fast as possible: posts between looks at the queue, as bench.bare
-MAX_ROWS = 500  # dashboard.conf MAX_ROWS
 PREFIX = "/__bench__/"
 
 
@@ -95,7 +94,10 @@ class Producer:
     def _produce(self) -> None:
         from django.db import close_old_connections
 
+        from dashboard import conf
+
         close_old_connections()
+        room = conf.get("MAX_ROWS") - 2 * FAST_CHUNK  # queued events a chunk may follow
         self.started = start = time.time()
         deadline = start + self.seconds
         while self.produced < self.count and time.time() < deadline:
@@ -103,7 +105,7 @@ class Producer:
                 # As the bare server does: as fast as frames leave, so no row is
                 # trimmed (a frame carries at most MAX_ROWS rows): a chunk starts
                 # only when all its events (two a post) still fit in one frame.
-                if len(publisher().queue) > MAX_ROWS - 2 * FAST_CHUNK:
+                if len(publisher().queue) > room:
                     time.sleep(0.001)
                     continue
                 self._create(min(FAST_CHUNK, self.count - self.produced))
