@@ -6,15 +6,15 @@ they would to the dashboard; `GET /__bench__/produce?...&mode=event|batch` and
 one post's pre_save and post_save rows (captured by bench.sample), with the
 title's run, sequence and time substituted, and the row's event key
 (`data-key="<process>.<seq>"`, also in its detail URLs) numbered per event like
-the publisher's: the same bytes per event.
+the pump's: the same bytes per event.
 
-mode=event sends one frame per event; mode=batch follows the publisher's rules
-(the same dashboard.pacing.Pacer): an idle pump sends at once, then pauses at least as
+mode=event sends one frame per event; mode=batch follows the pump's rules
+(the same dashboard.live.pacing.Pacer): an idle pump sends at once, then pauses at least as
 long as that frame cost, 1 ms, or under load (500 events/s or more) doubling
 per frame up to 16 ms, never past the window (50 ms), and sends what came
 meanwhile as one frame, at most MAX_ROWS rows a frame, counts for all. Events
 past QUEUE_SIZE are dropped and counted.
-Like the publisher, the pump never waits on the network. As fast as possible
+Like the dashboard's pump, it never waits on the network. As fast as possible
 (rate=0) means as fast as frames leave: production waits while the next
 chunk's events would not fit in one frame of MAX_ROWS rows with those
 waiting (so no row is ever trimmed) or a client's write buffer holds > 1 MiB.
@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Request, Response, ServerConnection, broadcast, serve
 
 from bench.sample import KEY_SEQ_TOKEN, RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
-from dashboard.pacing import Pacer  # no Django: the publisher's own pacing rule
+from dashboard.live.pacing import Pacer  # no Django: the pump's own pacing rule
 
 WINDOW = 0.05  # dashboard.conf BATCH_WINDOW
 FAST_CHUNK = 25  # as fast as possible: posts between looks at the queue, as bench.server
@@ -94,7 +94,7 @@ class Bare:
         return max(sizes, default=0)
 
     def send(self, events: list[Event], state: dict[str, Any]) -> None:
-        # Like the publisher: hand the frame to every socket and never wait on the network.
+        # Like the pump: hand the frame to every socket and never wait on the network.
         broadcast(self.clients, self.frame(events, state["dropped"]))
 
     # -- production and the pump ----------------------------------------------
@@ -145,7 +145,7 @@ class Bare:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            pacer = Pacer()  # as the publisher's pump: short pauses after a lull
+            pacer = Pacer()  # as the dashboard's pump: short pauses after a lull
             while self.queue:
                 if state["mode"] == "event":
                     self.send([self.queue.popleft()], state)

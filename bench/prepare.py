@@ -33,11 +33,11 @@ def main(out: Path) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from dashboard.publisher import publisher
+    from dashboard.live.handoff import handoff
 
     call_command("migrate", interactive=False, verbosity=0)
     out.write_text(json.dumps({"session": staff_session()}))
-    publisher.reset()  # setup's own events are nobody's business
+    handoff.reset()  # setup's own events are nobody's business
 
 
 if __name__ == "__main__":

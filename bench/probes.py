@@ -6,11 +6,12 @@ per run, so the table can say where the server's time went (describing,
 rendering, storing). A function that moved or was renamed is simply not probed:
 install() never raises for a missing module or name.
 
-The pipeline (dashboard/pipeline.py) sends first and stores afterwards:
-`prepare(batch, dropped)` describes each event (`describe_event`) and renders
-one frame (`render_frame`) on the render worker; later, on the store worker,
-`pipeline.store(rows, marks)` (error handling) calls `history.store(rows, ...)`
-(the write), at most once per 50 ms for every frame sent meanwhile.
+The pipeline sends first and stores afterwards: `live.frames.prepare(batch,
+dropped)` describes each event (`describe_event`) and renders one frame
+(`render_frame`), on the loop or the render worker; later, on the store
+worker, the history writer describes what nobody watched and calls
+`history.store.write(rows, marks)` (the write), at most once per 50 ms for
+every frame sent meanwhile.
 
 Besides the probes, `thread_cpu()` reads each thread's CPU clock, so the status
 can tell the event loop (daphne's sockets, the consumers, the pump) from the
@@ -27,13 +28,13 @@ from typing import Any
 # (label, module attribute). A name a module imported before install() is probed
 # there too, under the same label; a function is never wrapped twice.
 PROBED = (
-    ("prepare", "dashboard.pipeline.prepare"),
-    ("describe_event", "dashboard.payload.describe_event"),
-    ("describe_event", "dashboard.pipeline.describe_event"),
-    ("render_frame", "dashboard.render.render_frame"),
-    ("render_frame", "dashboard.pipeline.render_frame"),
-    ("pipeline.store", "dashboard.pipeline.store"),
-    ("history.store", "dashboard.history.store"),
+    ("prepare", "dashboard.live.frames.prepare"),
+    ("describe_event", "dashboard.core.payload.describe_event"),
+    ("describe_event", "dashboard.live.frames.describe_event"),
+    ("describe_event", "dashboard.history.writer.describe_event"),
+    ("render_frame", "dashboard.core.render.render_frame"),
+    ("render_frame", "dashboard.live.frames.render_frame"),
+    ("history.store", "dashboard.history.store.write"),
 )
 
 _lock = threading.Lock()

@@ -47,7 +47,7 @@ def saves_table(saves: Result) -> str:
         elif left is not None:
             notes.append(f"  {mode}: 'off' checked: no capture receiver, no receiver timing")
         if r.get("unsettled_runs"):
-            notes.append(f"  {mode}: {r['unsettled_runs']} runs left the publisher busy (30 s)")
+            notes.append(f"  {mode}: {r['unsettled_runs']} runs left the pipeline busy (30 s)")
     notes.append(
         "  ratios: the median of each run's ratio to the 'off' run of its own round"
         " (ratio of the medians in the JSON)"

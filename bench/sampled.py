@@ -60,13 +60,13 @@ def mode_watched() -> None:
 
 def _connected(context: Callable[[], AbstractContextManager[None]]) -> None:
     from bench import saves
-    from dashboard.publisher import publisher
+    from dashboard.live.handoff import handoff
 
     saves.set_receivers(True)
     with context():
         saves.timed_creates(ROUND, atomic=True)
-        publisher.flush(timeout=10)
-    publisher.reset()
+        handoff.flush(timeout=10)
+    handoff.reset()
 
 
 MODES = {"off": mode_off, "capture": mode_capture, "watched": mode_watched}

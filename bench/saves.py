@@ -5,11 +5,11 @@ database (prepared). Runs interleave the modes (MODES below) in R rounds; µs fi
 are medians, ratios the median of each round's ratio to its own 'off' run, and each
 run records its threads' CPU per create (where the time went).
 Connected runs pay the price of a process nobody watches: events go to the
-publisher's daemon-thread loop, which, with no socket to show them to, keeps them
+pump's daemon-thread loop, which, with no socket to show them to, keeps them
 for the store thread to describe and store (at most one write per 50 ms).
 Watched runs pay the price of a dashboard open in the saving process: every frame
 is described and rendered as the saves go, handed to the socket, then stored.
-Between runs the publisher is flushed, waited on until its last store has finished
+Between runs the pipeline is flushed, waited on until its last store has finished
 (so no write of one run overlaps the next), and reset, so its queue cap never turns
 a later run into cheap drops. Disconnected runs check that the dashboard is really
 gone (no capture receiver, no receiver timing), and say so. A diagnostic mode keeps
@@ -43,8 +43,9 @@ MODES = ("connected", "disconnected", "watched", "capture-only")
 
 
 def set_receivers(connected: bool) -> None:
-    from dashboard.capture import connect_all
-    from dashboard.watched import WATCHED
+    from dashboard.capture.receivers import connect_all
+    from dashboard.capture.signals import WATCHED
+    from dashboard.capture.timing import uninstrument
 
     if connected:
         connect_all()
@@ -52,32 +53,31 @@ def set_receivers(connected: bool) -> None:
     for spec in WATCHED:
         signal = spec.signal
         signal.disconnect(dispatch_uid=f"dashboard:{spec.name}")
-        # Also undo any per-signal instrumentation connect_all() added (e.g. receiver
-        # timing), so "off" is the project without the dashboard; connect_all() redoes it.
-        if "_live_receivers" in vars(signal):
-            del signal._live_receivers
-            signal._dashboard_instrumented = False  # type: ignore[attr-defined]
+        # Also undo the receiver timing connect_all() added, so "off" is the
+        # project without the dashboard; connect_all() redoes it.
+        uninstrument(signal)
 
 
 def dashboard_left() -> list[str]:
     """What of the dashboard is still hooked into the watched signals (empty: nothing)."""
-    from dashboard.watched import WATCHED
+    from dashboard.capture.signals import WATCHED
+    from dashboard.capture.timing import INSTRUMENTED
 
     left = []
     for spec in WATCHED:
         signal = spec.signal
         if any(entry[0][0] == f"dashboard:{spec.name}" for entry in signal.receivers):
             left.append(f"{spec.name}: capture receiver")
-        if "_live_receivers" in vars(signal) or getattr(signal, "_dashboard_instrumented", False):
+        if any(name in vars(signal) for name in INSTRUMENTED):
             left.append(f"{spec.name}: receiver timing")
     return left
 
 
-def settle(publisher: Any, timeout: float = 30.0) -> bool:
-    """Until the publisher has nothing queued, in flight or left to store."""
+def settle(handoff: Any, timeout: float = 30.0) -> bool:
+    """Until the pipeline has nothing queued, in flight or left to store."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if getattr(publisher, "idle", True):
+        if getattr(handoff, "idle", True):
             return True
         time.sleep(0.005)
     return False
@@ -86,7 +86,7 @@ def settle(publisher: Any, timeout: float = 30.0) -> bool:
 # Thread name prefix → what it does while the saves run (one GIL for all of them).
 THREADS = (
     ("MainThread", "saves"),  # the creates, with the capture in their receivers
-    ("dashboard-publisher", "pump"),  # the publisher's loop: drains, describes and renders frames
+    ("dashboard-publisher", "pump"),  # the pump's loop: drains, describes and renders frames
     ("dashboard-render", "pump"),  # ... big frames' describe and render
     ("dashboard-store", "store"),  # history writes (and, unwatched, describing)
 )
@@ -113,18 +113,18 @@ def timed_creates(n: int, atomic: bool) -> float:
 
 @contextlib.contextmanager
 def capture_only() -> Iterator[None]:
-    """Diagnosis only: the publisher's pump runs, but sends nothing (no describe, render,
+    """Diagnosis only: the pump runs, but sends nothing (no describe, render,
     store or layer), so what remains is the capture and the hand-off."""
-    from dashboard.publisher import publisher
+    from dashboard.live.frames import frames
 
-    async def discard(batch: list[Any]) -> bool:
+    async def discard(batch: list[Any], dropped: int) -> bool:
         return False
 
-    publisher._hand_on = discard  # type: ignore[method-assign]
+    frames.hand_on = discard  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del publisher._hand_on  # the class's method again
+        del frames.hand_on  # the class's method again
 
 
 class DroppingSocket:
@@ -136,7 +136,7 @@ class DroppingSocket:
 
 @contextlib.contextmanager
 def watched() -> Iterator[None]:
-    from dashboard.fanout import fanout
+    from dashboard.live.fanout import fanout
 
     socket = DroppingSocket()
     fanout.subscribers[socket] = None  # as fanout.subscribe() would, minus the relay
@@ -147,22 +147,23 @@ def watched() -> Iterator[None]:
 
 
 def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
-    from dashboard.publisher import publisher
+    from dashboard.live.frames import frames
+    from dashboard.live.handoff import handoff
 
     set_receivers(mode != "disconnected")
     left = dashboard_left() if mode == "disconnected" else []
-    publisher.reset()
+    handoff.reset()
     context = {"capture-only": capture_only, "watched": watched}.get(mode, contextlib.nullcontext)
     with context():
         cpu_before = probes.thread_cpu(THREADS)
         seconds = timed_creates(n, atomic)
         spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
         cpu = {g: s / n * 1e6 for g, s in spent.items()}  # µs a create, in the timed window
-        dropped, queued = publisher.dropped, len(publisher.queue)
-        publisher.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
-        settled = settle(publisher)  # ... and its last store, before the next run starts
-    sent = publisher.sent_batches
-    publisher.reset()
+        dropped, queued = handoff.dropped, len(handoff.queue)
+        handoff.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
+        settled = settle(handoff)  # ... and its last store, before the next run starts
+    sent = frames.sent
+    handoff.reset()
     return {
         "us_per_save": seconds / n * 1e6,
         "cpu_us": cpu,

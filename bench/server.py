@@ -42,10 +42,16 @@ FAST_CHUNK = 25  # ... as fast as possible: posts between looks at the queue, as
 PREFIX = "/__bench__/"
 
 
-def publisher() -> Any:
-    from dashboard.publisher import publisher
+def handoff() -> Any:
+    from dashboard.live.handoff import handoff
 
-    return publisher
+    return handoff
+
+
+def sent_frames() -> int:
+    from dashboard.live.frames import frames
+
+    return frames.sent
 
 
 class Producer:
@@ -54,8 +60,8 @@ class Producer:
         self.produced = 0
         self.started = self.finished = 0.0
         self.error: str | None = None
-        self.dropped_before = publisher().dropped
-        self.batches_before = publisher().sent_batches
+        self.dropped_before = handoff().dropped
+        self.batches_before = sent_frames()
         # CPU per thread group from here on (bench/probes.py); the producer's own is
         # taken by its thread as it ends, since an ended thread's clock is gone.
         self.cpu_before = probes.thread_cpu()
@@ -105,7 +111,7 @@ class Producer:
                 # As the bare server does: as fast as frames leave, so no row is
                 # trimmed (a frame carries at most MAX_ROWS rows): a chunk starts
                 # only when all its events (two a post) still fit in one frame.
-                if len(publisher().queue) > room:
+                if len(handoff().queue) > room:
                     time.sleep(0.001)
                     continue
                 self._create(min(FAST_CHUNK, self.count - self.produced))
@@ -126,8 +132,8 @@ class Producer:
             "finished": self.finished,
             "achieved_rate": self.produced / (end - self.started) if self.started else 0.0,
             "error": self.error,
-            "publisher_dropped": publisher().dropped - self.dropped_before,
-            "publisher_batches": publisher().sent_batches - self.batches_before,
+            "publisher_dropped": handoff().dropped - self.dropped_before,
+            "publisher_batches": sent_frames() - self.batches_before,
             "probes": probes.report(),
             "thread_cpu_s": self.thread_cpu(),
         }

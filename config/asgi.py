@@ -14,13 +14,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from dashboard.asgi import RequestContextMiddleware  # noqa: E402
+from dashboard.asgi import DashboardMiddleware  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 # daphne serves no static files by itself; in development we do.
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
 
-application = RequestContextMiddleware(
+application = DashboardMiddleware(
     ProtocolTypeRouter(
         {
             "http": http_app,

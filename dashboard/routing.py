@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.consumers import EventsConsumer
+from dashboard.live.consumer import EventsConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),

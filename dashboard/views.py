@@ -1,6 +1,5 @@
 """The dashboard's pages: the live table, an event's detail, exports. Staff only."""
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,11 +10,13 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import push_url
 
-from dashboard import conf, history
-from dashboard.filters import EventFilter
+from dashboard import conf
+from dashboard.capture.signals import FAMILIES, WATCHED, receivers_of
+from dashboard.core.filters import EventFilter
+from dashboard.core.keys import parse_key
+from dashboard.core.rows import to_json
+from dashboard.history import export, reads
 from dashboard.models import StoredEvent
-from dashboard.payload import to_json
-from dashboard.watched import FAMILIES, WATCHED, receivers_of
 
 
 def _families() -> list[tuple[str, list[dict[str, Any]]]]:
@@ -36,10 +37,10 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
     filters = EventFilter.from_query(request.GET)
     # The newest id first, then the rows: anything stored in between is
     # backfilled over the socket, never missed.
-    newest = history.last_id()
+    newest = reads.last_id()
     context = {
         "filters": filters,
-        "rows": history.latest_of(
+        "rows": reads.latest_of(
             filters.apply(StoredEvent.objects.filter(id__lte=newest)), conf.get("MAX_ROWS")
         ),
         "last_id": newest,
@@ -53,7 +54,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         )
     context.update(
         families=_families(),
-        counts=json.dumps(history.counts(StoredEvent.objects.filter(id__lte=newest))),
+        counts=json.dumps(reads.counts(StoredEvent.objects.filter(id__lte=newest))),
         max_rows=conf.get("MAX_ROWS"),
         signals=[w.name for w in WATCHED],
         family_names=FAMILIES,
@@ -88,9 +89,9 @@ def _detail_context(event: StoredEvent) -> dict[str, Any]:
 
 @staff_member_required
 def detail(request: HttpRequest, key: str) -> HttpResponse:
-    process, _, seq = key.rpartition(".")
     try:
-        event = StoredEvent.objects.get(process=process, seq=int(seq))
+        process, seq = parse_key(key)
+        event = StoredEvent.objects.get(process=process, seq=seq)
     except (ValueError, StoredEvent.DoesNotExist):
         raise Http404("No such event: it may have been pruned, or not stored yet.") from None
     if request.htmx:
@@ -107,65 +108,19 @@ def _export_name(request: HttpRequest, ext: str) -> str:
     return f"signals-{timezone.now():%Y%m%d-%H%M%S}.{ext}"
 
 
-def _record(event: StoredEvent) -> dict[str, Any]:
-    return {
-        "id": event.pk,
-        "time": event.time.isoformat(),
-        "signal": event.signal,
-        "family": event.family,
-        "sender": event.sender,
-        "summary": event.summary,
-        "request_id": event.request_id,
-        "rolled_back": event.rolled_back,
-        "payload": event.payload,
-        "detail": event.detail,
-    }
-
-
 @staff_member_required
 def export_ndjson(request: HttpRequest) -> StreamingHttpResponse:
-    lines = (json.dumps(_record(e), ensure_ascii=False) + "\n" for e in _filtered(request))
-    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+    response = StreamingHttpResponse(
+        export.ndjson_lines(_filtered(request)), content_type="application/x-ndjson"
+    )
     response["Content-Disposition"] = f'attachment; filename="{_export_name(request, "ndjson")}"'
     return response
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-CSV_COLUMNS = [
-    "id",
-    "time",
-    "signal",
-    "family",
-    "sender",
-    "summary",
-    "request_id",
-    "rolled_back",
-    "payload",
-]
-
-
 @staff_member_required
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def rows() -> Iterator[str]:
-        yield writer.writerow(CSV_COLUMNS)
-        for event in _filtered(request):
-            record = _record(event)
-            record["payload"] = json.dumps(record["payload"], ensure_ascii=False)
-            yield writer.writerow([_csv_safe(record[c]) for c in CSV_COLUMNS])
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        export.csv_lines(_filtered(request)), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{_export_name(request, "csv")}"'
     return response
-
-
-def _csv_safe(value: Any) -> Any:
-    """Spreadsheets run cells that start with = + - @ as formulas: defuse them."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value

@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "browser-pass-123"  # the `context` fixture's staff user, "editor"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -105,3 +106,16 @@ class Server:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+
+def open_dashboard(context, server: Server):
+    page = context.new_page()
+    page.on("pageerror", lambda e: pytest.fail(f"page error: {e}"))
+    page.goto(server.url + "/")
+    page.fill("#id_username", "editor")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(server.url + "/")
+    page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
+    page.evaluate("window.__notReloaded = true")
+    return page

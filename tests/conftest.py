@@ -1,23 +1,32 @@
 import asyncio
+import os
+from collections.abc import Iterator
 
 import pytest
-from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard.publisher import publisher
-
-ORIGIN = (b"origin", b"http://127.0.0.1:8000")
-HOST = (b"host", b"127.0.0.1:8000")
+from dashboard.live.handoff import handoff
+from dashboard.seams import SEAMS
+from tests.browser import CHROMIUM_ARGS, PASSWORD, Server, require_chromium
+from tests.helpers import communicator, in_thread, settle
 
 
 @pytest.fixture(autouse=True)
-def fresh_publisher():
+def fresh_pipeline():
     """Each test starts with an empty queue and no loop bound from an earlier test."""
-    publisher.reset()
+    handoff.reset()
     yield
-    publisher.reset()
+    handoff.reset()
+
+
+@pytest.fixture(autouse=True)
+def seams_as_found():
+    """A test that makes a private-API seam fall back leaves the others theirs."""
+    before = {id: (seam.ok, seam.reason) for id, seam in SEAMS.items()}
+    yield
+    for id, (ok, reason) in before.items():
+        SEAMS[id].ok, SEAMS[id].reason = ok, reason
 
 
 @pytest.fixture
@@ -32,24 +41,9 @@ def staff_client(staff_user):
     return client
 
 
-def session_headers(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
-    headers = [HOST, origin]
-    if client is not None and "sessionid" in client.cookies:
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    return headers
-
-
-def communicator(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
-    from config.asgi import application
-
-    return WebsocketCommunicator(
-        application, "/ws/events/", headers=session_headers(client, origin)
-    )
-
-
 @pytest.fixture
 async def dashboard(staff_client):
-    """A connected staff dashboard socket; the publisher is bound to this test's loop.
+    """A connected staff dashboard socket; the pump is bound to this test's loop.
 
     Events from the set-up (the login) are out of the way first.
     """
@@ -59,25 +53,53 @@ async def dashboard(staff_client):
     assert connected
     yield comm
     await comm.disconnect()
-    publisher.reset()  # while this loop runs, so its pump task ends cleanly
+    handoff.reset()  # while this loop runs, so its pump task ends cleanly
     await asyncio.sleep(0.01)
 
 
-def in_thread(fn, *args, **kwargs):
-    """Run sync Django code (test client, ORM) from an async test, as a server would."""
-    return sync_to_async(fn)(*args, **kwargs)
+# -- real browser: Debian's Chromium, a daphne subprocess (tests/browser.py) --
+
+
+@pytest.fixture
+def server(transactional_db, django_db_blocker) -> Iterator[Server]:
+    """A server per test (about a second): the test database is flushed between
+    tests, and a long-lived server would keep stale caches (content-type ids)."""
+    require_chromium()
+    with django_db_blocker.unblock():
+        srv = Server().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # this process only; never the server's
+    pw = sync_playwright().start()
+    chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+    pw.stop()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def context(browser, transactional_db):
+    get_user_model().objects.create_superuser("editor", password=PASSWORD)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    ctx.on("weberror", lambda e: errors.append(str(e.error)))
+    yield ctx
+    ctx.close()
+    assert errors == [], f"JavaScript errors: {errors}"
 
 
 def pytest_collection_modifyitems(items):
     """Browser tests last: Playwright's event loop must not overlap the others."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
-
-
-def settle(timeout: float = 5.0) -> None:
-    """Wait (in a thread, never the loop's) until every captured event is stored and sent."""
-    import time
-
-    publisher.flush()
-    deadline = time.monotonic() + timeout
-    while not publisher.idle and time.monotonic() < deadline:
-        time.sleep(0.01)

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.conftest import communicator, in_thread
+from tests.helpers import communicator, in_thread
 
 
 async def refused(client: Client | None, origin: tuple[bytes, bytes] | None = None) -> bool:

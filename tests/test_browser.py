@@ -4,72 +4,16 @@ These run last (see conftest.py): Playwright's sync API keeps an event loop
 running in this thread, which Django's async-safety checks would trip over.
 """
 
-import os
 import re
-from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from blog.models import Post
-from tests.browser import CHROMIUM_ARGS, Server, require_chromium
-from tests.conftest import settle
+from tests.browser import PASSWORD, Server, open_dashboard
+from tests.helpers import settle
 
 pytestmark = pytest.mark.browser
-PASSWORD = "browser-pass-123"
-
-
-@pytest.fixture
-def server(transactional_db, django_db_blocker) -> Iterator[Server]:
-    """A server per test (about a second): the test database is flushed between
-    tests, and a long-lived server would keep stale caches (content-type ids)."""
-    require_chromium()
-    with django_db_blocker.unblock():
-        srv = Server().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # this process only; never the server's
-    pw = sync_playwright().start()
-    chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-    pw.stop()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def context(browser, transactional_db):
-    get_user_model().objects.create_superuser("editor", password=PASSWORD)
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    ctx.on("weberror", lambda e: errors.append(str(e.error)))
-    yield ctx
-    ctx.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-def open_dashboard(context, server: Server):
-    page = context.new_page()
-    page.on("pageerror", lambda e: pytest.fail(f"page error: {e}"))
-    page.goto(server.url + "/")
-    page.fill("#id_username", "editor")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(server.url + "/")
-    page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
-    page.evaluate("window.__notReloaded = true")
-    return page
 
 
 def add_post(context, server: Server, title: str):

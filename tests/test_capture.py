@@ -5,9 +5,9 @@ from django.db import connections
 from django.test import Client, override_settings
 
 from blog.models import Post, Tag
-from dashboard.watched import WATCHED
-from tests.conftest import in_thread
+from dashboard.capture.signals import WATCHED
 from tests.frames import Row, collect, rows
+from tests.helpers import in_thread
 
 
 def only(found: list[Row], signal: str, **match: str) -> Row:

@@ -11,7 +11,7 @@ from django.test import Client
 
 from blog.models import Post
 from dashboard.models import StoredEvent
-from tests.conftest import settle
+from tests.helpers import sent, settle
 
 HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "detail"}
 
@@ -63,7 +63,7 @@ def test_receivers_are_listed_with_their_times_and_origin_is_project_code(transa
     slug = receivers["blog.signals.fill_slug"]
     assert "/blog/signals.py:" in slug["where"]
     assert slug["ms"] >= 0 and not slug["dashboard"]
-    assert receivers["dashboard.capture.capture_pre_save"]["dashboard"] is True
+    assert receivers["dashboard.capture.receivers.capture_pre_save"]["dashboard"] is True
     # The innermost frame of the project's own code: Post.save (not Django's).
     assert event.detail["origin"].startswith("blog/models.py:")
     assert event.detail["origin"].endswith(" in save")
@@ -138,7 +138,7 @@ async def test_rolled_back_mark_reaches_open_dashboards(dashboard):
     def fail_after_a_pause() -> int:
         with pytest.raises(RuntimeError), transaction.atomic():
             Post.objects.create(title="Doomed")
-            settle()  # the rows are out before the rollback
+            sent()  # the rows are out before the rollback
             raise RuntimeError("abort")
         settle()
         return StoredEvent.objects.get(signal="post_save", sender="blog.Post").key

@@ -11,12 +11,13 @@ from django.db import connection
 from django.test import override_settings
 
 from blog.models import Post
-from dashboard import conf, history
-from dashboard.fanout import fanout
-from dashboard.publisher import publisher
-from dashboard.render import render_frame
-from tests.conftest import communicator, in_thread, settle
+from dashboard import conf
+from dashboard.core.render import render_frame
+from dashboard.history import reads
+from dashboard.live.fanout import fanout
+from dashboard.live.frames import frames as live_frames
 from tests.frames import collect, parse, rows
+from tests.helpers import communicator, in_thread, make_row, settle
 
 
 async def test_sockets_share_one_layer_channel_per_process(staff_client):
@@ -37,12 +38,7 @@ async def test_sockets_share_one_layer_channel_per_process(staff_client):
 
 async def test_other_processes_frames_are_relayed_and_ours_are_not_repeated(dashboard):
     await asyncio.sleep(0.05)  # the relay joins the group
-    row = {
-        "key": "elsewhere-7.1", "signal": "post_save", "family": "model", "sender": "blog.Post",
-        "url": "/dashboard/events/elsewhere-7.1/", "time_iso": "2026-01-01T00:00:00+00:00",
-        "time_text": "00:00:00.000", "summary": "from another process", "payload_json": "{}",
-        "request_id": "", "rolled_back": False,
-    }
+    row = make_row(process="elsewhere-7", seq=1, summary="from another process")
     message = {
         "type": "events.batch", "process": "elsewhere-7", "first_seq": 1, "last_seq": 1,
         "html": render_frame([row], {"post_save": 1}),
@@ -57,24 +53,24 @@ async def test_other_processes_frames_are_relayed_and_ours_are_not_repeated(dash
 
 async def test_frames_sent_during_a_resume_follow_its_backfill(staff_client, monkeypatch):
     await in_thread(settle)
-    after = await in_thread(history.last_id)
+    after = await in_thread(reads.last_id)
     await in_thread(Post.objects.create, title="missed")
     await in_thread(settle)
 
-    original = history.backfill
+    original = reads.backfill
 
     def backfill_while_a_post_is_saved(*args):
         found = original(*args)
-        sent = publisher.sent_batches
+        sent = live_frames.sent
         # A save elsewhere (not this socket's quiet context), sent before we return.
         saver = threading.Thread(target=save_and_close, args=("meanwhile",))
         saver.start()
         saver.join()
-        while publisher.sent_batches == sent:
+        while live_frames.sent == sent:
             threading.Event().wait(0.005)
         return found
 
-    monkeypatch.setattr(history, "backfill", backfill_while_a_post_is_saved)
+    monkeypatch.setattr(reads, "backfill", backfill_while_a_post_is_saved)
     comm = communicator(staff_client)
     assert (await comm.connect())[0]
     await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))

@@ -8,10 +8,10 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from blog.models import Post
-from dashboard import history
+from dashboard.history import reads
 from dashboard.models import StoredEvent
-from tests.conftest import communicator, in_thread, settle
 from tests.frames import collect, parse, rows
+from tests.helpers import communicator, in_thread, settle
 
 
 def make_posts(n: int, prefix: str = "p") -> None:
@@ -62,7 +62,7 @@ def test_page_opens_with_stored_history(staff_client):
 async def test_resume_returns_exactly_what_was_missed_then_live(staff_client):
     await in_thread(make_posts, 2, "before")
     await in_thread(settle)
-    after = await in_thread(history.last_id)
+    after = await in_thread(reads.last_id)
     await in_thread(make_posts, 3, "missed")  # while no page is connected
 
     comm = communicator(staff_client)
@@ -82,7 +82,7 @@ async def test_resume_returns_exactly_what_was_missed_then_live(staff_client):
 
 
 async def test_resume_does_not_repeat_what_was_already_forwarded(dashboard):
-    after = await in_thread(history.last_id)
+    after = await in_thread(reads.last_id)
     await in_thread(Post.objects.create, title="seen live")
     live = rows(await collect(dashboard))  # arrives before the page asks to resume
     assert len(live) == 2
@@ -92,7 +92,7 @@ async def test_resume_does_not_repeat_what_was_already_forwarded(dashboard):
 
 async def test_resume_applies_the_page_filters(staff_client):
     await in_thread(settle)  # the login's own events are stored before `after`
-    after = await in_thread(history.last_id)
+    after = await in_thread(reads.last_id)
     await in_thread(make_posts, 2, "f")
     comm = communicator(staff_client)
     assert (await comm.connect())[0]

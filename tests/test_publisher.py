@@ -8,15 +8,20 @@ import pytest
 from django.test import override_settings
 
 from blog.models import Post
-from dashboard import conf, pipeline
-from dashboard.events import Event
-from dashboard.fanout import fanout
+from dashboard import conf
+from dashboard.core.events import Event
+from dashboard.history import store as store_module
+from dashboard.history import writer as writer_module
+from dashboard.history.writer import writer
+from dashboard.live import frames as frames_module
+from dashboard.live.fanout import fanout
+from dashboard.live.frames import frames as live_frames
+from dashboard.live.handoff import handoff
+from dashboard.live.pacing import LOAD_PAUSE, MIN_PAUSE, Pacer
 from dashboard.models import StoredEvent
-from dashboard.pacing import LOAD_PAUSE, MIN_PAUSE, Pacer
-from dashboard.publisher import publisher
 from tests.broken_layer import GatedLayer
-from tests.conftest import settle as settle_stored
 from tests.frames import parse
+from tests.helpers import settle as settle_stored
 
 WINDOW = 0.5  # long enough that "at once" and "after the window" cannot be confused
 
@@ -40,10 +45,10 @@ async def group():
     """A dashboard watching, and the publisher bound to this loop."""
     watcher = Watcher()
     fanout.subscribe(watcher)
-    publisher.bind_running_loop()
+    handoff.bind_running_loop()
     yield watcher
     fanout.unsubscribe(watcher)
-    publisher.reset()
+    handoff.reset()
     await asyncio.sleep(0.01)
 
 
@@ -69,20 +74,20 @@ async def settle(watcher: Watcher) -> None:
 async def test_idle_pump_sends_the_first_event_at_once_then_coalesces(group):
     watcher = group
     await settle(watcher)
-    batches_before = publisher.sent_batches
+    batches_before = live_frames.sent
     loop = asyncio.get_running_loop()
     started = loop.time()
-    publisher.publish(event(1))
+    handoff.publish(event(1))
     first = await next_frame(watcher, timeout=WINDOW)
     assert numbers(first) == [1]
     assert loop.time() - started < WINDOW  # did not wait for a window
 
     for n in (2, 3, 4):  # arrive while the pump waits out its window
-        publisher.publish(event(n))
+        handoff.publish(event(n))
     second = await next_frame(watcher, timeout=3 * WINDOW)
     assert numbers(second) == [2, 3, 4]  # one frame, oldest→newest, rendered once
     assert second.counts == {"post_save": 3}
-    assert publisher.sent_batches - batches_before == 2
+    assert live_frames.sent - batches_before == 2
 
 
 @override_settings(DASHBOARD={"BATCH_WINDOW": 0.01, "MAX_ROWS": 5000})
@@ -93,7 +98,7 @@ async def test_one_producer_thread_loses_and_reorders_nothing(group):
 
     def produce() -> None:
         for n in range(total):
-            publisher.publish(event(n))
+            handoff.publish(event(n))
 
     producer = threading.Thread(target=produce)
     producer.start()
@@ -105,7 +110,7 @@ async def test_one_producer_thread_loses_and_reorders_nothing(group):
         counted += frame.total
     producer.join()
     assert seen == list(range(total))
-    assert publisher.dropped == 0
+    assert handoff.dropped == 0
 
 
 @override_settings(
@@ -116,15 +121,15 @@ def test_full_queue_drops_and_counts_without_blocking():
     """A stuck layer holds the pump; the queue stops at its cap and counts the rest."""
     GatedLayer.gate.clear()
     GatedLayer.log.clear()
-    publisher.publish(event(0))  # the pump takes it and gets stuck sending it
+    handoff.publish(event(0))  # the pump takes it and gets stuck sending it
     deadline = time.monotonic() + 5
     while "entered" not in GatedLayer.log and time.monotonic() < deadline:
         time.sleep(0.005)
     for n in range(1, 251):
-        publisher.publish(event(n))  # returns at once: nothing here waits for the layer
-    assert len(publisher.queue) == 100
-    assert publisher.dropped == 150
-    assert [e.raw["n"] for e in publisher.queue] == list(range(1, 101))  # the oldest kept
+        handoff.publish(event(n))  # returns at once: nothing here waits for the layer
+    assert len(handoff.queue) == 100
+    assert handoff.dropped == 150
+    assert [e.raw["n"] for e in handoff.queue] == list(range(1, 101))  # the oldest kept
     GatedLayer.gate.set()
 
 
@@ -133,7 +138,7 @@ async def test_a_burst_renders_at_most_max_rows_but_counts_every_event(group):
     watcher = group
     await settle(watcher)
     for n in range(1, 1001):
-        publisher.publish(event(n))
+        handoff.publish(event(n))
     await asyncio.sleep(0)  # let the pump (woken by the first) take the rest at once
     frame = await next_frame(watcher, timeout=3)
     assert frame.total == 1000
@@ -143,8 +148,8 @@ async def test_a_burst_renders_at_most_max_rows_but_counts_every_event(group):
 
 async def test_frames_report_the_process_drop_count(group):
     watcher = group
-    publisher.dropped = 7
-    publisher.publish(event(1))
+    handoff.dropped = 7
+    handoff.publish(event(1))
     frame = await next_frame(watcher, timeout=1)
     assert frame.dropped == 7
 
@@ -152,24 +157,22 @@ async def test_frames_report_the_process_drop_count(group):
 async def test_a_stuck_history_store_never_holds_up_live_frames(group, monkeypatch, caplog):
     """Past the store backlog the oldest unstored rows are counted, not waited for;
     the frames carry the count for the page, and the log says so, once."""
-    from dashboard import publisher as publisher_module
-
     watcher = group
     await settle(watcher)
     gate = threading.Event()
-    monkeypatch.setattr(pipeline, "store", lambda rows, marks: gate.wait(10))
-    monkeypatch.setattr(publisher_module, "STORE_BACKLOG", 5)
+    monkeypatch.setattr(store_module, "write", lambda rows, marks: gate.wait(10))
+    monkeypatch.setattr(writer_module, "STORE_BACKLOG", 5)
     try:
         for n in range(4):  # four frames of three rows, while the store is stuck
             for i in range(3):
-                publisher.publish(event(10 * n + i))
+                handoff.publish(event(10 * n + i))
             frame = await next_frame(watcher, timeout=2)
             assert numbers(frame) == [10 * n + i for i in range(3)]
-        assert publisher.unstored >= 3
+        assert writer.unstored >= 3
         for i in range(3):  # the next frame reports the losses so far (its own rows may add 3)
-            publisher.publish(event(100 + i))
+            handoff.publish(event(100 + i))
         frame = await next_frame(watcher, timeout=2)
-        assert frame.unstored >= 3 and publisher.unstored - frame.unstored in (0, 3)
+        assert frame.unstored >= 3 and writer.unstored - frame.unstored in (0, 3)
         warnings = [r for r in caplog.records if "will not be in the history" in r.getMessage()]
         assert len(warnings) == 1  # at most one a minute
     finally:
@@ -181,7 +184,7 @@ def test_unwatched_events_are_stored_without_a_frame(monkeypatch):
     """No socket here and the in-memory layer: nobody could see a frame, so none is made;
     the events are described when stored, and a page opening later reads them."""
     prepared = []
-    monkeypatch.setattr(pipeline, "prepare", lambda *a: prepared.append(a))
+    monkeypatch.setattr(frames_module, "prepare", lambda *a: prepared.append(a))
     Post.objects.create(title="nobody watching")
     settle_stored()
     assert prepared == []
@@ -213,8 +216,8 @@ async def test_sustained_load_makes_few_big_frames_and_a_lone_pair_two_quick_one
     await settle(watcher)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    publisher.publish(event(0))
-    publisher.publish(event(1))  # e.g. pre_save, then its post_save
+    handoff.publish(event(0))
+    handoff.publish(event(1))  # e.g. pre_save, then its post_save
     seen = numbers(await next_frame(watcher, timeout=1))
     if seen == [0]:  # the pump woke between them: the second follows a short pause
         seen += numbers(await next_frame(watcher, timeout=1))
@@ -222,13 +225,13 @@ async def test_sustained_load_makes_few_big_frames_and_a_lone_pair_two_quick_one
     assert loop.time() - started < 0.025  # well within the window
     await settle(watcher)
 
-    batches_before = publisher.sent_batches
+    batches_before = live_frames.sent
     stop = threading.Event()
 
     def produce() -> None:  # a steady stream for 0.4 s, as a save loop would be
         n = 0
         while not stop.is_set():
-            publisher.publish(event(n))
+            handoff.publish(event(n))
             n += 1
             time.sleep(0.0002)
 
@@ -238,6 +241,6 @@ async def test_sustained_load_makes_few_big_frames_and_a_lone_pair_two_quick_one
     stop.set()
     producer.join()
     await settle(watcher)
-    frames = publisher.sent_batches - batches_before
+    frames = live_frames.sent - batches_before
     # A frame per ms or so would be hundreds; pausing LOAD_PAUSE, about 0.4 / 0.016.
     assert frames <= 35

@@ -4,8 +4,8 @@ from asgiref.testing import ApplicationCommunicator
 from django.test import Client
 
 from config.asgi import application
-from tests.conftest import communicator, in_thread, session_headers
 from tests.frames import collect, rows
+from tests.helpers import communicator, in_thread, session_headers
 
 
 async def asgi_get(client: Client | None, path: str) -> int:

@@ -2,8 +2,9 @@
 
 from html.parser import HTMLParser
 
-from dashboard.render import render_frame, render_row
+from dashboard.core.render import render_frame, render_row
 from tests.frames import parse
+from tests.helpers import make_row
 
 HOSTILE = '"><script>alert(1)</script><b x="'
 
@@ -21,18 +22,8 @@ class Elements(HTMLParser):
         self.text.append(data)
 
 
-def row(**values) -> dict:
-    base = {
-        "key": "host-1.7", "signal": "post_save", "family": "model", "sender": "blog.Post",
-        "url": "/dashboard/events/host-1.7/", "time_iso": "2026-01-01T00:00:00+00:00",
-        "time_text": "00:00:00.000", "summary": "a summary", "payload_json": "{}",
-        "request_id": "", "rolled_back": False,
-    }
-    return {**base, **values}
-
-
 def test_hostile_values_stay_text_and_attribute_values():
-    html = render_row(row(sender=HOSTILE, summary=HOSTILE, payload_json=HOSTILE,
+    html = render_row(make_row(sender=HOSTILE, summary=HOSTILE, payload_json=HOSTILE,
                           request_id=HOSTILE))
     found = Elements()
     found.feed(html)
@@ -44,9 +35,9 @@ def test_hostile_values_stay_text_and_attribute_values():
 
 def test_rolled_back_rows_are_marked_and_frames_carry_exact_counts():
     html = render_frame(
-        [row(rolled_back=True), row(key="host-1.8", signal="pre_save")],
-        counts={"post_save": 700, "pre_save": 700}, dropped=3, rolled_back=["host-1.2"],
-        unstored=5,
+        [make_row(rolled_back=True), make_row(seq=8, signal="pre_save")],
+        counts={"post_save": 700, "pre_save": 700}, process="host-1", dropped=3,
+        rolled_back=["host-1.2"], unstored=5,
     )
     frame = parse(html)
     assert [r.signal for r in frame.rows] == ["post_save", "pre_save"]

@@ -8,12 +8,12 @@ import pytest
 from django.test import override_settings
 
 from blog.models import Post
-from dashboard import capture
-from dashboard.events import Event
-from dashboard.publisher import publisher
+from dashboard.capture import receivers
+from dashboard.core.events import Event
+from dashboard.live.handoff import handoff
 from tests.broken_layer import GatedLayer
-from tests.conftest import communicator, in_thread, settle
 from tests.frames import collect, rows
+from tests.helpers import communicator, in_thread, settle
 
 BROKEN = {"default": {"BACKEND": "tests.broken_layer.BrokenLayer"}}
 
@@ -22,7 +22,7 @@ BROKEN = {"default": {"BACKEND": "tests.broken_layer.BrokenLayer"}}
 def test_broken_channel_layer_does_not_break_create(caplog):
     with override_settings(CHANNEL_LAYERS=BROKEN), caplog.at_level(logging.ERROR, "dashboard"):
         post = Post.objects.create(title="Saved anyway")
-        publisher.flush()
+        handoff.flush()
     assert Post.objects.filter(pk=post.pk, title="Saved anyway").exists()
     errors = [r for r in caplog.records if "could not publish" in r.getMessage()]
     assert errors, caplog.text
@@ -34,7 +34,7 @@ def test_failing_capture_is_logged_not_raised(monkeypatch, caplog):
     def explode(*args, **kwargs):
         raise ValueError("capture bug")
 
-    monkeypatch.setattr(capture, "build_event", explode)
+    monkeypatch.setattr(receivers, "build_event", explode)
     with caplog.at_level(logging.ERROR, "dashboard"):
         post = Post.objects.create(title="Still saved")
     assert Post.objects.filter(pk=post.pk).exists()
@@ -53,7 +53,7 @@ def test_save_does_not_wait_for_the_layer():
         Post.objects.create(title="Quick")
         assert "sent" not in GatedLayer.log  # a receiver that waited would have sent by now
         GatedLayer.gate.set()
-        publisher.flush()
+        handoff.flush()
     deadline = time.monotonic() + 5
     while "sent" not in GatedLayer.log and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -82,11 +82,11 @@ def test_flush_waits_for_the_frame_on_its_way():
     with override_settings(
         CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}
     ):
-        publisher.publish(Event(signal="post_save", family="model", sender="x", raw={}))
+        handoff.publish(Event(signal="post_save", family="model", sender="x", raw={}))
         deadline = time.monotonic() + 5
         while "entered" not in GatedLayer.log and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert not publisher.queue  # the pump has it, mid-send
+        assert not handoff.queue  # the pump has it, mid-send
         threading.Timer(0.2, GatedLayer.gate.set).start()
-        publisher.flush(timeout=5)
+        handoff.flush(timeout=5)
         assert GatedLayer.log == ["entered", "sent"]

@@ -4,10 +4,10 @@ from django.conf import settings
 from django.test import override_settings
 
 from blog.models import Post
-from dashboard.capture import InstanceSnapshot
-from dashboard.payload import MASK, describe, summarize
-from tests.conftest import in_thread
+from dashboard.core.events import InstanceSnapshot
+from dashboard.core.payload import MASK, describe, summarize
 from tests.frames import collect, rows
+from tests.helpers import in_thread
 
 
 async def test_hostile_title_arrives_as_text(dashboard, staff_user):

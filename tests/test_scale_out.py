@@ -13,8 +13,8 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from tests.conftest import communicator, settle
 from tests.frames import collect, rows
+from tests.helpers import communicator, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -99,15 +99,15 @@ def test_history_and_capture_work_on_postgresql():
             env=env,
             code=(
                 "from blog.models import Post\n"
-                "from dashboard.publisher import publisher\n"
+                "from dashboard.live.handoff import handoff\n"
                 "from dashboard.models import StoredEvent\n"
-                "from dashboard import history\n"
+                "from dashboard.history import store\n"
                 "post = Post.objects.create(title='on postgres')\n"
                 "post.title = 'renamed on postgres'; post.save()\n"
-                "publisher.flush()\n"
+                "handoff.flush()\n"
                 "import time\n"
                 "deadline = time.monotonic() + 10\n"
-                "while not publisher.idle and time.monotonic() < deadline: time.sleep(0.02)\n"
+                "while not handoff.idle and time.monotonic() < deadline: time.sleep(0.02)\n"
                 "e = StoredEvent.objects.filter(signal='post_save', sender='blog.Post')"
                 ".latest('id')\n"
                 "print('DIFF', [c['field'] for c in e.detail['diff']])\n"
@@ -115,7 +115,7 @@ def test_history_and_capture_work_on_postgresql():
                 ".values_list('sender', flat=True).first())\n"
                 "print('FOUND', StoredEvent.objects"
                 ".filter(search_text__contains='renamed on').count())\n"
-                "print('PRUNED', history.prune(now=time.time() + 10 * 365 * 86400) > 0)\n"
+                "print('PRUNED', store.prune(now=time.time() + 10 * 365 * 86400) > 0)\n"
             ),
         )
         assert "DIFF ['title', 'updated']" in out

@@ -7,7 +7,7 @@ import socket
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet.testing import StringTransport
 
-from dashboard.sockets import Frame, socket_of, write_now
+from dashboard.live.daphne import Frame, socket_of, write_now
 
 
 def server_factory() -> WebSocketServerFactory:

@@ -1,15 +1,14 @@
 """`{{ rows|event_rows }}`: the history table renders its rows as live frames do."""
 
-from typing import Any
-
 from django import template
 from django.utils.safestring import SafeString
 
-from dashboard.render import render_rows
+from dashboard.core.render import render_rows
+from dashboard.core.rows import Row
 
 register = template.Library()
 
 
 @register.filter
-def event_rows(rows: list[dict[str, Any]]) -> SafeString:
+def event_rows(rows: list[Row]) -> SafeString:
     return render_rows(rows)

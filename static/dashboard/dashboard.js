@@ -1,6 +1,7 @@
 // The live page's behaviours that htmx does not cover: the connection state and
 // resume-after-reconnect, exact counters, the row cap, live filtering, pause
-// and clear. Runs after htmx (deferred). Filtering rules mirror dashboard/filters.py.
+// and clear. Runs after htmx (deferred). The filter rule is dashboard/core/filters.py's:
+// `matches()` and `searchText()` below are its one mirror here.
 (function () {
   "use strict";
   // Reconnect fast at first, then back off (htmx's default waits up to 1 s, then doubles).
@@ -31,13 +32,31 @@
     return out;
   }
 
+  function text(row, selector) {
+    var el = row.querySelector(selector);
+    return el ? el.textContent : "";
+  }
+
+  // What `q` searches: the row's signal, sender, summary and payload JSON, as
+  // core/filters.py's search_text() joins them (not the time, badge or links).
+  function searchText(row) {
+    return [text(row, ".sig"), text(row, ".sender"), text(row, "summary"), text(row, "pre")]
+      .join(" ").toLowerCase();
+  }
+
   function matches(row, f) {
     if (f.family && row.dataset.family !== f.family) return false;
     if (f.signal && row.dataset.signal !== f.signal) return false;
     if (f.sender && row.dataset.sender !== f.sender) return false;
-    if (f.request && row.dataset.request !== f.request) return false;
-    if (f.q && row.textContent.toLowerCase().indexOf(f.q.toLowerCase()) < 0) return false;
+    if (f.request && (row.dataset.request || "") !== f.request) return false;
+    if (f.q && searchText(row).indexOf(f.q.toLowerCase()) < 0) return false;
     return true;
+  }
+
+  // An event key, "<process>.<seq>" (core/keys.py formats it).
+  function parseKey(key) {
+    var dot = key.lastIndexOf(".");
+    return { process: key.slice(0, dot), seq: parseInt(key.slice(dot + 1), 10) };
   }
 
   function setStatus(state, label) {
@@ -73,9 +92,8 @@
   }
 
   function note(key) {
-    var dot = key.lastIndexOf(".");
-    var process = key.slice(0, dot), seq = parseInt(key.slice(dot + 1), 10);
-    if (!(seen[process] >= seq)) seen[process] = seq;
+    var k = parseKey(key);
+    if (!(seen[k.process] >= k.seq)) seen[k.process] = k.seq;
   }
 
   function keysIn(rows, except) {
@@ -161,6 +179,9 @@
     trim();
     refreshRowCount();
   });
+
+  // For tests/test_filters.py, which runs the server's cases through this rule.
+  window.signalsDashboard = { matches: matches, searchText: searchText, parseKey: parseKey };
 
   document.addEventListener("DOMContentLoaded", function () {
     historyId = parseInt(history().dataset.lastId, 10) || 0;

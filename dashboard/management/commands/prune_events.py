@@ -1,10 +1,11 @@
-"""Apply the history's retention now (the publisher also prunes as it stores)."""
+"""Apply the history's retention now (the history writer also prunes as it stores)."""
 
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from dashboard import conf, history
+from dashboard import conf
+from dashboard.history import store
 
 
 class Command(BaseCommand):
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        deleted = history.prune()
+        deleted = store.prune()
         self.stdout.write(
             f"Deleted {deleted} events (keeping at most {conf.get('HISTORY_MAX_EVENTS')}, "
             f"none older than {conf.get('HISTORY_MAX_AGE')} s)."

@@ -6,7 +6,6 @@ and so is a whole instance of a model named like one (its pk and str() are
 the secret for e.g. sessions.Session). Escaping is the template's job.
 """
 
-import json
 import re
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
@@ -14,10 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 from dashboard import conf
-from dashboard.capture import InstanceSnapshot, RequestSnapshot
-from dashboard.events import PROCESS, Event
-from dashboard.render import display
-from dashboard.watched import receiver_info
+from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
+from dashboard.core.rows import Row, to_json
 
 MASK = "•••••"
 SECRET = re.compile(
@@ -147,37 +144,50 @@ def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[
     return changes
 
 
-# One encoder each: json.dumps() with options builds a new encoder on every call.
-_compact = json.JSONEncoder(ensure_ascii=False, default=str).encode
-_pretty = json.JSONEncoder(ensure_ascii=False, default=str, indent=2).encode
-
-
-def to_json(payload: Any, pretty: bool = False) -> str:
-    """Compact for rows and search (cheap), indented for the detail panel."""
-    return _pretty(payload) if pretty else _compact(payload)
-
-
-def describe_event(event: Event) -> dict[str, Any]:
-    """Everything shown and stored of one event, computed once (in the publisher)."""
+def describe_event(event: Event) -> Row:
+    """Everything shown and stored of one event, computed once; then its snapshots go."""
     payload = describe(event.raw)
-    when = datetime.fromtimestamp(event.time, UTC)
-    return {
-        **display(event.key, when),
-        "key": event.key,
-        "signal": event.signal,
-        "family": event.family,
-        "sender": event.sender,
-        "time": when,
-        "summary": summarize(payload),
-        "payload": payload,
-        "payload_json": to_json(payload),
-        "detail": {
+    row = Row(
+        process=event.process,
+        seq=event.seq,
+        time=datetime.fromtimestamp(event.time, UTC),
+        signal=event.signal,
+        family=event.family,
+        sender=event.sender,
+        summary=summarize(payload),
+        payload=payload,
+        payload_json=to_json(payload),
+        detail={
             "origin": event.origin,
             "diff": diff(event.before, event.raw.get("instance")),
-            "receivers": [receiver_info(f, s) for f, s in event.timings],
+            "receivers": [receiver_info(t.receiver, t.seconds, t.raised) for t in event.timings],
         },
-        "request_id": event.request_id or "",
-        "process": PROCESS,
-        "seq": event.seq,
-        "rolled_back": event.rolled_back,
-    }
+        request_id=event.request_id or "",
+        rolled_back=event.rolled_back,
+    )
+    event.described()
+    return row
+
+
+def receiver_info(func: Any, seconds: float | None = None, raised: bool = False) -> dict[str, Any]:
+    """A receiver as the dashboard names it: dotted name, file:line, and its time."""
+    try:
+        name, where, ours = _named(func)
+    except TypeError:  # a callable object that cannot be hashed: named uncached
+        name, where, ours = _named.__wrapped__(func)
+    info: dict[str, Any] = {"name": name, "where": where, "dashboard": ours}
+    if seconds is not None:
+        info["ms"] = round(seconds * 1000, 3)
+    if raised:
+        info["raised"] = True
+    return info
+
+
+@lru_cache(maxsize=1024)  # per receiver, asked for every event it ran for
+def _named(func: Any) -> tuple[str, str, bool]:
+    code = getattr(func, "__code__", None)
+    return (
+        f"{func.__module__}.{getattr(func, '__qualname__', type(func).__qualname__)}",
+        f"{code.co_filename}:{code.co_firstlineno}" if code else "",
+        bool(getattr(func, "dashboard_internal", False)),
+    )

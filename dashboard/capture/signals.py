@@ -6,11 +6,12 @@ here is the order of the counters on the page.
 
 import weakref
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
+
+from dashboard.core.payload import receiver_info
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,28 +46,6 @@ WATCHED: tuple[Watched, ...] = (
 )
 
 BY_NAME = {w.name: w for w in WATCHED}
-
-
-def receiver_info(func: Any, seconds: float | None = None) -> dict[str, Any]:
-    """A receiver as the dashboard names it: dotted name, file:line, and its time."""
-    try:
-        name, where, ours = _named(func)
-    except TypeError:  # a callable object that cannot be hashed: named uncached
-        name, where, ours = _named.__wrapped__(func)
-    info: dict[str, Any] = {"name": name, "where": where, "dashboard": ours}
-    if seconds is not None:
-        info["ms"] = round(seconds * 1000, 3)
-    return info
-
-
-@lru_cache(maxsize=1024)  # per receiver, asked for every event it ran for
-def _named(func: Any) -> tuple[str, str, bool]:
-    code = getattr(func, "__code__", None)
-    return (
-        f"{func.__module__}.{getattr(func, '__qualname__', type(func).__qualname__)}",
-        f"{code.co_filename}:{code.co_firstlineno}" if code else "",
-        bool(getattr(func, "dashboard_internal", False)),
-    )
 
 
 def receivers_of(name: str) -> list[dict[str, Any]]:

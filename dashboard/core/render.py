@@ -1,40 +1,19 @@
 """Rows → the HTML dashboards show: the history table's rows and live frames.
 
 The row markup lives here, in Python, not in a template: a live frame
-carries up to MAX_ROWS rows, rendered on the publisher's thread in the same
-process (one GIL) as the saves that caused them. An f-string with `escape`
-costs a tenth of the row partial it replaced (bench/probes.py measures
-`render_frame`); tests/test_render.py holds the markup to the page's rules
-(every value escaped, the attributes dashboard.js reads).
+carries up to MAX_ROWS rows, rendered in the same process (one GIL) as the
+saves that caused them. An f-string with `escape` costs a tenth of the row
+partial it replaced (bench/probes.py measures `render_frame`);
+tests/test_render.py holds the markup to the page's rules (every value
+escaped, the attributes dashboard.js reads).
 """
 
 import json
-from datetime import datetime
-from functools import cache
 from html import escape
-from typing import Any
 
-from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
-from dashboard.events import PROCESS
-
-
-@cache
-def _detail_url_template() -> str:
-    return reverse("dashboard:event", args=["KEY"])
-
-
-def display(key: str, when: datetime) -> dict[str, str]:
-    """Row fields formatted once, when the row is made."""
-    # strftime() is twice as slow as formatting the parts
-    milli = when.microsecond // 1000
-    return {
-        "url": _detail_url_template().replace("KEY", key),
-        "time_iso": when.isoformat(),
-        "time_text": f"{when.hour:02}:{when.minute:02}:{when.second:02}.{milli:03}",
-    }
-
+from dashboard.core.rows import Row
 
 ROLLED_BACK_BADGE = (
     ' <span class="badge" title="Sent inside a transaction that rolled back: '
@@ -48,58 +27,61 @@ def _text(value: str) -> str:
     return escape(value, quote=False)
 
 
-def render_row(row: dict[str, Any]) -> str:
+def render_row(row: Row) -> str:
     """One event's <tr>. Every value is escaped (`html.escape`, as Django's
     `escape` does; quotes too, in attributes); the data- attributes are what
-    dashboard.js filters on."""
-    family, signal, sender = escape(row["family"]), escape(row["signal"]), escape(row["sender"])
-    url = escape(row["url"])
-    rolled_back = row["rolled_back"]
-    request = f' data-request="{escape(rid)}"' if (rid := row["request_id"]) else ""
+    dashboard.js filters on, and the .sig, .sender, summary and pre texts are
+    what its search reads (core/filters.py)."""
+    family, signal, sender = escape(row.family), escape(row.signal), escape(row.sender)
+    url = escape(row.url)
+    rolled_back = row.rolled_back
+    request = f' data-request="{escape(rid)}"' if (rid := row.request_id) else ""
     return (
         f'<tr class="event fam-{family}{" rolled-back" if rolled_back else ""}" '
-        f'data-key="{escape(row["key"])}" data-signal="{signal}" data-family="{family}" '
+        f'data-key="{escape(row.key)}" data-signal="{signal}" data-family="{family}" '
         f'data-sender="{sender}"{request}>'
-        f'<td class="t"><time datetime="{escape(row["time_iso"])}">'
-        f"{escape(row['time_text'])}</time></td>"
+        f'<td class="t"><time datetime="{escape(row.time_iso)}">'
+        f"{escape(row.time_text)}</time></td>"
         f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}</td>'
         f'<td class="sender">{sender}</td>'
-        f'<td class="payload"><details><summary>{_text(row["summary"])}</summary>'
-        f"<pre>{_text(row['payload_json'])}</pre></details>"
+        f'<td class="payload"><details><summary>{_text(row.summary)}</summary>'
+        f"<pre>{_text(row.payload_json)}</pre></details>"
         f'<a class="open" href="{url}" hx-get="{url}" hx-target="#detail" hx-push-url="true" '
         f'title="Open the detail">detail &#8250;</a></td></tr>'
     )
 
 
-def render_rows(rows: list[dict[str, Any]]) -> SafeString:
+def render_rows(rows: list[Row]) -> SafeString:
     """The rows of a page's history table (the `event_rows` template filter)."""
     return mark_safe("".join(map(render_row, rows)))  # every value escaped in render_row
 
 
 def render_frame(
-    rows: list[dict[str, Any]],
+    rows: list[Row],
     counts: dict[str, int],
-    dropped: int | None = None,
+    process: str | None = None,
+    dropped: int = 0,
+    unstored: int = 0,
     rolled_back: list[str] | tuple[str, ...] = (),
     history_id: int | None = None,
-    unstored: int = 0,
 ) -> str:
     """One frame: `rows` newest first, plus counts of every event the frame stands for.
 
     Two out-of-band swaps: the rows go on top of the live table; the hidden
-    #batch element carries the counts (and this process's dropped and unstored
-    events, rolled back ones, the history id) that dashboard.js applies.
-    Callers pass at most MAX_ROWS rows (more would be trimmed by the page at
-    once); the counts still include the rest, so the page's counters stay exact.
+    #batch element carries the counts (and, for a live frame, its process's
+    running counts of dropped and unstored events; rolled back ones; for a
+    backfill, the history id) that dashboard.js applies. Callers pass at
+    most MAX_ROWS rows (more would be trimmed by the page at once); the
+    counts still include the rest, so the page's counters stay exact.
     """
     attrs = [
         f'data-counts="{escape(json.dumps(counts))}"',
         f'data-total="{sum(counts.values())}"',
     ]
-    if dropped is not None:
+    if process is not None:
         attrs.append(
             f'data-dropped="{int(dropped)}" data-unstored="{int(unstored)}" '
-            f'data-process="{escape(PROCESS)}"'
+            f'data-process="{escape(process)}"'
         )
     if rolled_back:
         attrs.append(f'data-rolled-back="{escape(",".join(rolled_back))}"')
@@ -110,7 +92,7 @@ def render_frame(
         f'<div id="batch" hx-swap-oob="true" hidden {" ".join(attrs)}></div>'
     )
     # ASCII only (other characters as &#...; references, which browsers read
-    # the same): a frame is encoded once under daphne (sockets.py), else once
-    # per socket, and encoding ASCII is a copy, not a scan (bench/: 0.39 vs
-    # 0.02 ms for 670 KB).
+    # the same): a frame is encoded once under daphne (live/daphne.py), else
+    # once per socket, and encoding ASCII is a copy, not a scan (bench/: 0.39
+    # vs 0.02 ms for 670 KB).
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")

@@ -1,7 +1,7 @@
-"""How long the publisher's pump pauses between frames.
+"""How long the pump pauses between frames.
 
 Pure Python, no Django: bench/bare.py paces the bare server by the same rule,
-so the ceiling it measures follows the publisher's batching exactly.
+so the ceiling it measures follows the pump's batching exactly.
 """
 
 

@@ -1,6 +1,6 @@
 """Which request is being served, and whether the dashboard itself caused it.
 
-Under ASGI, `dashboard.asgi.RequestContextMiddleware` sets these for the whole
+Under ASGI, `RequestContextMiddleware` (below) sets these for the whole
 life of a request or socket, so every signal sent while serving it (in the
 handler's coroutine or in the thread sync code runs in) sees them. Django's
 test client and WSGI have no such wrapper: the receivers below stand in for it.
@@ -8,8 +8,7 @@ test client and WSGI have no such wrapper: the receivers below stand in for it.
 
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from dashboard import conf
+from dashboard.core.quiet import quiet
 
 
 @dataclass(slots=True)
@@ -34,19 +34,6 @@ class RequestInfo:
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("dashboard_request", default=None)
-# True while the dashboard serves itself: its page, its socket, its pipeline.
-# Receivers return at once when it is set, so showing an event never causes one.
-quiet: ContextVar[bool] = ContextVar("dashboard_quiet", default=False)
-
-
-@contextmanager
-def quiet_block() -> Iterator[None]:
-    """Mute capture for the dashboard's own work done outside the publisher's loop."""
-    token = quiet.set(True)
-    try:
-        yield
-    finally:
-        quiet.reset(token)
 
 
 def is_quiet_path(path: str) -> bool:
@@ -86,3 +73,41 @@ begin_wsgi_request.dashboard_internal = True  # type: ignore[attr-defined]
 end_wsgi_request.dashboard_internal = True  # type: ignore[attr-defined]
 begin_migrate.dashboard_internal = True  # type: ignore[attr-defined]
 end_migrate.dashboard_internal = True  # type: ignore[attr-defined]
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestContextMiddleware:
+    """Sets the request (id, method, path, status) and the quiet flag for its lifetime.
+
+    Websockets are the dashboard's own, so they are quiet as a whole: the
+    session lookup of their handshake must not show up as an event.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            quiet.set(True)
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        info = RequestInfo(method=scope.get("method", ""), path=scope.get("path", ""))
+        current_request.set(info)
+        quiet.set(is_quiet_path(info.path))
+
+        async def send_with_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                info.status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_with_status)

@@ -1,8 +1,13 @@
-"""The dashboard's filters: parsed from the URL query, applied to stored events.
+"""The dashboard's one filter rule: parsed from the URL query, applied to stored
+events here and to live rows by dashboard.js (`matches()`), alike:
 
-The page applies the same rules to live rows (static/dashboard/dashboard.js,
-`matches()`): exact family, signal, sender and request id; `q` a
-case-insensitive substring of the row's text (signal, sender, summary, payload).
+- family, signal, sender and request id: exact;
+- `q`: a case-insensitive substring of the row's search text, `search_text()`:
+  its signal, sender, summary and payload JSON, as the row shows them (not its
+  time, badge or links). The history stores it lower-cased; dashboard.js
+  reads the same four texts from the row's cells.
+
+tests/test_filters.py runs the same cases through both.
 """
 
 from collections.abc import Mapping
@@ -53,5 +58,5 @@ class EventFilter:
 
 
 def search_text(signal: str, sender: str, summary: str, payload_json: str) -> str:
-    """What `q` searches, stored lower-cased: the text a row shows."""
+    """What `q` searches, lower-cased: the row's four texts, space-separated."""
     return f"{signal} {sender} {summary} {payload_json}".lower()

@@ -1,9 +1,9 @@
 """Frames → every open dashboard: this process's sockets directly, others' via the layer.
 
-The publisher hands each frame to `fanout.deliver()` on its loop, which
+The pump hands each frame to `fanout.publish()` on its loop, which
 passes it to every socket of this process in turn (a socket's send only
 queues bytes, so this does not wait on clients; under daphne the frame is
-framed once for all of them, see sockets.py). It then `group_send`s the
+framed once for all of them, see live/daphne.py). It then `group_send`s the
 frame once, for other processes. In each process that serves dashboards,
 one relay task listens to the group on one layer channel and delivers what
 *other* processes sent to its own sockets.
@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from dashboard import conf
-from dashboard.events import PROCESS
-from dashboard.sockets import Frame
+from dashboard.core import keys
+from dashboard.live.daphne import Frame
 
 logger = logging.getLogger("dashboard")
 
@@ -54,7 +54,7 @@ class Fanout:
         self.subscribers.pop(subscriber, None)
 
     async def deliver(self, message: dict[str, Any]) -> None:
-        frame = Frame(message)  # framed once for every socket (sockets.py)
+        frame = Frame(message)  # framed once for every socket (live/daphne.py)
         for subscriber in list(self.subscribers):
             try:
                 await subscriber.deliver(frame)
@@ -107,7 +107,7 @@ class Fanout:
                     delay = min(delay * 2, RETRY_AT_MOST)
                     continue
                 delay = RETRY_AFTER
-                if message.get("process") != PROCESS:  # ours went out directly
+                if message.get("process") != keys.process():  # ours went out directly
                     await self.deliver(message)
         finally:
             # Collected after its loop closed (a test's end): nothing left to tidy.

@@ -12,8 +12,15 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from dashboard.events import Event, RolledBack
-from dashboard.publisher import publisher
+from dashboard.core.events import Event, RolledBack
+from dashboard.live.handoff import handoff
+from dashboard.seams import seam
+
+SEAM = seam(
+    "dashboard.W002",
+    "django.db.backends.base.base.BaseDatabaseWrapper.savepoint_ids",
+    "events are not marked when their transaction rolls back",
+)
 
 
 class _Outcome:
@@ -31,19 +38,23 @@ def _settle(state: list[Any]) -> None:
     if not committed:
         for event in events:
             event.rolled_back = True  # if the publisher has not described it yet
-            publisher.publish(RolledBack(event))  # if it has: mark what was sent
+            handoff.publish(RolledBack(event))  # if it has: mark what was sent
 
 
 def track(event: Event, using: str | None) -> None:
     """If `using`'s connection is inside a transaction, watch how it ends."""
     connection = connections[using or DEFAULT_DB_ALIAS]
-    if not connection.in_atomic_block:
+    if not connection.in_atomic_block or not SEAM.ok:
         return
     # Per connection: savepoint ids → a weak reference to that level's outcome.
     outcomes = connection.__dict__.get("_dashboard_outcomes")
     if outcomes is None:
         outcomes = connection.__dict__["_dashboard_outcomes"] = {}
-    key = tuple(connection.savepoint_ids)
+    try:
+        key = tuple(connection.savepoint_ids)
+    except (AttributeError, TypeError) as exc:
+        SEAM.fail(f"{type(exc).__name__}: {exc}")
+        return
     ref = outcomes.get(key)
     outcome = ref() if ref is not None else None
     if outcome is None:
@@ -63,3 +74,11 @@ def _watch(outcomes: dict[tuple[str, ...], Any], key: tuple[str, ...], alias: st
     outcomes[key] = weakref.ref(outcome, forget)
     transaction.on_commit(outcome, using=alias)
     return outcome
+
+
+def probe() -> str | None:
+    """At start-up: do connections still keep their savepoint ids as a list?"""
+    ids = getattr(connections[DEFAULT_DB_ALIAS], "savepoint_ids", None)
+    if not isinstance(ids, list):
+        return f"a connection's savepoint_ids is {type(ids).__name__}, not a list"
+    return None

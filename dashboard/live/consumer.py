@@ -9,7 +9,7 @@ holds. It gets exactly what it missed, once, in order, before anything newer:
 - live frames whose events the backfill already held are not forwarded;
 - events this process sent before the socket joined are stored before the backfill reads.
 
-Frames reach the socket from dashboard/fanout.py, never through a layer
+Frames reach the socket from live/fanout.py, never through a layer
 channel of its own; while a resume is answered they wait, so the backfill
 always goes out before anything newer.
 """
@@ -21,12 +21,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.html import format_html
 
-from dashboard import conf, history
-from dashboard.fanout import fanout
-from dashboard.filters import EventFilter
-from dashboard.publisher import publisher
-from dashboard.render import render_frame
-from dashboard.sockets import SCOPE_KEY, Frame
+from dashboard import conf
+from dashboard.core.filters import EventFilter
+from dashboard.core.render import render_frame
+from dashboard.history import reads
+from dashboard.history.writer import writer
+from dashboard.live.daphne import SCOPE_KEY, Frame
+from dashboard.live.fanout import fanout
+from dashboard.live.handoff import handoff
 
 logger = logging.getLogger("dashboard")
 
@@ -47,7 +49,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.held: list[Frame] | None = None
         # daphne's socket, to write frames framed once for all (sockets.py); or None.
         self.socket = self.scope.get(SCOPE_KEY)
-        publisher.bind_running_loop()
+        handoff.bind_running_loop()
         await self.accept()
         fanout.subscribe(self)
 
@@ -72,10 +74,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def resume(self, after: int, seen: dict[str, int], filters: EventFilter) -> None:
         self.held = []
         try:
-            await publisher.wait_stored()  # what went out before we joined is readable now
+            await writer.caught_up()  # what went out before we joined is readable now
             for process, seq in self.seen.items():  # forwarded while the page was asking
                 seen[process] = max(seq, seen.get(process, 0))
-            rows, counts, newest, highest = await database_sync_to_async(history.backfill)(
+            rows, counts, newest, highest = await database_sync_to_async(reads.backfill)(
                 after, filters, seen, conf.get("MAX_ROWS")
             )
             for process, seq in highest.items():
@@ -101,7 +103,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if first <= self.seen.get(process, 0):
                 return  # the backfill held these already
             self.seen[process] = last
-        # Rendered once by the publisher; no per-client work here.
+        # Rendered once (live/frames.py); no per-client work here.
         if self.socket is None or not frame.send_to(self.socket):
             await self.send(text_data=frame.html)
 

@@ -1,0 +1,50 @@
+"""Where the project's own code sent a signal from: "blog/admin.py:42 in save_model".
+
+Runs per event inside the sender's call, so every answer is cached: whether a
+code object is the project's (not Django, not site-packages, not the
+dashboard), and each call site's formatted text.
+"""
+
+import os
+import sys
+from types import CodeType
+
+from django.conf import settings
+
+_PROJECT_ROOT = str(settings.BASE_DIR) + os.sep
+_DASHBOARD_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_is_project_code: dict[CodeType, bool] = {}
+# "file:line in function" per (code, instruction): the same call sites send
+# again and again, and a line number is looked up, and formatted, once.
+_origins: dict[tuple[CodeType, int], str] = {}
+
+
+def _project_code(code: CodeType) -> bool:
+    filename = code.co_filename
+    mine = _is_project_code[code] = (
+        filename.startswith(_PROJECT_ROOT)
+        and not filename.startswith(_DASHBOARD_DIR)
+        and "site-packages" not in filename
+        and f"{os.sep}.venv{os.sep}" not in filename
+    )
+    return mine
+
+
+def origin() -> str | None:
+    """The innermost frame of the project's own code on the stack, if any."""
+    frame = sys._getframe(2)
+    known = _is_project_code
+    while frame is not None:
+        code = frame.f_code
+        mine = known.get(code)
+        if mine is None:
+            mine = _project_code(code)
+        if mine:
+            site = (code, frame.f_lasti)
+            where = _origins.get(site)
+            if where is None:
+                path = code.co_filename[len(_PROJECT_ROOT) :]
+                where = _origins[site] = f"{path}:{frame.f_lineno} in {code.co_name}"
+            return where
+        frame = frame.f_back
+    return None

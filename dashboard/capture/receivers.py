@@ -1,0 +1,169 @@
+"""Receivers that turn (signal, sender, kwargs) into an Event and hand it off.
+
+This runs inside the sender's call, so it must be cheap and must never raise:
+it snapshots what may change or vanish (capture/snapshot.py), labels the
+sender, and hands the event to the live pump (live/handoff.py). Describing,
+masking and rendering happen later, off the sender's path.
+"""
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler, StaticFilesHandler
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+
+from dashboard import conf
+from dashboard.capture import context, timing, transactions
+from dashboard.capture.origin import origin
+from dashboard.capture.signals import WATCHED, Watched
+from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
+from dashboard.core.events import Event, RequestSnapshot
+from dashboard.live.handoff import handoff
+
+logger = logging.getLogger("dashboard")
+
+# Static files are served by handlers that send request signals of their own.
+QUIET_SENDERS = (ASGIStaticFilesHandler, StaticFilesHandler)
+TRACEBACK_FRAMES = 5
+
+
+def _ignored(sender: Any) -> bool:
+    """Senders never captured: static file handlers (they send request signals
+    of their own) and the dashboard's own models (storing one must not cause
+    another). Decided once per sender class."""
+    if not isinstance(sender, type):
+        return False
+    ignored = _ignored_senders.get(sender)
+    if ignored is None:
+        ignored = _ignored_senders[sender] = sender in QUIET_SENDERS or (
+            issubclass(sender, Model) and sender._meta.app_label == "dashboard"
+        )
+    return ignored
+
+
+_ignored_senders: dict[type, bool] = {}
+
+
+def _request_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    """request_started carries the raw scope or environ: keep what a person reads."""
+    if (scope := kwargs.get("scope")) is not None:
+        raw["request"] = RequestSnapshot(scope.get("method", ""), scope.get("path", ""))
+    elif (environ := kwargs.get("environ")) is not None:
+        raw["request"] = RequestSnapshot(
+            environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        )
+
+
+def _finished_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    """request_finished has no kwargs: the request context knows what finished."""
+    if info := context.current_request.get():
+        raw["request"] = RequestSnapshot(info.method, info.path)
+        if info.status is not None:
+            raw["status"] = info.status
+        raw["duration_ms"] = round(info.duration_ms, 2)
+
+
+def _exception_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    """got_request_exception is sent from inside the except block."""
+    exc_type, exc, tb = sys.exc_info()
+    if exc_type is None:
+        return
+    raw["exception"] = {
+        "type": exc_type.__qualname__,
+        "message": str(exc),
+        "traceback": [
+            f"{f.filename}:{f.lineno} in {f.name}"
+            for f in traceback.extract_tb(tb)[-TRACEBACK_FRAMES:]
+        ],
+    }
+
+
+SPECIAL_KWARGS = {"scope", "environ", "signal"}
+EXTRA_FIELDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
+    "request_started": _request_fields,
+    "request_finished": _finished_fields,
+    "got_request_exception": _exception_fields,
+}
+
+
+def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
+    """The row as stored before an update: pre_save's one query, for the diff."""
+    if instance._state.adding or instance.pk is None:
+        return None
+    connection = connections[using or DEFAULT_DB_ALIAS]
+    if connection.needs_rollback:  # a query now would fail the sender's transaction
+        return None
+    fields = [f.attname for f in instance._meta.concrete_fields]
+    return (
+        type(instance)
+        ._base_manager.using(connection.alias)
+        .filter(pk=instance.pk)
+        .values(*fields)
+        .first()
+    )
+
+
+def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | None:
+    if _ignored(sender):
+        return None
+    raw = {
+        k: v if type(v) in PLAIN_TYPES else snapshot(v)  # most kwargs: no call
+        for k, v in kwargs.items()
+        if k not in SPECIAL_KWARGS
+    }
+    if extra := EXTRA_FIELDS.get(spec.name):
+        extra(raw, kwargs)
+    info = context.current_request.get()
+    event = Event(
+        signal=spec.name,
+        family=spec.family,
+        sender=sender_label(sender, kwargs),
+        raw=raw,
+        request_id=info.id if info else None,
+        origin=origin(),
+    )
+    instance = kwargs.get("instance")
+    if spec.name == "pre_save" and not kwargs.get("raw") and conf.get("DIFFS"):
+        # Kept on the instance until its post_save compares against it.
+        instance.__dict__["_dashboard_before"] = _stored_values(instance, kwargs.get("using"))
+    elif spec.name == "post_save":
+        event.before = instance.__dict__.pop("_dashboard_before", None)
+    if spec.family in ("model", "custom"):
+        transactions.track(event, kwargs.get("using"))
+    return event
+
+
+def make_receiver(spec: Watched) -> Callable[..., None]:
+    def capture(sender: Any, kwargs: dict[str, Any]) -> Event | None:
+        """The event for this signal, or None (quiet, ignored). Never raises."""
+        if context.quiet.get():
+            return None
+        try:
+            return build_event(spec, sender, kwargs)
+        except Exception:
+            # The sender must never fail because of the dashboard.
+            logger.exception("dashboard: could not capture %s", spec.name)
+            return None
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        # Called like this only when the dispatch is not timed (capture/timing.py),
+        # which otherwise calls `capture` and hands off when all receivers ran.
+        if (event := capture(sender, kwargs)) is not None:
+            handoff.publish(event)
+
+    receiver.capture = capture  # type: ignore[attr-defined]
+    receiver.dashboard_internal = True  # type: ignore[attr-defined]
+    receiver.__qualname__ = f"capture_{spec.name}"
+    return receiver
+
+
+def connect_all() -> None:
+    """Connect one receiver per watched signal (called from AppConfig.ready)."""
+    for spec in WATCHED:
+        signal = spec.signal
+        timing.instrument(signal)
+        signal.connect(make_receiver(spec), weak=False, dispatch_uid=f"dashboard:{spec.name}")

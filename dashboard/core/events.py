@@ -1,0 +1,77 @@
+"""What one signal becomes: an event, captured cheaply and described later.
+
+`Event.raw` holds snapshots taken when the signal fired (dashboard/capture/);
+turning them into the safe, readable row (core/payload.py) happens later,
+off the sender's path. The snapshot types live here, beside the event, so
+that describing needs nothing of the capture.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dashboard.core.keys import format_key
+
+_NOTHING: dict[str, Any] = {}  # what a described event's raw is (never written to)
+
+
+# Plain slots dataclasses, not frozen ones: a frozen __init__ goes through
+# object.__setattr__ per field, and one is made per instance per signal.
+@dataclass(slots=True)
+class InstanceSnapshot:
+    label: str
+    pk: Any
+    text: str
+    fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RequestSnapshot:
+    method: str
+    path: str
+
+
+@dataclass(slots=True)
+class ReceiverTiming:
+    """One receiver of a dispatch: the function, its seconds, and whether it raised."""
+
+    receiver: Any
+    seconds: float
+    raised: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Event:
+    signal: str
+    family: str
+    sender: str
+    raw: dict[str, Any]
+    request_id: str | None = None
+    # Set by the pump as it drains (core/keys.py): the event's key.
+    process: str = ""
+    seq: int = 0
+    time: float = field(default_factory=time.time)
+    # Where the project's own code sent it from ("blog/admin.py:42 in save_model").
+    origin: str | None = None
+    # The stored values before an update (pre_save), for post_save's field diff.
+    before: dict[str, Any] | None = None
+    # Every receiver of this dispatch, ours included (capture/timing.py).
+    timings: list[ReceiverTiming] = field(default_factory=list)
+    # Set when the transaction it was sent in rolls back (capture/transactions.py).
+    rolled_back: bool = False
+
+    def described(self) -> None:
+        """Drop the snapshots once described: an event stays referenced until its
+        transaction ends (capture/transactions.py), and a long one holds thousands."""
+        self.raw, self.before, self.timings = _NOTHING, None, []
+
+    @property
+    def key(self) -> str:
+        return format_key(self.process, self.seq)
+
+
+@dataclass(slots=True, eq=False)
+class RolledBack:
+    """Queued after an event whose transaction rolled back, to mark it everywhere."""
+
+    event: Event

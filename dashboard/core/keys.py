@@ -1,0 +1,51 @@
+"""An event's key, `<process>.<seq>`: unique across processes, in rows, URLs and resuming.
+
+The one place that formats and parses it (dashboard.js has its one mirror,
+`parseKey`). The process part names this process; it is renewed in a child
+after `fork()`, so workers forked from a preloaded parent (gunicorn
+`--preload`) never share keys, and so is the sequence.
+"""
+
+import itertools
+import os
+import re
+import socket
+from collections.abc import Callable
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _name() -> str:
+    return _UNSAFE.sub("-", f"{socket.gethostname()}-{os.getpid()}")
+
+
+_process = _name()
+# Numbered by the pump as it drains (one per process): sequence order is the
+# order frames leave in, which resuming relies on.
+next_seq: Callable[[], int] = itertools.count(1).__next__
+
+
+def process() -> str:
+    """This process's name in event keys."""
+    return _process
+
+
+def format_key(process: str, seq: int) -> str:
+    return f"{process}.{seq}"
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    """(process, seq) of a key; ValueError if it is not one."""
+    process, dot, seq = key.rpartition(".")
+    if not dot or not process or not seq.isdigit():
+        raise ValueError(f"not an event key: {key!r}")
+    return process, int(seq)
+
+
+def _renew() -> None:
+    global _process, next_seq
+    _process = _name()
+    next_seq = itertools.count(1).__next__
+
+
+os.register_at_fork(after_in_child=_renew)

@@ -1,0 +1,111 @@
+"""A row: one event as shown, stored and exported. The one definition of its fields.
+
+Live frames and the history table render it (core/render.py), the history
+stores it (history/store.py takes its columns from the model and each value
+from the row attribute of the same name; tests check they match), the
+detail and the exports read it back (`from_stored`, `record`).
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from django.urls import reverse
+
+from dashboard.core.filters import search_text
+from dashboard.core.keys import format_key
+
+if TYPE_CHECKING:
+    from dashboard.models import StoredEvent
+
+
+# One encoder each: json.dumps() with options builds a new encoder on every call.
+_compact = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_pretty = json.JSONEncoder(ensure_ascii=False, default=str, indent=2).encode
+
+
+def to_json(payload: Any, pretty: bool = False) -> str:
+    """Compact for rows and search (cheap), indented for the detail panel."""
+    return _pretty(payload) if pretty else _compact(payload)
+
+
+@cache
+def _detail_url_template() -> str:
+    return reverse("dashboard:event", args=["KEY"])
+
+
+@dataclass(slots=True, eq=False)
+class Row:
+    process: str
+    seq: int
+    time: datetime
+    signal: str
+    family: str
+    sender: str
+    summary: str
+    payload: dict[str, Any]
+    payload_json: str  # compact JSON of payload: made once, shown, searched and stored as is
+    detail: dict[str, Any]  # origin, field diff, receivers with timings (core/payload.py)
+    request_id: str = ""
+    rolled_back: bool = False
+    id: int | None = None  # the history's id, once stored
+
+    @property
+    def key(self) -> str:
+        return format_key(self.process, self.seq)
+
+    @property
+    def url(self) -> str:
+        return _detail_url_template().replace("KEY", self.key)
+
+    @property
+    def time_iso(self) -> str:
+        return self.time.isoformat()
+
+    @property
+    def time_text(self) -> str:
+        # strftime() is twice as slow as formatting the parts
+        t = self.time
+        return f"{t.hour:02}:{t.minute:02}:{t.second:02}.{t.microsecond // 1000:03}"
+
+    @property
+    def search_text(self) -> str:
+        return search_text(self.signal, self.sender, self.summary, self.payload_json)
+
+    @classmethod
+    def from_stored(cls, obj: "StoredEvent") -> "Row":
+        return cls(
+            process=obj.process,
+            seq=obj.seq,
+            time=obj.time,
+            signal=obj.signal,
+            family=obj.family,
+            sender=obj.sender,
+            summary=obj.summary,
+            payload=obj.payload,
+            payload_json=to_json(obj.payload),
+            detail=obj.detail,
+            request_id=obj.request_id,
+            rolled_back=obj.rolled_back,
+            id=obj.pk,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """What the exports write, in this order (CSV leaves out `detail`)."""
+        return {name: getter(self) for name, getter in RECORD.items()}
+
+
+RECORD = {
+    "id": lambda r: r.id,
+    "time": lambda r: r.time_iso,
+    "signal": lambda r: r.signal,
+    "family": lambda r: r.family,
+    "sender": lambda r: r.sender,
+    "summary": lambda r: r.summary,
+    "request_id": lambda r: r.request_id,
+    "rolled_back": lambda r: r.rolled_back,
+    "payload": lambda r: r.payload,
+    "detail": lambda r: r.detail,
+}

@@ -1,0 +1,143 @@
+"""Writing the history: a batch of rows, rolled-back marks, and the bounds.
+
+Runs on the writer's thread (history/writer.py), or in `prune_events`. A
+failure costs history, never the live view. Public database API only: the
+INSERT and the DELETEs are plain SQL through a cursor (QuerySet.delete()
+would load every row to send pre/post_delete for each).
+"""
+
+import logging
+import operator
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import DatabaseError, connections, router, transaction
+
+from dashboard import conf
+from dashboard.core.events import Event
+from dashboard.core.keys import parse_key
+from dashboard.core.rows import Row
+from dashboard.history.reads import last_id
+from dashboard.models import StoredEvent
+
+logger = logging.getLogger("dashboard")
+
+# The columns a row fills, in INSERT order: every concrete field of the model
+# but its id. Each value is the row's attribute of the same name, except the
+# payload, stored as the JSON text the row already carries.
+COLUMNS = tuple(f.name for f in StoredEvent._meta.concrete_fields if not f.primary_key)
+_values = operator.attrgetter(*("payload_json" if c == "payload" else c for c in COLUMNS))
+_TIME, _DETAIL = COLUMNS.index("time"), COLUMNS.index("detail")
+PRUNE_EVERY = 500  # rows between prunes by age; the count cap is kept every write
+
+_missing_table_reported = False
+
+
+def write(rows: list[Row], rolled_back: Iterable[Event] = ()) -> None:
+    """Store rows and marks; a failure is logged (once if the table is missing)."""
+    global _missing_table_reported
+    try:
+        _write(rows, rolled_back)
+    except DatabaseError:
+        if _table_missing():
+            if not _missing_table_reported:  # e.g. events of the very first migrate
+                logger.warning("dashboard: no history table yet (run migrate); not stored")
+                _missing_table_reported = True
+            return
+        logger.exception("dashboard: could not store %d events", len(rows))
+    except Exception:
+        logger.exception("dashboard: could not store %d events", len(rows))
+
+
+def _write(rows: list[Row], rolled_back: Iterable[Event]) -> None:
+    """Insert a sent batch, mark rolled-back events, keep the history bounded.
+
+    One short transaction: on SQLite each takes the database's one write
+    lock, and a save that finds it taken sleeps in SQLite's busy handler
+    (1 ms, then longer). So the rows' parameters are built before it begins,
+    never while the lock is held (a thread may wait for the GIL meanwhile)."""
+    alias = router.db_for_write(StoredEvent)
+    connection = connections[alias]
+    insert = _insert_statement(connection, rows) if rows else None
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        if insert is not None:
+            cursor.executemany(*insert)
+        for process, seqs in _by_process(rolled_back).items():
+            StoredEvent.objects.using(alias).filter(process=process, seq__in=seqs).update(
+                rolled_back=True
+            )
+        if rows and (last := last_id(alias)):
+            # The count cap every batch (an index range: cheap), the age about
+            # once per PRUNE_EVERY events.
+            _cap(cursor, connection, last)
+            if last % PRUNE_EVERY < len(rows):
+                _prune(cursor, connection, last)
+
+
+def _insert_statement(connection: Any, rows: list[Row]) -> tuple[str, list[tuple]]:
+    """One executemany: bulk_create would build a model instance per row and
+    serialise the payload again, in the process (one GIL) that is saving."""
+    ops, meta = connection.ops, StoredEvent._meta
+    columns = ", ".join(ops.quote_name(meta.get_field(c).column) for c in COLUMNS)
+    sql = (
+        f"INSERT INTO {ops.quote_name(meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    )
+    adapt_time, adapt_json = ops.adapt_datetimefield_value, ops.adapt_json_value
+    params = []
+    for row in rows:
+        values = list(_values(row))
+        values[_TIME] = adapt_time(values[_TIME])
+        values[_DETAIL] = adapt_json(values[_DETAIL], None)
+        params.append(tuple(values))
+    return sql, params
+
+
+def _by_process(events: Iterable[Event]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for event in events:
+        process, seq = parse_key(event.key)
+        found.setdefault(process, []).append(seq)
+    return found
+
+
+def _cap(cursor: Any, connection: Any, last: int) -> int:
+    """Delete all but the newest HISTORY_MAX_EVENTS (ids grow with time)."""
+    quote, meta = connection.ops.quote_name, StoredEvent._meta
+    cursor.execute(
+        f"DELETE FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} <= %s",
+        [last - conf.get("HISTORY_MAX_EVENTS")],
+    )
+    return cursor.rowcount
+
+
+def _prune(cursor: Any, connection: Any, last: int, now: float | None = None) -> int:
+    """The cap, and every event older than HISTORY_MAX_AGE."""
+    cutoff = datetime.fromtimestamp(now or time.time(), UTC) - timedelta(
+        seconds=conf.get("HISTORY_MAX_AGE")
+    )
+    quote, meta = connection.ops.quote_name, StoredEvent._meta
+    cursor.execute(
+        f"DELETE FROM {quote(meta.db_table)} "
+        f"WHERE {quote(meta.pk.column)} <= %s OR {quote(meta.get_field('time').column)} < %s",
+        [last - conf.get("HISTORY_MAX_EVENTS"), connection.ops.adapt_datetimefield_value(cutoff)],
+    )
+    return cursor.rowcount
+
+
+def prune(now: float | None = None) -> int:
+    """Drop events beyond HISTORY_MAX_EVENTS (by id) and older than HISTORY_MAX_AGE."""
+    alias = router.db_for_write(StoredEvent)
+    connection = connections[alias]
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        return _prune(cursor, connection, last_id(alias), now)
+
+
+def _table_missing() -> bool:
+    alias = router.db_for_write(StoredEvent)
+    try:
+        return StoredEvent._meta.db_table not in connections[alias].introspection.table_names()
+    except DatabaseError:
+        return False

@@ -1,0 +1,159 @@
+"""The history's write-behind: what the live view sent, stored after it, off its path.
+
+The pump hands each batch over with `keep()` once its frame is out: rows,
+or events nobody watched (described here, on the store thread, when
+stored), and rolled-back marks. They are stored together, one write at most
+every STORE_INTERVAL, on a thread of their own, so a busy pump makes few
+transactions and the database never holds up a frame. Past STORE_BACKLOG
+unstored rows (a database stuck for a long while) the oldest are not
+stored, and counted (`unstored`): history loses them, the live view does
+not wait; frames carry the count and the log says so at most once a minute.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from dashboard.core.events import Event
+from dashboard.core.payload import describe_event
+from dashboard.core.quiet import quiet_block
+from dashboard.core.rows import Row
+from dashboard.core.workers import run_in
+from dashboard.history import store
+
+logger = logging.getLogger("dashboard")
+
+STORE_INTERVAL = 0.05  # seconds between history writes, at the least
+STORE_BACKLOG = 50_000  # kept rows awaiting the store; past it the oldest are not stored
+WARN_EVERY = 60.0  # seconds between warnings that the history is losing events
+
+Pending = tuple[list[Row | Event], list[Event], int]  # rows or events, marks, newest seq
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.kept_seq = self.stored_seq = 0  # the newest event kept, and stored
+        self.unstored = 0  # events kept but never stored: the backlog overflowed
+        self._warned = -WARN_EVERY  # when that was last logged (monotonic)
+        self._pending: list[Pending] = []
+        self._pending_rows = 0
+        self._lock = threading.Lock()  # guards the pending backlog; never held across I/O
+        self._write_lock = threading.Lock()  # one writer at a time: history in order
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
+        self._storing: asyncio.Future[None] | None = None
+        self._last_store = 0.0
+        self._flushing: threading.Thread | None = None
+
+    def keep(self, items: list[Row | Event], marks: list[Event]) -> None:
+        """On the pump's loop: store these after the frame that showed them."""
+        if items:
+            self.kept_seq = items[-1].seq
+        with self._lock:
+            self._pending.append((items, marks, self.kept_seq))
+            self._pending_rows += len(items)
+            lost = 0
+            while self._pending_rows > STORE_BACKLOG and len(self._pending) > 1:
+                rows_lost = len(self._pending.pop(0)[0])
+                self._pending_rows -= rows_lost
+                lost += rows_lost
+            self.unstored += lost
+        if lost and time.monotonic() >= self._warned + WARN_EVERY:
+            self._warned = time.monotonic()
+            logger.warning(
+                "dashboard: the history store fell %d events behind; %d sent events will "
+                "not be in the history (%d so far)", STORE_BACKLOG, lost, self.unstored
+            )
+        storing = self._storing
+        if (
+            storing is None
+            or storing.done()
+            or storing.get_loop() is not asyncio.get_running_loop()
+        ):
+            self._storing = asyncio.ensure_future(self._store_pending())
+
+    async def _store_pending(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            await asyncio.sleep(max(0.0, self._last_store + STORE_INTERVAL - loop.time()))
+            self._last_store = loop.time()
+            try:
+                await run_in(self._thread, self.store_now)
+            except RuntimeError:  # the store thread is gone (exit): flush() stores them
+                return
+
+    def store_now(self) -> None:
+        """Store everything kept so far (on a thread that may touch the database)."""
+        with self._write_lock:
+            with self._lock:
+                pending, self._pending, self._pending_rows = self._pending, [], 0
+            if not pending:
+                return
+            rows = [
+                describe_event(item) if isinstance(item, Event) else item
+                for items, _, _ in pending
+                for item in items
+            ]
+            store.write(rows, [mark for _, marks, _ in pending for mark in marks])
+            self.stored_seq = pending[-1][2]
+
+    async def caught_up(self, timeout: float = 2.0) -> None:
+        """Until what this process has kept so far is stored (a page resuming reads it)."""
+        target, deadline = self.kept_seq, time.monotonic() + timeout
+        while self.stored_seq < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
+    @property
+    def idle(self) -> bool:
+        storing = self._storing
+        return (
+            not self._pending
+            and (storing is None or storing.done())
+            and not (self._flushing and self._flushing.is_alive())
+        )
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Store what is kept but unstored, now (atexit; tests). On a thread of its
+        own: the caller's thread may be inside a transaction, which must not
+        carry (or roll back) the history; at exit the store thread is gone."""
+
+        def store_quietly() -> None:
+            with quiet_block():
+                self.store_now()
+
+        try:
+            self._flushing = threading.Thread(target=store_quietly, name="dashboard-flush")
+            self._flushing.start()
+            self._flushing.join(timeout)
+        except RuntimeError:  # no new threads this late in shutdown
+            store_quietly()
+
+    def stop_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the store task if it runs on `loop` (the pump leaves it): what it
+        holds stays pending, for the next loop or flush()."""
+        storing = self._storing
+        if storing is not None and not storing.done() and storing.get_loop() is loop:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(storing.cancel)
+
+    def reset(self) -> None:
+        """Forget what is pending and the counters (tests)."""
+        with self._lock:
+            self._pending, self._pending_rows = [], 0
+        self.kept_seq = self.stored_seq = self.unstored = 0
+        self._warned = -WARN_EVERY
+        self._storing = None
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's thread is not here, nor its backlog."""
+        self.reset()
+        self._lock, self._write_lock = threading.Lock(), threading.Lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dashboard-store")
+        self._flushing = None
+
+
+writer = Writer()
+os.register_at_fork(after_in_child=writer._after_fork)

@@ -1,0 +1,235 @@
+"""The hand-off between receivers and the live view: one per process.
+
+Receivers call `publish()` (inside the sender's call: it appends to a
+bounded deque and, only when the pump is idle, wakes it with one
+`call_soon_threadsafe`; it never blocks and never raises). The pump runs on
+one long-lived event loop: the server's own under an ASGI server (bound by
+dashboard/asgi.py and the consumer), otherwise a daemon thread started on
+demand (management commands, the shell, tests). It drains the queue,
+numbers the events (core/keys.py) and hands each batch to live/frames.py,
+then pauses as live/pacing.py says, so everything that arrived meanwhile
+goes out as one frame.
+"""
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+
+from dashboard import conf
+from dashboard.core import keys
+from dashboard.core.events import Event, RolledBack
+from dashboard.core.quiet import quiet
+from dashboard.history.writer import writer
+from dashboard.live.fanout import fanout
+from dashboard.live.frames import frames
+from dashboard.live.pacing import Pacer
+
+logger = logging.getLogger("dashboard")
+
+Batch = list[Event | RolledBack]
+
+
+class Handoff:
+    def __init__(self) -> None:
+        self.queue: deque[Event | RolledBack] = deque()
+        self.dropped = 0  # events a full queue refused, since the process started
+        self._capacity: int | None = None
+        self._lock = threading.Lock()  # guards binding and the drop counter
+        self._armed = False  # True while the pump will drain without being woken
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- the receivers' side: cheap, never blocks, never raises ------------------
+
+    def publish(self, event: Event | RolledBack) -> None:
+        if self._capacity is None:
+            self._capacity = conf.get("QUEUE_SIZE")
+        if len(self.queue) >= self._capacity:
+            with self._lock:
+                self.dropped += 1
+            return
+        self.queue.append(event)
+        if not self._armed:
+            self._armed = True
+            self._notify()
+
+    def _notify(self) -> None:
+        loop, wake = self._loop, self._wake
+        if _usable(loop) and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)  # type: ignore[union-attr]
+                return
+            except RuntimeError:  # the loop closed under us
+                pass
+        self._start_thread()
+
+    # -- binding to a loop --------------------------------------------------------
+
+    def bind_running_loop(self) -> None:
+        """Run the pump on the calling coroutine's loop (the server's)."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        with self._lock:
+            if loop is self._loop:
+                return
+            self._bind(loop)
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Called with the lock held. The pump on the old loop ends; a daemon loop stops.
+        self._retire()
+        self._loop = loop
+        self._wake = wake = asyncio.Event()
+
+        def start() -> None:
+            self._task = loop.create_task(self._pump(loop, wake))
+            # The old pump may have left itself armed: this one starts by looking.
+            self._armed = True
+            wake.set()
+
+        loop.call_soon_threadsafe(start)
+
+    def _start_thread(self) -> None:
+        """Bind to a daemon loop of our own, unless a usable loop was bound meanwhile."""
+        with self._lock:
+            if not _usable(self._loop):
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="dashboard-publisher", daemon=True
+                ).start()
+                self._bind(loop)
+                self._thread_loop = loop
+            loop, wake = self._loop, self._wake
+        loop.call_soon_threadsafe(wake.set)  # type: ignore[union-attr]
+
+    # -- the pump: runs on the bound loop ----------------------------------------
+
+    async def _pump(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
+        # Everything the pump causes (renders, layer I/O, DB connections) is quiet.
+        quiet.set(True)
+        pacer = Pacer()
+        while self._loop is loop:
+            await wake.wait()
+            wake.clear()
+            while self._loop is loop:
+                if self.queue:
+                    started = loop.time()
+                    batch = self._drain()
+                    watched = await frames.hand_on(batch, self.dropped)
+                    window = conf.get("BATCH_WINDOW")
+                    cost = loop.time() - started
+                    # Unwatched, nobody waits: one window, so the saves are not
+                    # interrupted by a pump that has nothing to show.
+                    pause = pacer.after(len(batch), started, cost, window) if watched else window
+                    await asyncio.sleep(pause)
+                    continue
+                pacer.idle()
+                # Idle: disarm, then look once more, since a publish() that saw
+                # `_armed` still True just before did not wake us.
+                self._armed = False
+                if not self.queue:
+                    break
+                self._armed = True
+
+    def _drain(self) -> Batch:
+        batch: Batch = []
+        queue, process, next_seq = self.queue, keys.process(), keys.next_seq
+        while queue:
+            item = queue.popleft()
+            if isinstance(item, Event):
+                item.process, item.seq = process, next_seq()
+            batch.append(item)
+        return batch
+
+    @property
+    def drained(self) -> bool:
+        """Nothing queued, no frame in flight (the pump disarms only when done)."""
+        return not self.queue and not self._armed
+
+    @property
+    def idle(self) -> bool:
+        """Drained, and nothing left to store."""
+        return self.drained and writer.idle
+
+    # -- shutdown, fork and tests ------------------------------------------------
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Send what is queued, then store what is sent but unstored (atexit; tests).
+
+        Call it from a thread that runs no event loop.
+        """
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            # The pump is alive: it sends what is queued. Wait until it idles,
+            # so a frame on its way now (a command that exits right after its
+            # last save) is not cut off with the process.
+            deadline = time.monotonic() + timeout
+            while not self.drained and time.monotonic() < deadline:
+                time.sleep(0.002)
+            if not self.drained:
+                logger.warning(
+                    "dashboard: flush timed out; %d queued events and any frame being sent lost",
+                    len(self.queue),
+                )
+        elif self.queue:
+            asyncio.run(frames.hand_on(self._drain(), self.dropped))
+        writer.flush(timeout)
+
+    def reset(self) -> None:
+        """Forget queued events, counters and the loop (tests)."""
+        with self._lock:
+            self.queue.clear()
+            self.dropped = 0
+            self._armed = False
+            self._capacity = None
+            self._retire()
+            self._loop = None
+            self._wake = None
+        frames.reset()
+        writer.reset()
+        fanout.reset()
+
+    def _retire(self) -> None:
+        """End the current pump task, and the loop if it is our daemon loop. A
+        task left pending on a loop that closes is destroyed noisily."""
+        loop, task, own = self._loop, self._task, self._loop is self._thread_loop
+        self._task = None
+        if own:
+            self._thread_loop = None
+        if loop is None or loop.is_closed():
+            return
+        writer.stop_on(loop)
+
+        async def end() -> None:
+            if task is not None and task.get_loop() is loop:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            if own:
+                loop.stop()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(end(), loop)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's loop thread is not here, nor are its events."""
+        self.queue.clear()
+        self._lock = threading.Lock()
+        self._armed = False
+        self._loop = self._wake = self._thread_loop = self._task = None
+
+
+def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
+    return loop is not None and not loop.is_closed()
+
+
+handoff = Handoff()
+atexit.register(handoff.flush)
+os.register_at_fork(after_in_child=handoff._after_fork)

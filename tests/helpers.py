@@ -1,0 +1,70 @@
+"""Helpers the tests share (fixtures stay in conftest.py)."""
+
+import time
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from dashboard.core.rows import Row
+from dashboard.live.handoff import handoff
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")
+
+
+def session_headers(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
+    headers = [HOST, origin]
+    if client is not None and "sessionid" in client.cookies:
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+def communicator(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
+    from config.asgi import application
+
+    return WebsocketCommunicator(
+        application, "/ws/events/", headers=session_headers(client, origin)
+    )
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run sync Django code (test client, ORM) from an async test, as a server would."""
+    return sync_to_async(fn)(*args, **kwargs)
+
+
+def settle(timeout: float = 5.0) -> None:
+    """Wait (in a thread, never the loop's) until every captured event is stored and
+    sent; fail if that takes longer than `timeout`."""
+    handoff.flush()
+    deadline = time.monotonic() + timeout
+    while not handoff.idle:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the pipeline did not settle within {timeout} s")
+        time.sleep(0.01)
+
+
+def sent(timeout: float = 5.0) -> None:
+    """Wait until every captured event has gone out in a frame (not for the store:
+    inside a transaction on SQLite, the store waits for it to end)."""
+    wait_for(lambda: handoff.drained, timeout, "the pump to send what it holds")
+
+
+def wait_for(condition, timeout: float = 5.0, what: str = "the condition") -> None:
+    """Poll `condition()` until true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def make_row(**values) -> Row:
+    """A row as the pipeline makes one; `values` override the defaults."""
+    base = dict(
+        process="host-1", seq=7, time=datetime(2026, 1, 1, tzinfo=UTC), signal="post_save",
+        family="model", sender="blog.Post", summary="a summary", payload={}, payload_json="{}",
+        detail={}, request_id="", rolled_back=False,
+    )  # fmt: skip
+    return Row(**{**base, **values})

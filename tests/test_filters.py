@@ -1,0 +1,76 @@
+"""One filter rule (dashboard/core/filters.py): the history's query and the page's
+live `matches()` (dashboard.js) keep the same rows for the same filters."""
+
+import pytest
+from django.db import transaction
+from django.test import Client
+
+from blog.models import Post, Tag
+from dashboard.core.filters import EventFilter, search_text
+from dashboard.models import StoredEvent
+from tests.browser import open_dashboard
+from tests.helpers import settle
+
+CASES = [
+    {},
+    {"q": "detail"},  # the row's link text: neither side searches it
+    {"q": "rolled back"},  # the badge: nor this
+    {"q": "00:"},  # nor the time
+    {"q": "post_save"},
+    {"q": "BLOG.POST"},  # case-insensitive
+    {"q": '"str": "needle'},  # inside the payload JSON, quotes and all
+    {"q": "needle"},
+    {"q": "created"},  # the summary
+    {"family": "model"},
+    {"family": "custom"},
+    {"signal": "pre_save", "q": "haystack"},
+    {"sender": "blog.Post"},
+    {"sender": "blog.post"},  # exact: matches nothing
+    {"family": "request", "q": "GET /blog/"},
+]
+
+
+def test_search_text_is_the_four_texts_a_row_shows_lowercased():
+    assert search_text("post_save", "blog.Post", "Summary “X”", '{"a": "B"}') == (
+        'post_save blog.post summary “x” {"a": "b"}'
+    )
+
+
+def test_filters_from_a_query_are_trimmed_cut_and_only_known_keys():
+    flt = EventFilter.from_query({"q": "  x  ", "sender": "s" * 500, "other": "ignored"})
+    assert flt.q == "x" and len(flt.sender) == 200
+    assert flt.as_dict() == {"q": "x", "sender": "s" * 200}
+    assert not EventFilter.from_query({"family": None})
+
+
+@pytest.mark.browser
+def test_history_and_live_rows_keep_the_same_rows_for_the_same_filters(context, server):
+    Post.objects.create(title="needle in a haystack", status="published")
+    Tag.objects.create(name="hay")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Post.objects.create(title="never existed")
+        raise RuntimeError("roll back")
+    Client().get("/blog/")
+    settle()
+    request_id = StoredEvent.objects.exclude(request_id="").values_list("request_id", flat=True)[0]
+    cases = [*CASES, {"request": request_id}]
+    before = {e.key for e in StoredEvent.objects.all()}
+
+    page = open_dashboard(context, server)  # its login adds events of its own
+    held = set(
+        page.evaluate("Array.from(document.querySelectorAll('#history tr'), r => r.dataset.key)")
+    )
+    assert before <= held
+    for case in cases:
+        found = EventFilter.from_query(case).apply(StoredEvent.objects.all())
+        server_keys = {e.key for e in found} & held
+        page_keys = set(page.evaluate(
+            """f => Array.from(document.querySelectorAll('#history tr'))
+                   .filter(r => window.signalsDashboard.matches(r, f))
+                   .map(r => r.dataset.key)""",
+            case,
+        ))  # fmt: skip
+        assert page_keys == server_keys, case
+    # The cases tell rows apart: not everything, not nothing, for most of them.
+    sizes = [len(EventFilter.from_query(c).apply(StoredEvent.objects.all())) for c in cases]
+    assert sum(0 < n < sizes[0] for n in sizes) >= len(cases) // 2
