@@ -143,7 +143,7 @@ def print_report(result: dict[str, Any]) -> None:
     say(report.e2e_table(result["e2e"]))
     say("")
     say("Where daphne's time went (Django runs; bench/probes.py): each frame's "
-        "pipeline.prepare = describe_event per event + render_frame (render worker), "
+        "prepare = describe_event per event + render_frame (loop or render worker), "
         "sent, then history.store (store worker, one write per >= 50 ms)")
     say(report.probes_table(result["e2e"]))
     say("")

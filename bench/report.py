@@ -118,7 +118,7 @@ def probes_table(runs: list[Result]) -> str:
 
     prepare = describe + render of one frame (the render worker); store = the
     history write of every frame sent in the last 50 ms or more (the store worker;
-    history.store, else pipeline.store). µs per event / row = sum over items.
+    history.store.write). µs per event / row = sum over items.
     """
     rows = []
     for r in runs:
@@ -128,7 +128,7 @@ def probes_table(runs: list[Result]) -> str:
         prepare = probed.get("prepare") or {}
         describe = probed.get("describe_event") or {}
         render = probed.get("render_frame") or {}
-        store = probed.get("history.store") or probed.get("pipeline.store") or {}
+        store = probed.get("history.store") or {}
         calls = prepare.get("calls", 0)
         cells = [
             str(r["k"]), str(r["rate"]) if r["rate"] else "max",
