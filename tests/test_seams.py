@@ -1,0 +1,248 @@
+"""Each private API behind its seam (dashboard/seams.py): a canary that says it is
+still as expected on the pinned versions, and its fallback, which never raises
+into the host and says so once, in the log and in `manage.py check`."""
+
+import os
+import time
+
+import django
+import pytest
+from django.core.checks import run_checks
+from django.db.models import QuerySet
+from django.dispatch import Signal
+from django.test import override_settings
+
+from blog.models import Post
+from blog.signals import post_published
+from dashboard.capture import timing, transactions
+from dashboard.capture.receivers import make_receiver
+from dashboard.capture.signals import BY_NAME, Watched
+from dashboard.core import keys
+from dashboard.history import store
+from dashboard.live import daphne
+from dashboard.models import StoredEvent
+from dashboard.seams import SEAMS
+from tests.helpers import settle
+from tests.test_sockets import open_socket, server_factory
+
+
+def dashboard_checks() -> list[str]:
+    return [m.id for m in run_checks() if m.id.startswith("dashboard.")]
+
+
+def test_every_private_api_is_as_expected_on_the_pinned_versions():
+    """The canaries: an upgrade that changes one fails here first, not on a host's site."""
+    assert timing.probe() is None
+    assert transactions.probe() is None
+    assert daphne.probe() is None
+    assert all(seam.ok for seam in SEAMS.values())
+    assert {s.id for s in SEAMS.values()} == {"dashboard.W001", "dashboard.W002", "dashboard.W003"}
+    assert dashboard_checks() == []
+
+
+# -- Signal._live_receivers: receiver timing ------------------------------------------
+
+
+def receivers_of(responses) -> list:
+    return [receiver for receiver, _ in responses]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_and_send_robust_return_the_receivers_the_caller_connected(caplog):
+    post = Post.objects.create(title="identity")
+
+    def broken(sender, **kwargs):
+        raise ValueError("receiver bug")
+
+    post_published.connect(broken)
+    try:
+        connected = Signal._live_receivers(post_published, Post)[0]  # Django's own, unwrapped
+        assert broken in connected and len(connected) == 3  # the blog's, ours, this one
+        robust = post_published.send_robust(sender=Post, post=post)
+        assert receivers_of(robust) == connected
+        assert isinstance(dict(robust)[broken], ValueError)
+        # Django's log names the receiver that failed, not a wrapper of ours.
+        logged = [r.getMessage() for r in caplog.records if r.name == "django.dispatch"]
+        assert logged == [f"Error calling {broken.__qualname__} in Signal.send_robust() "
+                          "(receiver bug)"]  # fmt: skip
+        post_published.disconnect(broken)
+        assert receivers_of(post_published.send(sender=Post, post=post)) == connected[:2]
+        assert post_published.has_listeners(Post)
+    finally:
+        post_published.disconnect(broken)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asend_returns_the_receivers_the_caller_connected():
+    from asgiref.sync import sync_to_async
+
+    post = await sync_to_async(Post.objects.create)(title="async identity")
+
+    async def mine(sender, **kwargs):
+        return "mine"
+
+    post_published.connect(mine)
+    try:
+        responses = await post_published.asend(sender=Post, post=post)
+        assert ("mine" in dict(responses).values()) and mine in receivers_of(responses)
+        assert all(type(r) not in timing.WRAPPERS for r in receivers_of(responses))
+        robust = await post_published.asend_robust(sender=Post, post=post)
+        assert mine in receivers_of(robust)
+    finally:
+        post_published.disconnect(mine)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatch_whose_earlier_receiver_raised_still_shows():
+    """Under send(), a raising receiver ends the dispatch before the dashboard's own
+    receiver runs: the event is captured anyway, the failing receiver marked."""
+    post = Post.objects.create(title="raised")
+    settle()
+
+    def broken(sender, **kwargs):
+        raise ValueError("receiver bug")
+
+    uid = "dashboard:post_published"
+    post_published.disconnect(dispatch_uid=uid)
+    post_published.connect(broken)  # before ours
+    post_published.connect(make_receiver(BY_NAME["post_published"]), weak=False, dispatch_uid=uid)
+    try:
+        with pytest.raises(ValueError, match="receiver bug"):
+            post_published.send(sender=Post, post=post)
+    finally:
+        post_published.disconnect(broken)
+        post_published.disconnect(dispatch_uid=uid)
+        post_published.connect(
+            make_receiver(BY_NAME["post_published"]), weak=False, dispatch_uid=uid
+        )
+    settle()
+    event = StoredEvent.objects.get(signal="post_published")
+    assert event.payload["post"]["str"] == "raised"
+    timed = {r["name"].rsplit(".", 1)[-1]: r for r in event.detail["receivers"]}
+    assert timed["broken"]["raised"] is True
+    assert "stamp_publication" in timed and "raised" not in timed["stamp_publication"]
+
+
+class FutureSignal(Signal):
+    """A Django whose _live_receivers gives one list of (receiver, is_async)."""
+
+    def _live_receivers(self, sender):
+        sync, asynchronous = super()._live_receivers(sender)
+        return [(r, False) for r in sync] + [(r, True) for r in asynchronous]
+
+    def send(self, sender, **named):
+        return [
+            (r, r(signal=self, sender=sender, **named))
+            for r, is_async in self._live_receivers(sender)
+            if not is_async
+        ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_shape_of_live_receivers_falls_back_to_untimed_capture(caplog):
+    signal = FutureSignal()
+    receiver = make_receiver(Watched("future", "tests.test_seams.FutureSignal", "custom"))
+    assert timing.instrument(signal)
+    signal.connect(receiver, weak=False)
+
+    assert signal.send(sender=None, n=1) == [(receiver, None)]  # no exception, same result
+    assert signal.send(sender=None, n=2) == [(receiver, None)]
+    settle()
+    stored = StoredEvent.objects.filter(signal="future").order_by("id")
+    assert [e.payload["n"] for e in stored] == [1, 2]  # captured by the plain receiver
+    assert stored[0].detail["receivers"] == []  # untimed
+    assert not timing.SEAM.ok
+    warnings = [r for r in caplog.records if "_live_receivers" in r.getMessage()]
+    assert len(warnings) == 1
+    assert dashboard_checks() == ["dashboard.W001"]
+    # From now on nothing is wrapped: a new signal keeps Django's own methods.
+    assert timing.instrument(FutureSignal()) is False
+
+
+def test_the_start_up_probe_refuses_an_unknown_django_or_shape(monkeypatch):
+    monkeypatch.setattr(django, "VERSION", (9, 0, 0, "final", 0))
+    assert "is not among the versions" in timing.probe()
+    monkeypatch.undo()
+    monkeypatch.setattr(Signal, "_live_receivers", lambda self, sender: [])
+    assert "not a (sync, async) pair" in timing.probe()
+
+
+# -- connection.savepoint_ids: rollback marks -------------------------------------------
+
+
+class NoSavepoints:
+    """A connection of a Django that keeps its savepoints some other way."""
+
+    alias = "default"
+    in_atomic_block = True
+
+
+def test_no_savepoint_ids_means_no_rollback_marks_and_no_error(monkeypatch, caplog):
+    monkeypatch.setattr(transactions, "connections", {"default": NoSavepoints()})
+    event = object()
+    transactions.track(event, "default")  # never raises into the save
+    transactions.track(event, "default")
+    assert not transactions.SEAM.ok
+    assert len([r for r in caplog.records if "savepoint_ids" in r.getMessage()]) == 1
+    assert dashboard_checks() == ["dashboard.W002"]
+    monkeypatch.setattr(transactions, "connections", {"default": NoSavepoints()})
+    assert "not a list" in transactions.probe()
+
+
+# -- daphne, autobahn, twisted: the fast path ----------------------------------------
+
+
+def test_a_changed_daphne_socket_falls_back_to_the_asgi_send(caplog):
+    protocol, transport = open_socket(server_factory())
+    del protocol._perMessageCompress  # as if autobahn renamed it
+    frame = daphne.Frame({"html": "<p>hello</p>"})
+    assert frame.send_to(protocol) is False  # the consumer sends it through ASGI
+    assert transport.value() == b""  # nothing half-written before it
+    assert not daphne.SEAM.ok
+    assert daphne.socket_of(lambda message: None) is None
+    healthy, _ = open_socket(server_factory())
+    assert frame.send_to(healthy) is False  # off for good, every socket
+    assert len([r for r in caplog.records if "ASGI" in r.getMessage()]) == 1
+    assert dashboard_checks() == ["dashboard.W003"]
+
+
+# -- the process key: renewed after fork ---------------------------------------------
+
+
+def test_a_forked_child_gets_a_process_key_of_its_own():
+    parent = keys.process()
+    keys.next_seq()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its key and first seq, then leave at once
+        try:
+            os.write(write, f"{keys.process()} {keys.next_seq()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child, seq = os.read(read, 200).decode().split()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child != parent and child.endswith(f"-{pid}")
+    assert seq == "1"
+    assert keys.process() == parent
+
+
+def test_keys_round_trip_and_bad_ones_are_refused():
+    assert keys.parse_key(keys.format_key("host-1.example", 42)) == ("host-1.example", 42)
+    for bad in ("", "nodot", "host.", ".7", "host.x7", "host.-1"):
+        with pytest.raises(ValueError):
+            keys.parse_key(bad)
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD={"HISTORY_MAX_EVENTS": 4})
+def test_the_history_is_kept_bounded_without_private_queryset_api(monkeypatch):
+    """The store deletes with plain SQL: a Django without QuerySet._raw_delete
+    (or with a new one) changes nothing."""
+    monkeypatch.delattr(QuerySet, "_raw_delete")
+    for i in range(5):
+        Post.objects.create(title=f"bounded {i}")
+    settle()
+    assert StoredEvent.objects.count() == 4
+    assert store.prune(now=time.time() + 10 * 365 * 86400) == 4  # all past HISTORY_MAX_AGE
