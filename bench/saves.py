@@ -43,34 +43,25 @@ MODES = ("connected", "disconnected", "watched", "capture-only")
 
 
 def set_receivers(connected: bool) -> None:
-    from dashboard.capture.receivers import connect_all
-    from dashboard.capture.signals import WATCHED
-    from dashboard.capture.timing import uninstrument
+    """The dashboard's hook into Django's dispatch on (its Signal.send wrappers and
+    receiver timing) or off: "off" is the project without the dashboard."""
+    from dashboard.capture import dispatch
 
     if connected:
-        connect_all()
-        return
-    for spec in WATCHED:
-        signal = spec.signal
-        signal.disconnect(dispatch_uid=f"dashboard:{spec.name}")
-        # Also undo the receiver timing connect_all() added, so "off" is the
-        # project without the dashboard; connect_all() redoes it.
-        uninstrument(signal)
+        dispatch.install()
+    else:
+        dispatch.uninstall()
 
 
 def dashboard_left() -> list[str]:
-    """What of the dashboard is still hooked into the watched signals (empty: nothing)."""
-    from dashboard.capture.signals import WATCHED
-    from dashboard.capture.timing import INSTRUMENTED
+    """What of the dashboard is still hooked into Django's dispatch (empty: nothing)."""
+    from django.dispatch import Signal
 
-    left = []
-    for spec in WATCHED:
-        signal = spec.signal
-        if any(entry[0][0] == f"dashboard:{spec.name}" for entry in signal.receivers):
-            left.append(f"{spec.name}: capture receiver")
-        if any(name in vars(signal) for name in INSTRUMENTED):
-            left.append(f"{spec.name}: receiver timing")
-    return left
+    from dashboard.capture import dispatch
+
+    names = (*dispatch.METHODS, "_live_receivers")
+    ours = [name for name in names if getattr(Signal, name).__module__.startswith("dashboard")]
+    return [f"Signal.{name}" for name in ours]
 
 
 def settle(handoff: Any, timeout: float = 30.0) -> bool:

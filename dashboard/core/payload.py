@@ -14,6 +14,7 @@ from typing import Any
 
 from dashboard import conf
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
+from dashboard.core.filters import is_plumbing
 from dashboard.core.rows import Row, to_json
 
 MASK = "•••••"
@@ -97,8 +98,10 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
 def summarize(payload: dict[str, Any]) -> str:
     """One line for the table: the object, then what happened to it."""
     parts: list[str] = []
-    for key in ("instance", "post", "user"):
-        if isinstance(obj := payload.get(key), dict) and "model" in obj:
+    # The object it is about: `instance` (model signals), else the first model
+    # instance among its arguments (`user`, a host's own `book`, ...).
+    for obj in (payload.get("instance"), *payload.values()):
+        if isinstance(obj, dict) and "model" in obj and "str" in obj:
             parts.append(f"{obj['model']} #{obj['pk']} “{obj['str']}”")
             break
     if isinstance(req := payload.get("request"), dict):
@@ -164,6 +167,7 @@ def describe_event(event: Event) -> Row:
         },
         request_id=event.request_id or "",
         rolled_back=event.rolled_back,
+        plumbing=is_plumbing(event.signal, event.sender, payload),
     )
     event.described()
     return row
