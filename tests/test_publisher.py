@@ -22,6 +22,7 @@ from dashboard.models import StoredEvent
 from tests.broken_layer import GatedLayer
 from tests.frames import parse
 from tests.helpers import settle as settle_stored
+from tests.helpers import wait_for
 
 WINDOW = 0.5  # long enough that "at once" and "after the window" cannot be confused
 
@@ -121,16 +122,16 @@ def test_full_queue_drops_and_counts_without_blocking():
     """A stuck layer holds the pump; the queue stops at its cap and counts the rest."""
     GatedLayer.gate.clear()
     GatedLayer.log.clear()
-    handoff.publish(event(0))  # the pump takes it and gets stuck sending it
-    deadline = time.monotonic() + 5
-    while "entered" not in GatedLayer.log and time.monotonic() < deadline:
-        time.sleep(0.005)
-    for n in range(1, 251):
-        handoff.publish(event(n))  # returns at once: nothing here waits for the layer
-    assert len(handoff.queue) == 100
-    assert handoff.dropped == 150
-    assert [e.raw["n"] for e in handoff.queue] == list(range(1, 101))  # the oldest kept
-    GatedLayer.gate.set()
+    try:
+        handoff.publish(event(0))  # the pump takes it and gets stuck sending it
+        wait_for(lambda: "entered" in GatedLayer.log, what="the pump to reach the layer")
+        for n in range(1, 251):
+            handoff.publish(event(n))  # returns at once: nothing here waits for the layer
+        assert len(handoff.queue) == 100
+        assert handoff.dropped == 150
+        assert [e.raw["n"] for e in handoff.queue] == list(range(1, 101))  # the oldest kept
+    finally:
+        GatedLayer.gate.set()
 
 
 @override_settings(DASHBOARD={"MAX_ROWS": 10})
