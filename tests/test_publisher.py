@@ -245,3 +245,19 @@ async def test_sustained_load_makes_few_big_frames_and_a_lone_pair_two_quick_one
     frames = live_frames.sent - batches_before
     # A frame per ms or so would be hundreds; pausing LOAD_PAUSE, about 0.4 / 0.016.
     assert frames <= 35
+
+
+def test_a_pump_start_overtaken_by_a_reset_leaves_nothing_stuck():
+    """A bind schedules the pump's start on its loop; a reset that comes first must
+    not let that late start arm a hand-off no pump serves (every publish after it
+    would then wait for a wake-up that never comes)."""
+    loop = asyncio.new_event_loop()
+    try:
+        with handoff._lock:  # as bind_running_loop() does, the loop not running yet
+            handoff._bind(loop)  # schedules the pump's start on this loop
+        handoff.reset()  # ...comes first
+        loop.run_until_complete(asyncio.sleep(0.01))  # the late start runs now
+    finally:
+        loop.close()
+    handoff.publish(event(1))
+    wait_for(lambda: handoff.drained, 5, "a pump to take the event")
