@@ -1,4 +1,4 @@
-"""Subprocess: µs per `Post.objects.create` with the dashboard's receivers connected vs not.
+"""Subprocess: µs per `Post.objects.create` with the dashboard's hook installed vs not.
 
 Run as `python -m bench.saves OUT.json --tx N --auto N --repeats R` against the bench
 database (prepared). Runs interleave the modes (MODES below) in R rounds; µs figures
@@ -12,8 +12,8 @@ is described and rendered as the saves go, handed to the socket, then stored.
 Between runs the pipeline is flushed, waited on until its last store has finished
 (so no write of one run overlaps the next), and reset, so its queue cap never turns
 a later run into cheap drops. Disconnected runs check that the dashboard is really
-gone (no capture receiver, no receiver timing), and say so. A diagnostic mode keeps
-the receivers connected but makes the pump hand nothing on, to tell the capture's
+gone (Django's own Signal methods), and say so. A diagnostic mode keeps
+the hook installed but makes the pump hand nothing on, to tell the capture's
 own cost from the rest of the pipeline's (describe, render, store), which runs in
 the same process and GIL.
 """
@@ -60,7 +60,12 @@ def dashboard_left() -> list[str]:
     from dashboard.capture import dispatch
 
     names = (*dispatch.METHODS, "_live_receivers")
-    ours = [name for name in names if getattr(Signal, name).__module__.startswith("dashboard")]
+    ours = [
+        name
+        for name in names
+        if hasattr(getattr(Signal, name), "__wrapped__")  # functools.wraps
+        or getattr(Signal, name).__module__.startswith("dashboard")
+    ]
     return [f"Signal.{name}" for name in ours]
 
 

@@ -4,8 +4,8 @@ from django.db import models
 class StoredEvent(models.Model):
     """One captured signal, as shown: the dashboard's history.
 
-    Never captured itself (capture.py ignores the dashboard app's models), and
-    bounded by count and age (dashboard/history.py prunes it).
+    Never captured itself (capture/ ignores the dashboard app's models), and
+    bounded by count and age (history/store.py prunes it).
     """
 
     time = models.DateTimeField(db_index=True)

@@ -2,7 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.test import Client, override_settings
 
 from tests.helpers import communicator, in_thread
 
@@ -33,6 +33,20 @@ async def test_inactive_staff_socket_is_refused(staff_user, staff_client):
     staff_user.is_active = False
     await staff_user.asave()
     assert await refused(staff_client)
+
+
+async def test_inactive_staff_socket_is_refused_by_the_socket_itself(staff_user):
+    """Django's default backend already turns an inactive user's session into an anonymous
+    one; with a backend that does not (AllowAllUsersModelBackend), the socket's own check
+    is what refuses it."""
+    backend = "django.contrib.auth.backends.AllowAllUsersModelBackend"
+    with override_settings(AUTHENTICATION_BACKENDS=[backend]):
+        client = Client()
+        await in_thread(client.force_login, staff_user, backend)
+        assert not await refused(client)  # this backend's session gets in...
+        staff_user.is_active = False
+        await staff_user.asave()
+        assert await refused(client)  # ...and the same session, once inactive, does not
 
 
 async def test_foreign_origin_socket_is_refused(staff_client):

@@ -12,12 +12,13 @@ from django.test import override_settings
 
 from blog.models import Post
 from dashboard import conf
+from dashboard.core import keys
 from dashboard.core.render import render_frame
 from dashboard.history import reads
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames as live_frames
 from tests.frames import collect, parse, rows
-from tests.helpers import communicator, in_thread, make_row, settle
+from tests.helpers import communicator, in_thread, make_row, settle, wait_for
 
 
 async def test_sockets_share_one_layer_channel_per_process(staff_client):
@@ -51,6 +52,34 @@ async def test_other_processes_frames_are_relayed_and_ours_are_not_repeated(dash
     assert [r.signal for r in rows(await collect(dashboard))] == ["pre_save", "post_save"]
 
 
+async def test_the_relay_leaves_this_process_s_own_frames_to_the_direct_path():
+    """Each frame of ours goes to our sockets directly and to the layer for other
+    processes; the relay hears the group too, and must not deliver ours twice."""
+    delivered: list[str] = []
+
+    class Socket:
+        async def deliver(self, frame) -> None:
+            delivered.append(frame.html)
+
+    fanout.subscribe(Socket())
+    try:
+        await asyncio.sleep(0.05)  # the relay joins the group
+        await fanout.publish({"type": "events.batch", "process": keys.process(), "html": "ours"})
+        # The relay reads the group in order: once this one is delivered, ours was read.
+        other = {"type": "events.batch", "process": "elsewhere-7", "html": "theirs"}
+        await get_channel_layer().group_send(conf.get("GROUP"), other)
+
+        async def theirs_delivered() -> None:
+            while "theirs" not in delivered:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(theirs_delivered(), timeout=2)  # TimeoutError fails the test
+        assert delivered == ["ours", "theirs"]
+    finally:
+        fanout.reset()
+        await asyncio.sleep(0)
+
+
 async def test_frames_sent_during_a_resume_follow_its_backfill(staff_client, monkeypatch):
     await in_thread(settle)
     after = await in_thread(reads.last_id)
@@ -66,8 +95,7 @@ async def test_frames_sent_during_a_resume_follow_its_backfill(staff_client, mon
         saver = threading.Thread(target=save_and_close, args=("meanwhile",))
         saver.start()
         saver.join()
-        while live_frames.sent == sent:
-            threading.Event().wait(0.005)
+        wait_for(lambda: live_frames.sent > sent, what="the save's frame to be sent")
         return found
 
     monkeypatch.setattr(reads, "backfill", backfill_while_a_post_is_saved)
@@ -113,7 +141,9 @@ def test_a_relay_left_on_a_closed_loop_is_replaced():
 
     first, second = Socket(), Socket()
     old_loop = asyncio.new_event_loop()
-    assert old_loop.run_until_complete(open_socket(first))
-    old_loop.close()
-    assert asyncio.run(open_socket(second))  # before the fix: RuntimeError, loop is closed
-    fanout.reset()
+    try:
+        assert old_loop.run_until_complete(open_socket(first))
+        old_loop.close()
+        assert asyncio.run(open_socket(second))  # before the fix: RuntimeError, loop is closed
+    finally:
+        fanout.reset()

@@ -22,6 +22,7 @@ from dashboard.models import StoredEvent
 from tests.broken_layer import GatedLayer
 from tests.frames import parse
 from tests.helpers import settle as settle_stored
+from tests.helpers import wait_for
 
 WINDOW = 0.5  # long enough that "at once" and "after the window" cannot be confused
 
@@ -121,16 +122,16 @@ def test_full_queue_drops_and_counts_without_blocking():
     """A stuck layer holds the pump; the queue stops at its cap and counts the rest."""
     GatedLayer.gate.clear()
     GatedLayer.log.clear()
-    handoff.publish(event(0))  # the pump takes it and gets stuck sending it
-    deadline = time.monotonic() + 5
-    while "entered" not in GatedLayer.log and time.monotonic() < deadline:
-        time.sleep(0.005)
-    for n in range(1, 251):
-        handoff.publish(event(n))  # returns at once: nothing here waits for the layer
-    assert len(handoff.queue) == 100
-    assert handoff.dropped == 150
-    assert [e.raw["n"] for e in handoff.queue] == list(range(1, 101))  # the oldest kept
-    GatedLayer.gate.set()
+    try:
+        handoff.publish(event(0))  # the pump takes it and gets stuck sending it
+        wait_for(lambda: "entered" in GatedLayer.log, what="the pump to reach the layer")
+        for n in range(1, 251):
+            handoff.publish(event(n))  # returns at once: nothing here waits for the layer
+        assert len(handoff.queue) == 100
+        assert handoff.dropped == 150
+        assert [e.raw["n"] for e in handoff.queue] == list(range(1, 101))  # the oldest kept
+    finally:
+        GatedLayer.gate.set()
 
 
 @override_settings(DASHBOARD={"MAX_ROWS": 10})
@@ -244,3 +245,19 @@ async def test_sustained_load_makes_few_big_frames_and_a_lone_pair_two_quick_one
     frames = live_frames.sent - batches_before
     # A frame per ms or so would be hundreds; pausing LOAD_PAUSE, about 0.4 / 0.016.
     assert frames <= 35
+
+
+def test_a_pump_start_overtaken_by_a_reset_leaves_nothing_stuck():
+    """A bind schedules the pump's start on its loop; a reset that comes first must
+    not let that late start arm a hand-off no pump serves (every publish after it
+    would then wait for a wake-up that never comes)."""
+    loop = asyncio.new_event_loop()
+    try:
+        with handoff._lock:  # as bind_running_loop() does, the loop not running yet
+            handoff._bind(loop)  # schedules the pump's start on this loop
+        handoff.reset()  # ...comes first
+        loop.run_until_complete(asyncio.sleep(0.01))  # the late start runs now
+    finally:
+        loop.close()
+    handoff.publish(event(1))
+    wait_for(lambda: handoff.drained, 5, "a pump to take the event")

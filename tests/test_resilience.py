@@ -2,7 +2,6 @@
 
 import logging
 import threading
-import time
 
 import pytest
 from django.test import override_settings
@@ -13,7 +12,7 @@ from dashboard.core.events import Event
 from dashboard.live.handoff import handoff
 from tests.broken_layer import GatedLayer
 from tests.frames import collect, rows
-from tests.helpers import communicator, in_thread, settle
+from tests.helpers import communicator, in_thread, settle, wait_for
 
 BROKEN = {"default": {"BACKEND": "tests.broken_layer.BrokenLayer"}}
 
@@ -50,14 +49,13 @@ def test_save_does_not_wait_for_the_layer():
     with override_settings(
         CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}
     ):
-        Post.objects.create(title="Quick")
-        assert "sent" not in GatedLayer.log  # a receiver that waited would have sent by now
-        GatedLayer.gate.set()
+        try:
+            Post.objects.create(title="Quick")
+            assert "sent" not in GatedLayer.log  # a receiver that waited would have sent by now
+        finally:
+            GatedLayer.gate.set()
         handoff.flush()
-    deadline = time.monotonic() + 5
-    while "sent" not in GatedLayer.log and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert "sent" in GatedLayer.log
+    wait_for(lambda: "sent" in GatedLayer.log, what="the event to reach the layer")
 
 
 async def test_a_broken_layer_costs_other_processes_not_this_one(staff_client, caplog):
@@ -82,11 +80,13 @@ def test_flush_waits_for_the_frame_on_its_way():
     with override_settings(
         CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}
     ):
-        handoff.publish(Event(signal="post_save", family="model", sender="x", raw={}))
-        deadline = time.monotonic() + 5
-        while "entered" not in GatedLayer.log and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert not handoff.queue  # the pump has it, mid-send
+        try:
+            handoff.publish(Event(signal="post_save", family="model", sender="x", raw={}))
+            wait_for(lambda: "entered" in GatedLayer.log, what="the pump to reach the layer")
+            assert not handoff.queue  # the pump has it, mid-send
+        except BaseException:
+            GatedLayer.gate.set()
+            raise
         threading.Timer(0.2, GatedLayer.gate.set).start()
         handoff.flush(timeout=5)
         assert GatedLayer.log == ["entered", "sent"]

@@ -11,6 +11,8 @@ Runs inside the sender's call (`spec_of` on every send), so the answers are
 cached per signal; scanning happens once per new module.
 """
 
+import inspect
+import re
 import sys
 import threading
 import weakref
@@ -90,16 +92,29 @@ def _scan() -> None:
             if issubclass(type(value), Signal) and value not in _specs:
                 candidates.setdefault(value, []).append((module_name, attr))
     for signal, places in candidates.items():
-        module_name, attr = min(places, key=_defining_first)
+        module_name, attr = min(places, key=_defining_first) if len(places) > 1 else places[0]
         path = f"{module_name}.{attr}"
         _specs[signal] = Spec(attr, path, _family(module_name, path))
 
 
-def _defining_first(place: tuple[str, str]) -> tuple[bool, int, str]:
-    """Where a re-exported signal is most likely defined: a `signals` module, then
-    the shortest module name."""
-    module_name, _ = place
-    return (not module_name.endswith("signals"), len(module_name), module_name)
+def _defining_first(place: tuple[str, str]) -> tuple[bool, bool, int, str]:
+    """Where a signal held by several modules is defined: the module whose source
+    assigns it (the others import it), then a `signals` module, the shortest name."""
+    module_name, attr = place
+    return (
+        not _assigns(module_name, attr),
+        not module_name.endswith("signals"),
+        len(module_name),
+        module_name,
+    )
+
+
+def _assigns(module_name: str, attr: str) -> bool:
+    try:
+        source = inspect.getsource(sys.modules[module_name])
+    except (OSError, TypeError, KeyError):
+        return False
+    return re.search(rf"^{re.escape(attr)}\s*(:[^=]*)?=", source, re.MULTILINE) is not None
 
 
 def _family(module_name: str, path: str) -> str:

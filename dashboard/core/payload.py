@@ -176,10 +176,10 @@ def describe_event(event: Event) -> Row:
 def receiver_info(func: Any, seconds: float | None = None, raised: bool = False) -> dict[str, Any]:
     """A receiver as the dashboard names it: dotted name, file:line, and its time."""
     try:
-        name, where, ours = _named(func)
+        name, where = _named(func)
     except TypeError:  # a callable object that cannot be hashed: named uncached
-        name, where, ours = _named.__wrapped__(func)
-    info: dict[str, Any] = {"name": name, "where": where, "dashboard": ours}
+        name, where = _named.__wrapped__(func)
+    info: dict[str, Any] = {"name": name, "where": where}
     if seconds is not None:
         info["ms"] = round(seconds * 1000, 3)
     if raised:
@@ -188,10 +188,9 @@ def receiver_info(func: Any, seconds: float | None = None, raised: bool = False)
 
 
 @lru_cache(maxsize=1024)  # per receiver, asked for every event it ran for
-def _named(func: Any) -> tuple[str, str, bool]:
+def _named(func: Any) -> tuple[str, str]:
     code = getattr(func, "__code__", None)
     return (
         f"{func.__module__}.{getattr(func, '__qualname__', type(func).__qualname__)}",
         f"{code.co_filename}:{code.co_firstlineno}" if code else "",
-        bool(getattr(func, "dashboard_internal", False)),
     )

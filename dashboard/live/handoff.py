@@ -89,6 +89,8 @@ class Handoff:
         self._wake = wake = asyncio.Event()
 
         def start() -> None:
+            if self._loop is not loop:  # reset or bound elsewhere before this ran
+                return
             self._task = loop.create_task(self._pump(loop, wake))
             # The old pump may have left itself armed: this one starts by looking.
             self._armed = True
@@ -102,7 +104,7 @@ class Handoff:
             if not _usable(self._loop):
                 loop = asyncio.new_event_loop()
                 threading.Thread(
-                    target=loop.run_forever, name="dashboard-publisher", daemon=True
+                    target=_run_until_stopped, args=(loop,), name="dashboard-publisher", daemon=True
                 ).start()
                 self._bind(loop)
                 self._thread_loop = loop
@@ -224,6 +226,15 @@ class Handoff:
         self._lock = threading.Lock()
         self._armed = False
         self._loop = self._wake = self._thread_loop = self._task = None
+
+
+def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    """A daemon loop of ours: run it, and close it once retired (else the collector
+    closes it later, at any moment, on whatever thread runs another loop then)."""
+    loop.run_forever()
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
