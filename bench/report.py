@@ -45,7 +45,7 @@ def saves_table(saves: Result) -> str:
         if left:
             notes.append(f"  {mode}: 'off' still had the dashboard hooked in: {', '.join(left)}")
         elif left is not None:
-            notes.append(f"  {mode}: 'off' checked: no capture receiver, no receiver timing")
+            notes.append(f"  {mode}: 'off' checked: Django's own Signal methods only")
         if r.get("unsettled_runs"):
             notes.append(f"  {mode}: {r['unsettled_runs']} runs left the pipeline busy (30 s)")
     notes.append(

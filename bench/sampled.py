@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.sampled report /tmp/creates.txt
 
 `run` creates posts in one process, in rounds of 500 (one transaction each), the
-modes taking turns: `off` (the dashboard's receivers disconnected), `capture`
+modes taking turns: `off` (the dashboard's hook uninstalled), `capture`
 (connected; the pump drops what it drains, as bench.saves' capture-only) and
 `watched` (a dashboard open in this process). Each mode runs under a function of
 its own name, so every sample's stack says which mode it was taken in; the

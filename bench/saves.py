@@ -1,4 +1,4 @@
-"""Subprocess: µs per `Post.objects.create` with the dashboard's receivers connected vs not.
+"""Subprocess: µs per `Post.objects.create` with the dashboard's hook installed vs not.
 
 Run as `python -m bench.saves OUT.json --tx N --auto N --repeats R` against the bench
 database (prepared). Runs interleave the modes (MODES below) in R rounds; µs figures
@@ -12,8 +12,8 @@ is described and rendered as the saves go, handed to the socket, then stored.
 Between runs the pipeline is flushed, waited on until its last store has finished
 (so no write of one run overlaps the next), and reset, so its queue cap never turns
 a later run into cheap drops. Disconnected runs check that the dashboard is really
-gone (no capture receiver, no receiver timing), and say so. A diagnostic mode keeps
-the receivers connected but makes the pump hand nothing on, to tell the capture's
+gone (Django's own Signal methods), and say so. A diagnostic mode keeps
+the hook installed but makes the pump hand nothing on, to tell the capture's
 own cost from the rest of the pipeline's (describe, render, store), which runs in
 the same process and GIL.
 """
@@ -43,34 +43,30 @@ MODES = ("connected", "disconnected", "watched", "capture-only")
 
 
 def set_receivers(connected: bool) -> None:
-    from dashboard.capture.receivers import connect_all
-    from dashboard.capture.signals import WATCHED
-    from dashboard.capture.timing import uninstrument
+    """The dashboard's hook into Django's dispatch on (its Signal.send wrappers and
+    receiver timing) or off: "off" is the project without the dashboard."""
+    from dashboard.capture import dispatch
 
     if connected:
-        connect_all()
-        return
-    for spec in WATCHED:
-        signal = spec.signal
-        signal.disconnect(dispatch_uid=f"dashboard:{spec.name}")
-        # Also undo the receiver timing connect_all() added, so "off" is the
-        # project without the dashboard; connect_all() redoes it.
-        uninstrument(signal)
+        dispatch.install()
+    else:
+        dispatch.uninstall()
 
 
 def dashboard_left() -> list[str]:
-    """What of the dashboard is still hooked into the watched signals (empty: nothing)."""
-    from dashboard.capture.signals import WATCHED
-    from dashboard.capture.timing import INSTRUMENTED
+    """What of the dashboard is still hooked into Django's dispatch (empty: nothing)."""
+    from django.dispatch import Signal
 
-    left = []
-    for spec in WATCHED:
-        signal = spec.signal
-        if any(entry[0][0] == f"dashboard:{spec.name}" for entry in signal.receivers):
-            left.append(f"{spec.name}: capture receiver")
-        if any(name in vars(signal) for name in INSTRUMENTED):
-            left.append(f"{spec.name}: receiver timing")
-    return left
+    from dashboard.capture import dispatch
+
+    names = (*dispatch.METHODS, "_live_receivers")
+    ours = [
+        name
+        for name in names
+        if hasattr(getattr(Signal, name), "__wrapped__")  # functools.wraps
+        or getattr(Signal, name).__module__.startswith("dashboard")
+    ]
+    return [f"Signal.{name}" for name in ours]
 
 
 def settle(handoff: Any, timeout: float = 30.0) -> bool:

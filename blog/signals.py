@@ -1,11 +1,15 @@
 """The blog's own signals, and its receivers, the way Django's docs teach them.
 
-Imported in BlogConfig.ready() so the @receiver decorators connect.
+Imported in BlogConfig.ready() so the @receiver decorators connect. Django
+sends m2m_changed, and pre/post_delete for a fast-deletable queryset, only
+when some receiver listens (and the dashboard connects none), so the blog's
+own receivers below are what makes those fire in the demo, as in any project.
 """
 
 from typing import Any
 
-from django.db.models.signals import pre_save
+from django.core.cache import cache
+from django.db.models.signals import m2m_changed, post_delete, pre_save
 from django.dispatch import Signal, receiver
 from django.utils import timezone
 from django.utils.text import slugify
@@ -39,3 +43,18 @@ def stamp_publication(sender: type[Post], post: Post, **kwargs: Any) -> None:
     """Record when the post was published (an update(): no further save signals)."""
     post.published_at = timezone.now()
     Post.objects.filter(pk=post.pk).update(published_at=post.published_at)
+
+
+@receiver(m2m_changed, sender=Post.tags.through)
+def touch_on_tag_change(
+    sender: type, instance: object, action: str, reverse: bool, **kwargs: Any
+) -> None:
+    """A post whose tags changed counts as updated (feeds sort by it)."""
+    if action in ("post_add", "post_remove", "post_clear") and not reverse:
+        Post.objects.filter(pk=instance.pk).update(updated=timezone.now())  # type: ignore[attr-defined]
+
+
+@receiver(post_delete, sender=Post)
+def forget_deleted_post(sender: type[Post], instance: Post, **kwargs: Any) -> None:
+    """A deleted post's cached page goes with it."""
+    cache.delete(f"post:{instance.slug}")

@@ -1,16 +1,36 @@
-"""`manage.py check` for the dashboard: the private-API seams that fell back."""
+"""`manage.py check` for the dashboard: what a host is missing, and the
+private-API seams that fell back. Ids: dashboard.E0xx errors, dashboard.W0xx warnings."""
 
 from typing import Any
 
-from django.core.checks import Warning, register
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.urls import NoReverseMatch, reverse
 
 from dashboard.seams import SEAMS
 
+REQUIRED_APPS = (
+    ("daphne", "runserver serves ASGI, with websockets"),
+    ("channels", "the dashboard's live socket"),
+    ("django_htmx", "htmx and its websocket extension for the page"),
+    ("template_partials", "the page's partials"),
+    ("django.contrib.staticfiles", "the page's script and stylesheet"),
+    ("django.contrib.auth", "who may see the dashboard"),
+    ("django.contrib.sessions", "logging in to see it"),
+)
 
-@register()
-def private_apis(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+
+def register() -> None:
+    checks.register(private_apis)
+    checks.register(installed_apps)
+    checks.register(urls, checks.Tags.urls)
+    checks.register(asgi_application)
+
+
+def private_apis(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     return [
-        Warning(
+        checks.Warning(
             f"The dashboard cannot use {seam.uses}: {seam.reason}.",
             hint=f"Everything else works; {seam.fallback}. A release of the dashboard "
             "for this version would bring it back.",
@@ -18,4 +38,56 @@ def private_apis(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
         )
         for seam in SEAMS.values()
         if not seam.ok
+    ]
+
+
+def installed_apps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = [
+        checks.Error(
+            f"'{name}' is not in INSTALLED_APPS; the dashboard needs it for {why}.",
+            hint=f"Add '{name}' to INSTALLED_APPS.",
+            id="dashboard.E001",
+        )
+        for name, why in REQUIRED_APPS
+        if not apps.is_installed(name)
+    ]
+    names = list(settings.INSTALLED_APPS)
+    if "daphne" in names and names[0] != "daphne":
+        errors.append(
+            checks.Error(
+                "'daphne' must come first in INSTALLED_APPS, before "
+                f"'{names[0]}', or runserver is not daphne's (no websockets).",
+                hint="Move 'daphne' to the top of INSTALLED_APPS.",
+                id="dashboard.E002",
+            )
+        )
+    return errors
+
+
+def urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        reverse("dashboard:index")
+    except NoReverseMatch:
+        return [
+            checks.Error(
+                "The dashboard's URLs are not in the URLconf.",
+                hint='Add path("signals/", include("dashboard.urls")) (any prefix) to '
+                "your urlpatterns.",
+                id="dashboard.E003",
+            )
+        ]
+    return []
+
+
+def asgi_application(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if hasattr(settings, "ASGI_APPLICATION"):
+        return []
+    return [
+        checks.Error(
+            "ASGI_APPLICATION is not set, and there is no asgi.py beside WSGI_APPLICATION "
+            "to take it from: runserver cannot serve the dashboard's socket.",
+            hint="Set ASGI_APPLICATION = '<project>.asgi.application', whose application "
+            "is dashboard.asgi.wrap(get_asgi_application()).",
+            id="dashboard.E004",
+        )
     ]

@@ -10,7 +10,7 @@ class StoredEvent(models.Model):
 
     time = models.DateTimeField(db_index=True)
     signal = models.CharField(max_length=64, db_index=True)
-    family = models.CharField(max_length=16, db_index=True)
+    family = models.CharField(max_length=100, db_index=True)
     sender = models.CharField(max_length=200, db_index=True)
     summary = models.TextField()
     payload = models.JSONField(default=dict)
@@ -21,6 +21,8 @@ class StoredEvent(models.Model):
     process = models.CharField(max_length=100)
     seq = models.BigIntegerField()
     rolled_back = models.BooleanField(default=False)
+    # The framework's bookkeeping, which "my project" hides (core/filters.py).
+    plumbing = models.BooleanField(default=False)
     # Lower-cased sender, summary and payload: what ?q= searches.
     search_text = models.TextField()
 

@@ -1,3 +1,9 @@
+"""The dashboard's pages, under whatever prefix the host includes them at.
+
+Every route here is the dashboard's own, and never captured
+(capture/context.py derives the quiet paths from this list).
+"""
+
 from django.urls import path
 
 from dashboard import views
@@ -5,7 +11,9 @@ from dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.index, name="index"),
-    path("dashboard/events/<str:key>/", views.detail, name="event"),
-    path("dashboard/export.ndjson", views.export_ndjson, name="export-ndjson"),
-    path("dashboard/export.csv", views.export_csv, name="export-csv"),
+    path("events/<str:key>/", views.detail, name="event"),
+    path("export.ndjson", views.export_ndjson, name="export-ndjson"),
+    path("export.csv", views.export_csv, name="export-csv"),
+    # The live socket's address (dashboard/asgi.py routes the websocket here).
+    path("socket/", views.socket, name="socket"),
 ]

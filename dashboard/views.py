@@ -7,11 +7,13 @@ from typing import Any
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django_htmx.http import push_url
+from django_htmx.middleware import HtmxDetails
 
 from dashboard import conf
-from dashboard.capture.signals import FAMILIES, WATCHED, receivers_of
+from dashboard.capture.signals import discovered, receivers_of
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.rows import to_json
@@ -20,17 +22,25 @@ from dashboard.models import StoredEvent
 
 
 def _families() -> list[tuple[str, list[dict[str, Any]]]]:
-    return [
-        (
-            family,
-            [
-                {"name": w.name, "receivers": receivers_of(w.name)}
-                for w in WATCHED
-                if w.family == family
-            ],
+    """Every signal found in the process, family by family, with its receivers."""
+    families: dict[str, list[dict[str, Any]]] = {}
+    for signal, spec in discovered():
+        families.setdefault(spec.family, []).append(
+            {
+                "name": spec.name,
+                "path": spec.path,
+                "recorded": spec.recorded,
+                "receivers": receivers_of(signal),
+            }
         )
-        for family in FAMILIES
-    ]
+    return list(families.items())
+
+
+def _admin_url() -> str | None:
+    try:
+        return reverse("admin:index")
+    except NoReverseMatch:
+        return None
 
 
 def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResponse:
@@ -46,18 +56,24 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         "last_id": newest,
         "selected": _detail_context(selected) if selected else None,
     }
-    if request.htmx and request.htmx.target == "history":
+    htmx = HtmxDetails(request)  # the host need not install django-htmx's middleware
+    if htmx and htmx.target == "history":
         response = render(request, "dashboard/index.html#history", context)
         # The address bar shows only the filters that are set: a bookmarkable view.
         return push_url(
             response, f"{request.path}?{filters.as_query()}" if filters else request.path
         )
+    families = _families()
+    shown = StoredEvent.objects.filter(id__lte=newest)
     context.update(
-        families=_families(),
-        counts=json.dumps(reads.counts(StoredEvent.objects.filter(id__lte=newest))),
+        families=families,
+        counts=json.dumps(reads.counts(shown)),
+        plumbing=reads.plumbing(shown),
         max_rows=conf.get("MAX_ROWS"),
-        signals=[w.name for w in WATCHED],
-        family_names=FAMILIES,
+        signals=sorted({s["name"] for _, signals in families for s in signals}),
+        family_names=[family for family, _ in families],
+        admin_url=_admin_url(),
+        links=conf.get("LINKS"),
     )
     return render(request, "dashboard/index.html", context)
 
@@ -94,7 +110,7 @@ def detail(request: HttpRequest, key: str) -> HttpResponse:
         event = StoredEvent.objects.get(process=process, seq=seq)
     except (ValueError, StoredEvent.DoesNotExist):
         raise Http404("No such event: it may have been pruned, or not stored yet.") from None
-    if request.htmx:
+    if HtmxDetails(request):
         return render(request, "dashboard/index.html#detail", _detail_context(event))
     return _page(request, selected=event)
 
@@ -124,3 +140,13 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     )
     response["Content-Disposition"] = f'attachment; filename="{_export_name(request, "csv")}"'
     return response
+
+
+def socket(request: HttpRequest) -> HttpResponse:
+    """The live socket's address, asked for over plain HTTP."""
+    return HttpResponse(
+        "This is the dashboard's websocket; open the dashboard's page instead.\n",
+        status=426,
+        headers={"Upgrade": "websocket"},
+        content_type="text/plain",
+    )

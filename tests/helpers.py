@@ -25,7 +25,7 @@ def communicator(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
     from config.asgi import application
 
     return WebsocketCommunicator(
-        application, "/ws/events/", headers=session_headers(client, origin)
+        application, "/socket/", headers=session_headers(client, origin)
     )
 
 

@@ -68,7 +68,7 @@ def test_non_staff_page_redirects_to_login(client, django_user_model):
 
 def test_staff_page_renders_table_socket_and_counters(staff_client):
     html = staff_client.get("/").content.decode()
-    assert 'ws-connect="/ws/events/"' in html
+    assert 'ws-connect="/socket/"' in html
     assert '<tbody id="events">' in html
     assert 'data-count-for="post_published"' in html
     assert "blog.signals.fill_slug" in html  # the blog's receiver, listed under pre_save

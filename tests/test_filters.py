@@ -6,7 +6,7 @@ from django.db import transaction
 from django.test import Client
 
 from blog.models import Post, Tag
-from dashboard.core.filters import EventFilter, search_text
+from dashboard.core.filters import EventFilter, is_plumbing, search_text
 from dashboard.models import StoredEvent
 from tests.browser import open_dashboard
 from tests.helpers import settle
@@ -22,11 +22,13 @@ CASES = [
     {"q": "needle"},
     {"q": "created"},  # the summary
     {"family": "model"},
-    {"family": "custom"},
+    {"family": "blog"},
     {"signal": "pre_save", "q": "haystack"},
     {"sender": "blog.Post"},
     {"sender": "blog.post"},  # exact: matches nothing
     {"family": "request", "q": "GET /blog/"},
+    {"mine": "1"},  # "my project": no plumbing (sessions, request_started, connections...)
+    {"mine": "1", "family": "request"},
 ]
 
 
@@ -34,6 +36,24 @@ def test_search_text_is_the_four_texts_a_row_shows_lowercased():
     assert search_text("post_save", "blog.Post", "Summary “X”", '{"a": "B"}') == (
         'post_save blog.post summary “x” {"a": "b"}'
     )
+
+
+@pytest.mark.parametrize(
+    ("signal", "sender", "payload", "plumbing"),
+    [
+        ("request_started", "ASGIHandler", {}, True),
+        ("request_finished", "ASGIHandler", {}, False),  # one row a request stays
+        ("connection_created", "default (sqlite)", {}, True),
+        ("post_save", "sessions.Session", {}, True),
+        ("post_save", "admin.LogEntry", {}, True),
+        ("post_save", "auth.User", {"update_fields": ["last_login"]}, True),
+        ("post_save", "auth.User", {"update_fields": ["email"]}, False),
+        ("post_save", "blog.Post", {}, False),
+        ("post_published", "blog.Post", {}, False),
+    ],
+)
+def test_my_project_leaves_out_the_frameworks_plumbing(signal, sender, payload, plumbing):
+    assert is_plumbing(signal, sender, payload) is plumbing
 
 
 def test_filters_from_a_query_are_trimmed_cut_and_only_known_keys():

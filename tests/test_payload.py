@@ -397,7 +397,6 @@ def test_receiver_info_names_a_function_and_where_it_is():
     assert info == {
         "name": "tests.test_payload.fill_slug",
         "where": f"{__file__}:{line}",
-        "dashboard": False,
     }
 
 
@@ -408,14 +407,6 @@ def test_receiver_info_gives_the_time_in_ms():
 def test_receiver_info_says_raised_only_when_it_raised():
     assert receiver_info(fill_slug, 0.001, raised=True)["raised"] is True
     assert "raised" not in receiver_info(fill_slug, 0.001)
-
-
-def test_receiver_info_marks_the_dashboard_s_own_receivers():
-    def capture(sender, **kwargs):
-        return None
-
-    capture.dashboard_internal = True
-    assert receiver_info(capture)["dashboard"] is True
 
 
 class Unhashable:

@@ -54,7 +54,7 @@ def test_a_row_s_key_parses_back_to_its_process_and_seq():
 
 
 def test_a_row_s_url_is_its_detail_page():
-    assert make_row(process="host-1", seq=7).url == "/dashboard/events/host-1.7/"
+    assert make_row(process="host-1", seq=7).url == "/events/host-1.7/"
 
 
 def test_a_row_s_time_text_is_to_the_millisecond():

@@ -14,9 +14,7 @@ from django.test import override_settings
 
 from blog.models import Post
 from blog.signals import post_published
-from dashboard.capture import timing, transactions
-from dashboard.capture.receivers import make_receiver
-from dashboard.capture.signals import BY_NAME, Watched
+from dashboard.capture import dispatch, timing, transactions
 from dashboard.core import keys
 from dashboard.history import store
 from dashboard.live import daphne
@@ -35,20 +33,26 @@ def test_every_private_api_is_as_expected_on_the_pinned_versions():
     assert timing.probe() is None
     assert transactions.probe() is None
     assert daphne.probe() is None
+    assert dispatch.probe() is None
     assert all(seam.ok for seam in SEAMS.values())
-    assert {s.id for s in SEAMS.values()} == {"dashboard.W001", "dashboard.W002", "dashboard.W003"}
+    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4)}
     assert dashboard_checks() == []
 
 
-# -- Signal._live_receivers: receiver timing ------------------------------------------
+# -- Signal's send methods and _live_receivers: capture and receiver timing ------------
 
 
 def receivers_of(responses) -> list:
     return [receiver for receiver, _ in responses]
 
 
+def django_send(signal, sender, **named):
+    """What Django's own send() returns: the dashboard's hook taken out for one call."""
+    return dispatch.ORIGINAL["send"](signal, sender, **named)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_send_and_send_robust_return_the_receivers_the_caller_connected(caplog):
+def test_send_and_send_robust_return_what_django_returns(caplog):
     post = Post.objects.create(title="identity")
 
     def broken(sender, **kwargs):
@@ -56,8 +60,9 @@ def test_send_and_send_robust_return_the_receivers_the_caller_connected(caplog):
 
     post_published.connect(broken)
     try:
-        connected = Signal._live_receivers(post_published, Post)[0]  # Django's own, unwrapped
-        assert broken in connected and len(connected) == 3  # the blog's, ours, this one
+        connected = Signal._live_receivers(post_published, Post)[0]  # as has_listeners sees
+        assert connected == dispatch.ORIGINAL["_live_receivers"](post_published, Post)[0]
+        assert broken in connected and len(connected) == 2  # the blog's and this one: none of ours
         robust = post_published.send_robust(sender=Post, post=post)
         assert receivers_of(robust) == connected
         assert isinstance(dict(robust)[broken], ValueError)
@@ -66,7 +71,9 @@ def test_send_and_send_robust_return_the_receivers_the_caller_connected(caplog):
         assert logged == [f"Error calling {broken.__qualname__} in Signal.send_robust() "
                           "(receiver bug)"]  # fmt: skip
         post_published.disconnect(broken)
-        assert receivers_of(post_published.send(sender=Post, post=post)) == connected[:2]
+        assert post_published.send(sender=Post, post=post) == django_send(
+            post_published, Post, post=post
+        )
         assert post_published.has_listeners(Post)
     finally:
         post_published.disconnect(broken)
@@ -85,7 +92,7 @@ async def test_asend_returns_the_receivers_the_caller_connected():
     try:
         responses = await post_published.asend(sender=Post, post=post)
         assert ("mine" in dict(responses).values()) and mine in receivers_of(responses)
-        assert all(type(r) not in timing.WRAPPERS for r in receivers_of(responses))
+        assert all(type(r) not in (timing.Timed, timing.ATimed) for r in receivers_of(responses))
         robust = await post_published.asend_robust(sender=Post, post=post)
         assert mine in receivers_of(robust)
     finally:
@@ -93,28 +100,21 @@ async def test_asend_returns_the_receivers_the_caller_connected():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_dispatch_whose_earlier_receiver_raised_still_shows():
-    """Under send(), a raising receiver ends the dispatch before the dashboard's own
-    receiver runs: the event is captured anyway, the failing receiver marked."""
+def test_a_dispatch_whose_receiver_raised_still_shows():
+    """Under send(), a raising receiver ends the dispatch: the event was captured
+    before the receivers ran, and shows which one raised."""
     post = Post.objects.create(title="raised")
     settle()
 
     def broken(sender, **kwargs):
         raise ValueError("receiver bug")
 
-    uid = "dashboard:post_published"
-    post_published.disconnect(dispatch_uid=uid)
-    post_published.connect(broken)  # before ours
-    post_published.connect(make_receiver(BY_NAME["post_published"]), weak=False, dispatch_uid=uid)
+    post_published.connect(broken)
     try:
         with pytest.raises(ValueError, match="receiver bug"):
             post_published.send(sender=Post, post=post)
     finally:
         post_published.disconnect(broken)
-        post_published.disconnect(dispatch_uid=uid)
-        post_published.connect(
-            make_receiver(BY_NAME["post_published"]), weak=False, dispatch_uid=uid
-        )
     settle()
     event = StoredEvent.objects.get(signal="post_published")
     assert event.payload["post"]["str"] == "raised"
@@ -123,48 +123,49 @@ def test_a_dispatch_whose_earlier_receiver_raised_still_shows():
     assert "stamp_publication" in timed and "raised" not in timed["stamp_publication"]
 
 
-class FutureSignal(Signal):
-    """A Django whose _live_receivers gives one list of (receiver, is_async)."""
-
-    def _live_receivers(self, sender):
-        sync, asynchronous = super()._live_receivers(sender)
-        return [(r, False) for r in sync] + [(r, True) for r in asynchronous]
-
-    def send(self, sender, **named):
-        return [
-            (r, r(signal=self, sender=sender, **named))
-            for r, is_async in self._live_receivers(sender)
-            if not is_async
-        ]
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_new_shape_of_live_receivers_falls_back_to_untimed_capture(caplog):
-    signal = FutureSignal()
-    receiver = make_receiver(Watched("future", "tests.test_seams.FutureSignal", "custom"))
-    assert timing.instrument(signal)
-    signal.connect(receiver, weak=False)
-
-    assert signal.send(sender=None, n=1) == [(receiver, None)]  # no exception, same result
-    assert signal.send(sender=None, n=2) == [(receiver, None)]
-    settle()
-    stored = StoredEvent.objects.filter(signal="future").order_by("id")
-    assert [e.payload["n"] for e in stored] == [1, 2]  # captured by the plain receiver
-    assert stored[0].detail["receivers"] == []  # untimed
+def test_a_new_shape_of_live_receivers_falls_back_to_untimed_capture(caplog, monkeypatch):
+    """A Django whose _live_receivers returned something else: sends work as Django
+    makes them, recorded without timings; said once."""
+    assert timing.timed(["a", "new", "shape"], []) == ["a", "new", "shape"]  # handed back
     assert not timing.SEAM.ok
+    post = Post.objects.create(title="untimed")
+    settle()
+    event = StoredEvent.objects.filter(signal="post_save", sender="blog.Post").get()
+    assert event.payload["instance"]["str"] == "untimed"
+    assert event.detail["receivers"] == []
     warnings = [r for r in caplog.records if "_live_receivers" in r.getMessage()]
     assert len(warnings) == 1
     assert dashboard_checks() == ["dashboard.W001"]
-    # From now on nothing is wrapped: a new signal keeps Django's own methods.
-    assert timing.instrument(FutureSignal()) is False
+    assert post.pk
 
 
-def test_the_start_up_probe_refuses_an_unknown_django_or_shape(monkeypatch):
+def test_the_start_up_probes_refuse_an_unknown_django_or_shape(monkeypatch):
     monkeypatch.setattr(django, "VERSION", (9, 0, 0, "final", 0))
     assert "is not among the versions" in timing.probe()
     monkeypatch.undo()
     monkeypatch.setattr(Signal, "_live_receivers", lambda self, sender: [])
     assert "not a (sync, async) pair" in timing.probe()
+    monkeypatch.undo()
+    monkeypatch.setattr(Signal, "send_robust", lambda self, *args: [])
+    assert "no longer takes (sender, **named)" in dispatch.probe()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_its_hook_the_dashboard_records_nothing_and_alters_nothing():
+    """dispatch.W004: the send methods changed shape, so the hook stays out."""
+    settle()
+    before = set(StoredEvent.objects.values_list("id", flat=True))
+    dispatch.uninstall()
+    try:
+        assert not hasattr(Signal.send, "__wrapped__")  # Django's own
+        Post.objects.create(title="unseen")
+        settle()
+        new = StoredEvent.objects.exclude(id__in=before).values_list("signal", "sender")
+        assert not [event for event in new if event[1] == "blog.Post"]
+    finally:
+        dispatch.install()
+    assert Signal.send.__wrapped__ is dispatch.ORIGINAL["send"]
 
 
 # -- connection.savepoint_ids: rollback marks -------------------------------------------

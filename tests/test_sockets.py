@@ -76,7 +76,7 @@ async def test_daphne_still_hands_applications_its_socket():
     server = Server(application, endpoints=["tcp:port=0:interface=127.0.0.1"])  # never run
     protocol = WebSocketProtocol()
     server.connections = {protocol: {}}
-    server.create_application(protocol, {"type": "websocket", "path": "/ws/events/"})
+    server.create_application(protocol, {"type": "websocket", "path": "/socket/"})
     await asyncio.sleep(0)
     assert socket_of(sends[0]) is protocol
 

@@ -3,9 +3,11 @@
 Under ASGI, `RequestContextMiddleware` (below) sets these for the whole
 life of a request or socket, so every signal sent while serving it (in the
 handler's coroutine or in the thread sync code runs in) sees them. Django's
-test client and WSGI have no such wrapper: the receivers below stand in for it.
+test client and WSGI have no such wrapper: hooks on request_started and
+request_finished stand in for it (BEFORE and AFTER, below).
 """
 
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -14,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import request_finished, request_started, setting_changed
+from django.db.models.signals import post_migrate, pre_migrate
+from django.dispatch import Signal
 
 from dashboard import conf
 from dashboard.core.quiet import quiet
@@ -37,12 +42,46 @@ current_request: ContextVar[RequestInfo | None] = ContextVar("dashboard_request"
 
 
 def is_quiet_path(path: str) -> bool:
-    static = "/" + settings.STATIC_URL.lstrip("/")
-    return path == "/" or path.startswith((static, *conf.get("QUIET_PATHS")))
+    """The dashboard's own requests (its page, detail, exports, socket, wherever
+    its URLconf is mounted), static files and QUIET_PATHS: never captured."""
+    exact, prefixes = _quiet_routes(settings.ROOT_URLCONF, settings.STATIC_URL or "")
+    return path in exact or path.startswith(prefixes) or path.startswith(conf.get("QUIET_PATHS"))
 
 
-def begin_wsgi_request(sender: Any, environ: dict | None = None, **kwargs: Any) -> None:
-    """request_started receiver for WSGI and the test client (ASGI sets context itself)."""
+@functools.lru_cache(maxsize=8)
+def _quiet_routes(urlconf: str, static_url: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The dashboard's routes as this URLconf mounts them: exact paths, and the
+    prefixes of those that take an argument (an event's key)."""
+    from django.urls import NoReverseMatch, reverse
+
+    from dashboard import urls  # the app's own routes, not a list kept here
+
+    exact, prefixes = set(), ["/" + static_url.lstrip("/")] if static_url else []
+    for pattern in urls.urlpatterns:
+        arguments = getattr(pattern.pattern, "converters", {})
+        try:
+            path = reverse(
+                f"{urls.app_name}:{pattern.name}",
+                urlconf=urlconf,
+                kwargs={name: "QUIET" for name in arguments},
+            )
+        except NoReverseMatch:  # not mounted in this URLconf
+            continue
+        if arguments:
+            prefixes.append(path[: path.index("QUIET")])
+        else:
+            exact.add(path)
+    return frozenset(exact), tuple(prefixes)
+
+
+# -- standing in for the ASGI middleware where there is none (WSGI, the test
+# client), and quiet while migrating: called by capture/dispatch.py around the
+# sends of these signals, before and after they are recorded.
+
+
+def _begin_wsgi_request(sender: Any, named: dict[str, Any]) -> None:
+    """request_started under WSGI and the test client (ASGI sets context itself)."""
+    environ = named.get("environ")
     if environ is None or current_request.get() is not None:
         return
     path = environ.get("PATH_INFO", "")
@@ -50,29 +89,38 @@ def begin_wsgi_request(sender: Any, environ: dict | None = None, **kwargs: Any) 
     quiet.set(is_quiet_path(path))
 
 
-def end_wsgi_request(sender: Any, **kwargs: Any) -> None:
-    """request_finished receiver, connected after the capture ones, that undoes the above."""
+def _end_wsgi_request() -> None:
+    """After request_finished: undo the above."""
     info = current_request.get()
     if info is not None and info.wsgi:
         current_request.set(None)
         quiet.set(False)
 
 
-def begin_migrate(sender: Any, **kwargs: Any) -> None:
+def _begin_migrate(sender: Any, named: dict[str, Any]) -> None:
     """pre_migrate: tables (the dashboard's own among them) may not exist yet."""
     quiet.set(True)
 
 
-def end_migrate(sender: Any, **kwargs: Any) -> None:
-    """post_migrate (sent once every migration has run): capture again."""
+def _end_migrate() -> None:
+    """After post_migrate: capture again."""
     quiet.set(False)
 
 
-# Not listed among a signal's receivers on the dashboard: they are its plumbing.
-begin_wsgi_request.dashboard_internal = True  # type: ignore[attr-defined]
-end_wsgi_request.dashboard_internal = True  # type: ignore[attr-defined]
-begin_migrate.dashboard_internal = True  # type: ignore[attr-defined]
-end_migrate.dashboard_internal = True  # type: ignore[attr-defined]
+def _settings_changed(sender: Any, named: dict[str, Any]) -> None:
+    if named.get("setting") == "DASHBOARD":
+        conf.forget()
+
+
+BEFORE: dict[Signal, Callable[[Any, dict[str, Any]], None]] = {
+    request_started: _begin_wsgi_request,
+    pre_migrate: _begin_migrate,
+    setting_changed: _settings_changed,
+}
+AFTER: dict[Signal, Callable[[], None]] = {
+    request_finished: _end_wsgi_request,
+    post_migrate: _end_migrate,
+}
 
 
 Scope = MutableMapping[str, Any]

@@ -11,7 +11,8 @@ from types import CodeType
 
 from django.conf import settings
 
-_PROJECT_ROOT = str(settings.BASE_DIR) + os.sep
+# The project's own code lives under BASE_DIR (startproject sets it), else where it runs from.
+_PROJECT_ROOT = os.path.abspath(str(getattr(settings, "BASE_DIR", None) or os.getcwd())) + os.sep
 _DASHBOARD_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _is_project_code: dict[CodeType, bool] = {}
 # "file:line in function" per (code, instruction): the same call sites send
@@ -32,7 +33,7 @@ def _project_code(code: CodeType) -> bool:
 
 def origin() -> str | None:
     """The innermost frame of the project's own code on the stack, if any."""
-    frame = sys._getframe(2)
+    frame = sys._getframe(2)  # CPython's, as Django's own code uses it
     known = _is_project_code
     while frame is not None:
         code = frame.f_code

@@ -1,59 +1,170 @@
-"""The one list of signals the dashboard watches, each with its family.
+"""Every Signal the process sends, named and put in a family: no list to edit.
 
-The family picks the row colour and the group in the counters; the order
-here is the order of the counters on the page.
+A signal is named by where it is defined: the module attribute that holds
+it, found by scanning `sys.modules` (once at start-up, then again for
+modules imported since, when a signal not seen before is sent). Its family
+comes from that module: Django's own signals by their module (model,
+request, database, settings), everything else by the app that defines it
+(`auth`, `blog`, `allauth`, ...), or its top-level package.
+
+Runs inside the sender's call (`spec_of` on every send), so the answers are
+cached per signal; scanning happens once per new module.
 """
 
+import inspect
+import re
+import sys
+import threading
 import weakref
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
+from django.apps import apps
 from django.dispatch import Signal
-from django.utils.module_loading import import_string
 
+from dashboard import conf
 from dashboard.core.payload import receiver_info
+
+# Django's own signal modules, by family; the rest are named by their app.
+DJANGO_FAMILIES = {
+    "django.db.models.signals": "model",
+    "django.core.signals": "request",
+    "django.db.backends.signals": "database",
+    "django.test.signals": "settings",
+}
+FAMILY_OF = {"django.core.signals.setting_changed": "settings"}
+FAMILY_ORDER = ("model", "request", "database", "settings", "auth")
 
 
 @dataclass(frozen=True, slots=True)
-class Watched:
-    name: str
-    path: str  # import path of the Signal object
-    family: str
+class Spec:
+    name: str  # "post_save"
+    path: str  # "django.db.models.signals.post_save": where it is defined
+    family: str  # "model", ..., or the app label of its module ("blog")
 
     @property
-    def signal(self) -> Signal:
-        return import_string(self.path)
+    def recorded(self) -> bool:
+        """Not left out by SIGNALS / IGNORE_SIGNALS."""
+        return _matches(self, conf.get("SIGNALS")) and not _matches(
+            self, conf.get("IGNORE_SIGNALS")
+        )
 
 
-FAMILIES = ("model", "request", "database", "settings", "auth", "custom")
-
-WATCHED: tuple[Watched, ...] = (
-    Watched("pre_save", "django.db.models.signals.pre_save", "model"),
-    Watched("post_save", "django.db.models.signals.post_save", "model"),
-    Watched("pre_delete", "django.db.models.signals.pre_delete", "model"),
-    Watched("post_delete", "django.db.models.signals.post_delete", "model"),
-    Watched("m2m_changed", "django.db.models.signals.m2m_changed", "model"),
-    Watched("request_started", "django.core.signals.request_started", "request"),
-    Watched("request_finished", "django.core.signals.request_finished", "request"),
-    Watched("got_request_exception", "django.core.signals.got_request_exception", "request"),
-    Watched("connection_created", "django.db.backends.signals.connection_created", "database"),
-    Watched("setting_changed", "django.core.signals.setting_changed", "settings"),
-    Watched("user_logged_in", "django.contrib.auth.signals.user_logged_in", "auth"),
-    Watched("user_logged_out", "django.contrib.auth.signals.user_logged_out", "auth"),
-    Watched("user_login_failed", "django.contrib.auth.signals.user_login_failed", "auth"),
-    Watched("post_published", "blog.signals.post_published", "custom"),
-    Watched("post_viewed", "blog.signals.post_viewed", "custom"),
-)
-
-BY_NAME = {w.name: w for w in WATCHED}
+_specs: "weakref.WeakKeyDictionary[Signal, Spec]" = weakref.WeakKeyDictionary()
+_scanned: set[str] = set()
+_lock = threading.Lock()
 
 
-def receivers_of(name: str) -> list[dict[str, Any]]:
-    """The live receivers of a watched signal, the dashboard's own excluded."""
+def spec_of(signal: Signal) -> Spec:
+    """The signal's name and family; a signal not seen before is looked for first."""
+    spec = _specs.get(signal)
+    if spec is None:
+        with _lock:
+            _scan()
+            spec = _specs.get(signal)
+            if spec is None:  # defined outside any module's namespace (a class, a function)
+                spec = _specs[signal] = Spec(f"signal-{id(signal):x}", "", "other")
+    return spec
+
+
+def discovered() -> list[tuple[Signal, Spec]]:
+    """Every signal found so far, family by family (the page's counters)."""
+    with _lock:
+        _scan()
+        found = list(_specs.items())
+    return sorted(found, key=lambda item: (_family_rank(item[1].family), item[1].path))
+
+
+def _scan() -> None:
+    """Name the signals of every module imported since the last scan (lock held)."""
+    candidates: dict[Signal, list[tuple[str, str]]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if module_name in _scanned or module is None:
+            continue
+        _scanned.add(module_name)
+        try:
+            namespace = list(vars(module).items())
+        except TypeError:
+            continue
+        for attr, value in namespace:
+            # type(), not isinstance(): isinstance() would evaluate a lazy object.
+            if issubclass(type(value), Signal) and value not in _specs:
+                candidates.setdefault(value, []).append((module_name, attr))
+    for signal, places in candidates.items():
+        module_name, attr = min(places, key=_defining_first) if len(places) > 1 else places[0]
+        path = f"{module_name}.{attr}"
+        _specs[signal] = Spec(attr, path, _family(module_name, path))
+
+
+def _defining_first(place: tuple[str, str]) -> tuple[bool, bool, int, str]:
+    """Where a signal held by several modules is defined: the module whose source
+    assigns it (the others import it), then a `signals` module, the shortest name."""
+    module_name, attr = place
+    return (
+        not _assigns(module_name, attr),
+        not module_name.endswith("signals"),
+        len(module_name),
+        module_name,
+    )
+
+
+def _assigns(module_name: str, attr: str) -> bool:
+    try:
+        source = inspect.getsource(sys.modules[module_name])
+    except (OSError, TypeError, KeyError):
+        return False
+    return re.search(rf"^{re.escape(attr)}\s*(:[^=]*)?=", source, re.MULTILINE) is not None
+
+
+def _family(module_name: str, path: str) -> str:
+    if path in FAMILY_OF:
+        return FAMILY_OF[path]
+    if module_name in DJANGO_FAMILIES:
+        return DJANGO_FAMILIES[module_name]
+    app = apps.get_containing_app_config(module_name)
+    return app.label if app is not None else module_name.partition(".")[0]
+
+
+def _family_rank(family: str) -> tuple[int, str]:
+    try:
+        return FAMILY_ORDER.index(family), ""
+    except ValueError:
+        return len(FAMILY_ORDER), family
+
+
+# -- what is recorded: SIGNALS and IGNORE_SIGNALS --------------------------------------
+
+# Per signal, its spec if recorded, else None: asked on every send of every
+# signal (pre_init: every row a query loads), so one weak-dict lookup.
+_recorded: "weakref.WeakKeyDictionary[Signal, Spec | None]" = weakref.WeakKeyDictionary()
+_recorded_for = [-1]  # the settings' generation those answers are for
+
+
+def recorded(signal: Signal) -> Spec | None:
+    """The signal's spec if SIGNALS and IGNORE_SIGNALS record it, else None."""
+    if _recorded_for[0] != conf.current_generation():
+        _recorded.clear()
+        _recorded_for[0] = conf.generation
+    try:
+        return _recorded[signal]
+    except KeyError:
+        spec = spec_of(signal)
+        answer = _recorded[signal] = spec if spec.recorded else None
+        return answer
+
+
+def _matches(spec: Spec, patterns: Any) -> bool:
+    names = (spec.name, spec.path, f"{spec.family}.{spec.name}")
+    return any(fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+def receivers_of(signal: Signal) -> list[dict[str, Any]]:
+    """The live receivers of a signal, as the detail names them."""
     found = []
-    for entry in BY_NAME[name].signal.receivers:
+    for entry in signal.receivers:
         ref = entry[1]
         func = ref() if isinstance(ref, weakref.ReferenceType) else ref
-        if func is not None and not getattr(func, "dashboard_internal", False):
+        if func is not None:
             found.append(receiver_info(func))
     return found

@@ -14,6 +14,7 @@ from typing import Any
 
 from dashboard import conf
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
+from dashboard.core.filters import is_plumbing
 from dashboard.core.rows import Row, to_json
 
 MASK = "•••••"
@@ -97,8 +98,10 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
 def summarize(payload: dict[str, Any]) -> str:
     """One line for the table: the object, then what happened to it."""
     parts: list[str] = []
-    for key in ("instance", "post", "user"):
-        if isinstance(obj := payload.get(key), dict) and "model" in obj:
+    # The object it is about: `instance` (model signals), else the first model
+    # instance among its arguments (`user`, a host's own `book`, ...).
+    for obj in (payload.get("instance"), *payload.values()):
+        if isinstance(obj, dict) and "model" in obj and "str" in obj:
             parts.append(f"{obj['model']} #{obj['pk']} “{obj['str']}”")
             break
     if isinstance(req := payload.get("request"), dict):
@@ -164,6 +167,7 @@ def describe_event(event: Event) -> Row:
         },
         request_id=event.request_id or "",
         rolled_back=event.rolled_back,
+        plumbing=is_plumbing(event.signal, event.sender, payload),
     )
     event.described()
     return row
@@ -172,10 +176,10 @@ def describe_event(event: Event) -> Row:
 def receiver_info(func: Any, seconds: float | None = None, raised: bool = False) -> dict[str, Any]:
     """A receiver as the dashboard names it: dotted name, file:line, and its time."""
     try:
-        name, where, ours = _named(func)
+        name, where = _named(func)
     except TypeError:  # a callable object that cannot be hashed: named uncached
-        name, where, ours = _named.__wrapped__(func)
-    info: dict[str, Any] = {"name": name, "where": where, "dashboard": ours}
+        name, where = _named.__wrapped__(func)
+    info: dict[str, Any] = {"name": name, "where": where}
     if seconds is not None:
         info["ms"] = round(seconds * 1000, 3)
     if raised:
@@ -184,10 +188,9 @@ def receiver_info(func: Any, seconds: float | None = None, raised: bool = False)
 
 
 @lru_cache(maxsize=1024)  # per receiver, asked for every event it ran for
-def _named(func: Any) -> tuple[str, str, bool]:
+def _named(func: Any) -> tuple[str, str]:
     code = getattr(func, "__code__", None)
     return (
         f"{func.__module__}.{getattr(func, '__qualname__', type(func).__qualname__)}",
         f"{code.co_filename}:{code.co_firstlineno}" if code else "",
-        bool(getattr(func, "dashboard_internal", False)),
     )

@@ -21,6 +21,9 @@ ROLLED_BACK_BADGE = (
 )
 
 
+PLUMBING = " data-plumbing"  # hidden by "my project" (core/filters.py)
+
+
 def _text(value: str) -> str:
     """Escaped for an element's text: quotes are safe there, and JSON is full
     of them (&quot; made payloads a fifth bigger, on every socket)."""
@@ -39,7 +42,7 @@ def render_row(row: Row) -> str:
     return (
         f'<tr class="event fam-{family}{" rolled-back" if rolled_back else ""}" '
         f'data-key="{escape(row.key)}" data-signal="{signal}" data-family="{family}" '
-        f'data-sender="{sender}"{request}>'
+        f'data-sender="{sender}"{request}{PLUMBING if row.plumbing else ""}>'
         f'<td class="t"><time datetime="{escape(row.time_iso)}">'
         f"{escape(row.time_text)}</time></td>"
         f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}</td>'
@@ -64,11 +67,13 @@ def render_frame(
     unstored: int = 0,
     rolled_back: list[str] | tuple[str, ...] = (),
     history_id: int | None = None,
+    plumbing: int = 0,
 ) -> str:
     """One frame: `rows` newest first, plus counts of every event the frame stands for.
 
     Two out-of-band swaps: the rows go on top of the live table; the hidden
-    #batch element carries the counts (and, for a live frame, its process's
+    #batch element carries the counts, how many of them are plumbing (and,
+    for a live frame, its process's
     running counts of dropped and unstored events; rolled back ones; for a
     backfill, the history id) that dashboard.js applies. Callers pass at
     most MAX_ROWS rows (more would be trimmed by the page at once); the
@@ -77,6 +82,7 @@ def render_frame(
     attrs = [
         f'data-counts="{escape(json.dumps(counts))}"',
         f'data-total="{sum(counts.values())}"',
+        f'data-plumbing-count="{int(plumbing)}"',
     ]
     if process is not None:
         attrs.append(

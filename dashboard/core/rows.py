@@ -50,6 +50,7 @@ class Row:
     detail: dict[str, Any]  # origin, field diff, receivers with timings (core/payload.py)
     request_id: str = ""
     rolled_back: bool = False
+    plumbing: bool = False  # the framework's bookkeeping: "my project" hides it (core/filters.py)
     id: int | None = None  # the history's id, once stored
 
     @property
@@ -89,6 +90,7 @@ class Row:
             detail=obj.detail,
             request_id=obj.request_id,
             rolled_back=obj.rolled_back,
+            plumbing=obj.plumbing,
             id=obj.pk,
         )
 

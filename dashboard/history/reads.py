@@ -1,6 +1,6 @@
 """Reading the history: the newest rows, counts, and what a resuming page missed."""
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Count, Max, QuerySet
 
@@ -18,19 +18,28 @@ def counts(events: QuerySet) -> dict[str, int]:
     return dict(events.order_by().values_list("signal").annotate(n=Count("id")))
 
 
+def plumbing(events: QuerySet) -> int:
+    """How many of these events "my project" hides."""
+    return events.filter(plumbing=True).count()
+
+
 def latest_of(events: QuerySet, limit: int) -> list[Row]:
     return [Row.from_stored(o) for o in events.order_by("-id")[:limit]]
 
 
-def backfill(
-    after: int, flt: EventFilter, seen: dict[str, int], limit: int
-) -> tuple[list[Row], dict[str, int], int, dict[str, int]]:
+class Backfill(NamedTuple):
+    rows: list[Row]  # filtered, newest first, at most the limit
+    counts: dict[str, int]  # every missed event, per signal
+    plumbing: int  # how many of them "my project" hides
+    newest: int  # the newest history id considered
+    highest: dict[str, int]  # per process, the highest seq sent
+
+
+def backfill(after: int, flt: EventFilter, seen: dict[str, int], limit: int) -> Backfill:
     """What a page missed: stored events past id `after` that it does not hold.
 
     `seen` maps a process to the highest seq the page holds from it (sequence
     numbers grow per process, and each process's events reach a page in order).
-    Returns the rows (filtered, newest first, at most `limit`), counts of every
-    missed event, the newest id considered, and per process the highest seq sent.
     """
     missed = StoredEvent.objects.filter(id__gt=after)
     for process, seq in seen.items():
@@ -40,4 +49,6 @@ def backfill(
     highest: dict[str, Any] = dict(
         missed.order_by().values_list("process").annotate(m=Max("seq")).values_list("process", "m")
     )
-    return latest_of(flt.apply(missed), limit), counts(missed), newest, highest
+    return Backfill(
+        latest_of(flt.apply(missed), limit), counts(missed), plumbing(missed), newest, highest
+    )

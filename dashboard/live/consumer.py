@@ -77,13 +77,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await writer.caught_up()  # what went out before we joined is readable now
             for process, seq in self.seen.items():  # forwarded while the page was asking
                 seen[process] = max(seq, seen.get(process, 0))
-            rows, counts, newest, highest = await database_sync_to_async(reads.backfill)(
+            missed = await database_sync_to_async(reads.backfill)(
                 after, filters, seen, conf.get("MAX_ROWS")
             )
-            for process, seq in highest.items():
+            for process, seq in missed.highest.items():
                 self.seen[process] = max(seq, self.seen.get(process, 0))
-            if counts:
-                await self.send(text_data=render_frame(rows, counts, history_id=newest))
+            if missed.counts:
+                frame = render_frame(
+                    missed.rows, missed.counts, history_id=missed.newest, plumbing=missed.plumbing
+                )
+                await self.send(text_data=frame)
         finally:
             while self.held:  # whatever arrives meanwhile joins the end
                 await self.forward(self.held.pop(0))

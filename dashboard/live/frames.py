@@ -45,6 +45,7 @@ def prepare(
         dropped=dropped,
         unstored=unstored,
         rolled_back=[e.key for e in marks],
+        plumbing=sum(row.plumbing for row in rows),
     )
     message: dict[str, Any] = {"type": "events.batch", "html": html, "process": process}
     if events:

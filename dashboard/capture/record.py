@@ -1,30 +1,30 @@
-"""Receivers that turn (signal, sender, kwargs) into an Event and hand it off.
+"""One send → an Event: what the signal carried, snapshotted before its receivers run.
 
-This runs inside the sender's call, so it must be cheap and must never raise:
-it snapshots what may change or vanish (capture/snapshot.py), labels the
-sender, and hands the event to the live pump (live/handoff.py). Describing,
+This runs inside the sender's call (capture/dispatch.py), so it must be
+cheap: it snapshots what may change or vanish (capture/snapshot.py), labels
+the sender and notes where the project's code sent it from. Describing,
 masking and rendering happen later, off the sender's path.
 """
 
-import logging
 import sys
 import traceback
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 from typing import Any
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler, StaticFilesHandler
+from django.core.signals import got_request_exception, request_finished, request_started
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import Signal
 
 from dashboard import conf
-from dashboard.capture import context, timing, transactions
+from dashboard.capture import context, transactions
 from dashboard.capture.origin import origin
-from dashboard.capture.signals import WATCHED, Watched
+from dashboard.capture.signals import Spec
 from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
 from dashboard.core.events import Event, RequestSnapshot
-from dashboard.live.handoff import handoff
-
-logger = logging.getLogger("dashboard")
 
 # Static files are served by handlers that send request signals of their own.
 QUIET_SENDERS = (ASGIStaticFilesHandler, StaticFilesHandler)
@@ -83,11 +83,13 @@ def _exception_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
 
 
 SPECIAL_KWARGS = {"scope", "environ", "signal"}
-EXTRA_FIELDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
-    "request_started": _request_fields,
-    "request_finished": _finished_fields,
-    "got_request_exception": _exception_fields,
+EXTRA_FIELDS: dict[Signal, Callable[[dict[str, Any], dict[str, Any]], None]] = {
+    request_started: _request_fields,
+    request_finished: _finished_fields,
+    got_request_exception: _exception_fields,
 }
+# Families whose events can belong to a transaction that rolls back.
+UNTRANSACTED = frozenset({"request", "database", "settings"})
 
 
 def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
@@ -107,63 +109,41 @@ def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
     )
 
 
-def build_event(spec: Watched, sender: Any, kwargs: dict[str, Any]) -> Event | None:
+@conf.per_settings
+def _ignored_label(label: str) -> bool:
+    """IGNORE_SENDERS, decided once per label."""
+    return any(fnmatchcase(label, pattern) for pattern in conf.get("IGNORE_SENDERS"))
+
+
+def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> Event | None:
+    """The event for this send, or None (an ignored sender)."""
     if _ignored(sender):
+        return None
+    label = sender_label(sender, kwargs)
+    if _ignored_label(label):
         return None
     raw = {
         k: v if type(v) in PLAIN_TYPES else snapshot(v)  # most kwargs: no call
         for k, v in kwargs.items()
         if k not in SPECIAL_KWARGS
     }
-    if extra := EXTRA_FIELDS.get(spec.name):
+    if extra := EXTRA_FIELDS.get(signal):
         extra(raw, kwargs)
     info = context.current_request.get()
     event = Event(
         signal=spec.name,
         family=spec.family,
-        sender=sender_label(sender, kwargs),
+        sender=label,
         raw=raw,
         request_id=info.id if info else None,
         origin=origin(),
     )
     instance = kwargs.get("instance")
-    if spec.name == "pre_save" and not kwargs.get("raw") and conf.get("DIFFS"):
+    if signal is pre_save and not kwargs.get("raw") and conf.get("DIFFS"):
         # Kept on the instance until its post_save compares against it.
         instance.__dict__["_dashboard_before"] = _stored_values(instance, kwargs.get("using"))
-    elif spec.name == "post_save":
+    elif signal is post_save:
         event.before = instance.__dict__.pop("_dashboard_before", None)
-    if spec.family in ("model", "custom"):
+    if spec.family not in UNTRANSACTED:
         transactions.track(event, kwargs.get("using"))
     return event
-
-
-def make_receiver(spec: Watched) -> Callable[..., None]:
-    def capture(sender: Any, kwargs: dict[str, Any]) -> Event | None:
-        """The event for this signal, or None (quiet, ignored). Never raises."""
-        if context.quiet.get():
-            return None
-        try:
-            return build_event(spec, sender, kwargs)
-        except Exception:
-            # The sender must never fail because of the dashboard.
-            logger.exception("dashboard: could not capture %s", spec.name)
-            return None
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        # Called like this only when the dispatch is not timed (capture/timing.py),
-        # which otherwise calls `capture` and hands off when all receivers ran.
-        if (event := capture(sender, kwargs)) is not None:
-            handoff.publish(event)
-
-    receiver.capture = capture  # type: ignore[attr-defined]
-    receiver.dashboard_internal = True  # type: ignore[attr-defined]
-    receiver.__qualname__ = f"capture_{spec.name}"
-    return receiver
-
-
-def connect_all() -> None:
-    """Connect one receiver per watched signal (called from AppConfig.ready)."""
-    for spec in WATCHED:
-        signal = spec.signal
-        timing.instrument(signal)
-        signal.connect(make_receiver(spec), weak=False, dispatch_uid=f"dashboard:{spec.name}")

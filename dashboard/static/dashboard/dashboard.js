@@ -14,6 +14,7 @@
   var unstoredByProcess = {};
   var historyId = 0;     // the newest stored id the page's history covers
   var seen = {};         // per process, the newest event seq the page holds (or filtered out)
+  var plumbing = 0;      // events so far that "my project" hides
   var paused = false;
   var pausedCount = 0;
 
@@ -25,7 +26,7 @@
   function filters() {
     var data = new FormData($("filters"));
     var out = {};
-    ["family", "signal", "sender", "request", "q"].forEach(function (k) {
+    ["family", "signal", "sender", "request", "q", "mine"].forEach(function (k) {
       var v = (data.get(k) || "").trim();
       if (v) out[k] = v;
     });
@@ -50,6 +51,7 @@
     if (f.sender && row.dataset.sender !== f.sender) return false;
     if (f.request && (row.dataset.request || "") !== f.request) return false;
     if (f.q && searchText(row).indexOf(f.q.toLowerCase()) < 0) return false;
+    if (f.mine && "plumbing" in row.dataset) return false;
     return true;
   }
 
@@ -124,10 +126,17 @@
     $(name + "-box").hidden = total === 0;
   }
 
+  function showPlumbing() {
+    $("plumbing-count").textContent = plumbing;
+    $("plumbing-note").hidden = !filters().mine;
+  }
+
   function applyBatch(freshRows) {
     var batch = $("batch");
     if (!batch || !batch.dataset.counts) return;
     addCounts(JSON.parse(batch.dataset.counts));
+    plumbing += parseInt(batch.dataset.plumbingCount, 10) || 0;
+    showPlumbing();
     if (batch.dataset.process) {
       // Running counts per process: the page shows their sum.
       showLosses(droppedByProcess, batch.dataset.process, batch.dataset.dropped, "dropped");
@@ -173,6 +182,7 @@
       if (inHistory.has(r.dataset.key) || !matches(r, f)) r.remove();
     });
     historyId = Math.max(historyId, parseInt(history().dataset.lastId, 10) || 0);
+    showPlumbing();
     var q = new URLSearchParams(f).toString();
     $("export-ndjson").search = q;
     $("export-csv").search = q;
@@ -186,8 +196,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     historyId = parseInt(history().dataset.lastId, 10) || 0;
     history().querySelectorAll("tr").forEach(function (r) { note(r.dataset.key); });
-    var initial = JSON.parse(document.querySelector(".dash").dataset.counts || "{}");
-    addCounts(initial);
+    var dash = document.querySelector(".dash");
+    addCounts(JSON.parse(dash.dataset.counts || "{}"));
+    plumbing = parseInt(dash.dataset.plumbing, 10) || 0;
+    showPlumbing();
     $("pause").addEventListener("click", function () {
       paused = !paused;
       this.setAttribute("aria-pressed", String(paused));

@@ -1,0 +1,181 @@
+"""Every send of every signal, observed: the class-wide seam on Signal's send methods.
+
+`Signal.send`, `send_robust`, `asend` and `asend_robust` are wrapped once,
+at start-up (`install()`), as the dashboard's only hook into Django's
+dispatch. No receiver is connected: `has_listeners()`, receiver order,
+Django's fast-delete path and what each send returns are exactly what they
+are without the dashboard. A send of a signal that is recorded (capture/
+signals.py) is snapshotted before its receivers run (capture/record.py),
+its receivers are timed (capture/timing.py) and the event is handed off
+once the send returns or raises, so a dispatch whose receiver raised still
+shows. Everything else goes straight to Django's method.
+
+The send methods are Django's public API; wrapping them depends only on
+their `(self, sender, **named)` signature, which `probe()` checks.
+"""
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from django.dispatch import Signal
+
+from dashboard.capture import context, record, signals, timing
+from dashboard.core.events import Event, ReceiverTiming
+from dashboard.core.quiet import quiet
+from dashboard.live.handoff import handoff
+from dashboard.seams import seam
+
+logger = logging.getLogger("dashboard")
+
+SEAM = seam(
+    "dashboard.W004",
+    "django.dispatch.Signal.send, send_robust, asend and asend_robust (wrapped class-wide)",
+    "no signal is recorded",
+)
+METHODS = ("send", "send_robust", "asend", "asend_robust")
+ORIGINAL: dict[str, Callable[..., Any]] = {}
+
+
+class Dispatch:
+    """One recorded send under way: its event, and its receivers' times."""
+
+    __slots__ = ("event", "signal", "timings")
+
+    def __init__(self, signal: Signal, event: Event) -> None:
+        self.signal, self.event = signal, event
+        self.timings: list[ReceiverTiming] | None = None  # set when its receivers are timed
+
+    def done(self) -> None:
+        if self.timings:
+            self.event.timings = self.timings
+        handoff.publish(self.event)
+
+
+# The recorded send under way in this context (a receiver's own sends nest).
+current: ContextVar[Dispatch | None] = ContextVar("dashboard_dispatch", default=None)
+
+
+def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | None:
+    """The dispatch to record for this send, or None. Never raises."""
+    try:
+        if (hook := context.BEFORE.get(signal)) is not None:
+            hook(sender, named)
+        if quiet.get():
+            return None
+        spec = signals.recorded(signal)
+        if spec is None:
+            return None
+        event = record.capture(spec, signal, sender, named)
+        return Dispatch(signal, event) if event is not None else None
+    except Exception:  # the sender must never fail because of the dashboard
+        logger.exception("dashboard: could not capture a signal")
+        return None
+
+
+def _end(signal: Signal, dispatch: Dispatch | None) -> None:
+    try:
+        if dispatch is not None:
+            dispatch.done()
+        if (hook := context.AFTER.get(signal)) is not None:
+            hook()
+    except Exception:
+        logger.exception("dashboard: could not hand off a signal")
+
+
+def _live_receivers(self: Signal, sender: Any) -> Any:
+    result = ORIGINAL["_live_receivers"](self, sender)
+    dispatch = current.get()
+    if dispatch is None or dispatch.signal is not self or dispatch.timings is not None:
+        return result  # has_listeners(), or a call outside a recorded send
+    if not timing.SEAM.ok:
+        return result
+    dispatch.timings = []
+    return timing.timed(result, dispatch.timings)
+
+
+def _responses(responses: Any, dispatch: Dispatch) -> Any:
+    """What Django's send returned, with the receivers the caller connected."""
+    if not dispatch.timings:
+        return responses
+    return [(timing.connected(r), v) for r, v in responses]
+
+
+def _sync(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def send(self: Signal, sender: Any, **named: Any) -> Any:
+        dispatch = _begin(self, sender, named)
+        if dispatch is None:
+            try:
+                return method(self, sender, **named)
+            finally:
+                if self in context.AFTER:
+                    _end(self, None)
+        token = current.set(dispatch)
+        try:
+            return _responses(method(self, sender, **named), dispatch)
+        finally:
+            current.reset(token)
+            _end(self, dispatch)
+
+    return send
+
+
+def _async(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def asend(self: Signal, sender: Any, **named: Any) -> Any:
+        dispatch = _begin(self, sender, named)
+        if dispatch is None:
+            try:
+                return await method(self, sender, **named)
+            finally:
+                if self in context.AFTER:
+                    _end(self, None)
+        token = current.set(dispatch)
+        try:
+            return _responses(await method(self, sender, **named), dispatch)
+        finally:
+            current.reset(token)
+            _end(self, dispatch)
+
+    return asend
+
+
+def install() -> bool:
+    """Observe every send from now on (DashboardConfig.ready); False if the seam is off."""
+    if ORIGINAL or not SEAM.ok:
+        return bool(ORIGINAL)
+    for name in (*METHODS, "_live_receivers"):
+        ORIGINAL[name] = getattr(Signal, name)
+    for name in METHODS:
+        wrap = _async if inspect.iscoroutinefunction(ORIGINAL[name]) else _sync
+        setattr(Signal, name, wrap(ORIGINAL[name]))
+    Signal._live_receivers = _live_receivers  # type: ignore[method-assign]
+    return True
+
+
+def uninstall() -> None:
+    """Django's own methods again (the benchmark's `off` runs)."""
+    for name, method in ORIGINAL.items():
+        setattr(Signal, name, method)
+    ORIGINAL.clear()
+
+
+def installed() -> bool:
+    return bool(ORIGINAL)
+
+
+def probe() -> str | None:
+    """At start-up: do the send methods still take (sender, **named)?"""
+    for name in METHODS:
+        method = getattr(Signal, name, None)
+        if method is None:
+            return f"Signal.{name} is gone"
+        params = list(inspect.signature(method).parameters.values())
+        names = [p.name for p in params[:2]]
+        if names != ["self", "sender"] or params[-1].kind != inspect.Parameter.VAR_KEYWORD:
+            return f"Signal.{name}{inspect.signature(method)} no longer takes (sender, **named)"
+    return None

@@ -1,0 +1,123 @@
+"""Take the README's screenshots: `.venv/bin/python docs/shoot.py` (Debian's Chromium).
+
+The demo (docs/dashboard.png, docs/detail.png) and tests/host/, the host project
+that uses the dashboard as any project would (docs/host.png), each served on a
+free loopback port from a throwaway database, driven as a person would.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PASSWORD = "shoot-pass-123"
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(command: list[str], cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen:
+    server = subprocess.Popen(command, cwd=cwd, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit(f"{command} did not answer")
+
+
+def log_in(page, url: str, next_path: str) -> None:
+    page.goto(f"{url}/admin/login/?next={next_path}")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
+
+
+def demo(browser, tmp: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'demo.sqlite3'}",
+           "DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_PASSWORD": PASSWORD}  # fmt: skip
+    subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([PYTHON, "manage.py", "demo_setup"], cwd=ROOT, env=env, check=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = serve([PYTHON, "-m", "daphne", "-p", str(port), "config.asgi:application"],
+                   ROOT, env, port)  # fmt: skip
+    try:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        log_in(page, url, "/")
+        admin = browser.new_page()
+        admin.goto(f"{url}/admin/login/?next=/admin/blog/post/add/")
+        admin.fill("#id_username", "admin")
+        admin.fill("#id_password", PASSWORD)
+        admin.click("input[type=submit]")
+        admin.fill("#id_title", "Signals, seen live")
+        admin.select_option("#id_status", "published")
+        admin.click("input[name=_save]")
+        admin.goto(f"{url}/blog/")
+        admin.goto(f"{url}/blog/error/")
+        page.wait_for_selector('#events tr[data-signal="post_published"]', timeout=10_000)
+        time.sleep(1.5)  # the arrival highlight fades
+        page.screenshot(path=DOCS / "dashboard.png")
+        page.click('#events tr[data-signal="post_save"][data-sender="blog.Post"] a.open')
+        page.wait_for_selector(".detail-card", timeout=10_000)
+        page.screenshot(path=DOCS / "detail.png")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def host(browser, tmp: Path) -> None:
+    project = tmp / "host"
+    shutil.copytree(ROOT / "tests" / "host", project)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SUPERUSER_PASSWORD": PASSWORD}
+    for command in (["migrate", "-v0"], ["createsuperuser", "--noinput", "--username", "admin",
+                                          "--email", "a@example.com"]):  # fmt: skip
+        subprocess.run([PYTHON, "manage.py", *command], cwd=project, env=env, check=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = serve([PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                   project, env, port)  # fmt: skip
+    try:
+        page = browser.new_page(viewport={"width": 1440, "height": 800})
+        log_in(page, url, "/signals/")
+        for title in ("Dune", "Solaris", "Dune"):
+            urllib.request.urlopen(f"{url}/borrow/{title}/", timeout=5).read()
+        page.wait_for_selector('#events tr[data-signal="book_borrowed"]', timeout=10_000)
+        page.check("input[name=mine]")
+        time.sleep(1.5)
+        page.screenshot(path=DOCS / "host.png")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        chromium = shutil.which("chromium") or "/usr/bin/chromium"
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        demo(browser, Path(tmp))
+        host(browser, Path(tmp))
+        browser.close()
+    print("wrote", *(p.name for p in sorted(DOCS.glob("*.png"))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Every signal the process sends is captured and named, with no list to edit, and
+the dashboard alters nothing of Django's dispatch (it connects no receiver)."""
+
+import importlib
+import sys
+import weakref
+
+import pytest
+from django.contrib.auth.signals import user_logged_in
+from django.core.signals import request_started, setting_changed
+from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_init
+from django.dispatch import Signal
+from django.test import override_settings
+
+from blog.models import Comment, Post
+from blog.signals import post_published
+from dashboard.capture import signals
+from dashboard.models import StoredEvent
+from tests.helpers import settle
+
+
+def test_families_come_from_where_a_signal_is_defined():
+    assert signals.spec_of(post_save) == signals.Spec(
+        "post_save", "django.db.models.signals.post_save", "model"
+    )
+    assert signals.spec_of(request_started).family == "request"
+    assert signals.spec_of(setting_changed).family == "settings"
+    assert signals.spec_of(user_logged_in).path == "django.contrib.auth.signals.user_logged_in"
+    assert signals.spec_of(user_logged_in).family == "auth"
+    assert signals.spec_of(post_published) == signals.Spec(
+        "post_published", "blog.signals.post_published", "blog"
+    )
+
+
+def test_the_page_lists_every_signal_found_in_family_order():
+    found = [spec for _, spec in signals.discovered()]
+    paths = {spec.path for spec in found}
+    assert {"django.db.models.signals.pre_init", "blog.signals.post_viewed",
+            "django.db.backends.signals.connection_created"} <= paths  # fmt: skip
+    families = [spec.family for spec in found]
+    assert families.index("model") < families.index("request") < families.index("auth")
+    assert families[-1] not in signals.FAMILY_ORDER  # apps' own families come last
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signal_defined_in_a_module_imported_late_is_found_when_sent():
+    sys.modules.pop("tests.late.signals", None)
+    late = importlib.import_module("tests.late.signals")
+    late.parcel_delivered.send(sender=Post, tracking="XY-1")
+    settle()
+    event = StoredEvent.objects.get(signal="parcel_delivered")
+    assert event.family == "tests"  # no app holds it: its top-level package
+    assert event.payload["tracking"] == "XY-1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signal_sent_with_no_receivers_is_captured_too():
+    adhoc = Signal()
+    assert not adhoc.has_listeners()
+    assert adhoc.send(sender=None, n=1) == []
+    settle()
+    event = StoredEvent.objects.get(signal__startswith="signal-")
+    assert event.family == "other" and event.payload == {"n": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pre_init_and_post_init_are_listed_but_not_recorded_unless_asked_for():
+    Post.objects.create(title="loaded")
+    list(Post.objects.all())
+    settle()
+    assert not StoredEvent.objects.filter(signal__in=["pre_init", "post_init"]).exists()
+    with override_settings(DASHBOARD={"IGNORE_SIGNALS": []}):
+        list(Post.objects.all())
+        settle()
+    assert StoredEvent.objects.filter(signal="post_init", sender="blog.Post").exists()
+    assert not signals.spec_of(pre_init).recorded and not signals.spec_of(post_init).recorded
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD={"SIGNALS": ["model.*"], "IGNORE_SENDERS": ["blog.Tag"]})
+def test_settings_pick_the_signals_and_senders_recorded():
+    from blog.models import Tag
+
+    Post.objects.create(title="kept")
+    Tag.objects.create(name="left out")
+    post_published.send(sender=Post, post=Post.objects.first())
+    settle()
+    recorded = set(StoredEvent.objects.values_list("signal", "sender"))
+    assert ("post_save", "blog.Post") in recorded
+    assert not [r for r in recorded if r[1] == "blog.Tag" or r[0] == "post_published"]
+
+
+# -- observe, never alter -------------------------------------------------------------
+
+
+def test_no_receiver_of_the_dashboard_is_connected_to_any_signal():
+    for signal, spec in signals.discovered():
+        for _, receiver, _ in signal.receivers:
+            target = receiver() if isinstance(receiver, weakref.ReferenceType) else receiver
+            module = getattr(target, "__module__", "") or ""
+            assert not module.startswith("dashboard"), (spec.path, target)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_has_listeners_and_fast_delete_are_what_they_are_without_the_dashboard():
+    from django.db.models.deletion import Collector
+
+    assert not pre_delete.has_listeners(Comment) and not post_delete.has_listeners(Comment)
+    post = Post.objects.create(title="with comments")
+    Comment.objects.bulk_create([Comment(post=post, name="n", body=f"c{i}") for i in range(5)])
+    comments = Comment.objects.all()
+    assert Collector(using="default", origin=comments).can_fast_delete(comments)
