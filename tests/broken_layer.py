@@ -1,4 +1,4 @@
-"""A channel layer that fails every send, as a dead Redis would."""
+"""Channel layers for tests: one that fails every send, as a dead Redis would, and others."""
 
 import asyncio
 import threading
@@ -22,3 +22,8 @@ class GatedLayer(InMemoryChannelLayer):
         await asyncio.to_thread(self.gate.wait, 10)
         self.log.append("sent")
         await super().group_send(group, message)
+
+
+class CrossingLayer(InMemoryChannelLayer):
+    """The in-memory layer, taken for one that reaches other processes (as channels-redis
+    does): the dashboard then relays through it instead of reading the history."""

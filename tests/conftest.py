@@ -1,4 +1,5 @@
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 
@@ -6,9 +7,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from dashboard.history import reads
 from dashboard.live.handoff import handoff
 from dashboard.seams import SEAMS
 from tests.browser import CHROMIUM_ARGS, PASSWORD, Server, require_chromium
+from tests.frames import collect
 from tests.helpers import communicator, in_thread, settle
 
 
@@ -43,14 +46,18 @@ def staff_client(staff_user):
 
 @pytest.fixture
 async def dashboard(staff_client):
-    """A connected staff dashboard socket; the pump is bound to this test's loop.
+    """A connected staff dashboard socket that has asked to resume, as the page does
+    on open (until then it is sent nothing); the pump is bound to this test's loop.
 
     Events from the set-up (the login) are out of the way first.
     """
-    await in_thread(settle)
+    after = await in_thread(reads.last_id)
+    await in_thread(settle)  # reading it may have opened a connection: an event too
     comm = communicator(staff_client)
     connected, _ = await comm.connect()
     assert connected
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    await collect(comm, quiet_for=0.15)  # its answer: what the set-up itself caused
     yield comm
     await comm.disconnect()
     handoff.reset()  # while this loop runs, so its pump task ends cleanly

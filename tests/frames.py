@@ -16,6 +16,7 @@ class Row:
     summary: str = ""
     payload_text: str = ""
     request_id: str | None = None
+    key: str = ""
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -44,7 +45,12 @@ class _FrameParser(HTMLParser):
         if tag == "tr" and "data-signal" in a:
             family = next(c[4:] for c in (a.get("class") or "").split() if c.startswith("fam-"))
             self.frame.rows.append(
-                Row(a["data-signal"] or "", family, request_id=a.get("data-request"))
+                Row(
+                    a["data-signal"] or "",
+                    family,
+                    request_id=a.get("data-request"),
+                    key=a.get("data-key") or "",
+                )
             )
             self.cell = -1
         elif tag == "td" and self.frame.rows:

@@ -68,3 +68,17 @@ def make_row(**values) -> Row:
         detail={}, request_id="", rolled_back=False,
     )  # fmt: skip
     return Row(**{**base, **values})
+
+
+async def resumed(comm) -> None:
+    """Ask to resume from the newest stored event, as the page does on open (a socket
+    is sent nothing before that), and take the answer: what the set-up caused."""
+    import json
+
+    from dashboard.history import reads
+    from tests.frames import collect
+
+    after = await in_thread(reads.last_id)
+    await in_thread(settle)  # reading it may have opened a connection: an event too
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    await collect(comm, quiet_for=0.15)

@@ -12,7 +12,7 @@ from dashboard.core.events import Event
 from dashboard.live.handoff import handoff
 from tests.broken_layer import GatedLayer
 from tests.frames import collect, rows
-from tests.helpers import communicator, in_thread, settle, wait_for
+from tests.helpers import communicator, in_thread, resumed, settle, wait_for
 
 BROKEN = {"default": {"BACKEND": "tests.broken_layer.BrokenLayer"}}
 
@@ -64,6 +64,7 @@ async def test_a_broken_layer_costs_other_processes_not_this_one(staff_client, c
         await in_thread(settle)
         comm = communicator(staff_client)
         assert (await comm.connect())[0]
+        await resumed(comm)
         await in_thread(Post.objects.create, title="Shown here anyway")
         shown = [r for r in rows(await collect(comm)) if r.signal == "post_save"]
         await comm.disconnect()

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from dashboard.live.handoff import handoff
 from tests.frames import collect, rows
-from tests.helpers import communicator, settle
+from tests.helpers import communicator, resumed, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -77,7 +77,7 @@ async def test_events_from_a_management_command_reach_the_dashboard_through_redi
         comm = communicator(staff_client)
         assert (await comm.connect())[0]
         try:
-            await collect(comm)
+            await resumed(comm)
             await sync_to_async(manage)("shell", env=env, code=code)
             found = [r for r in rows(await collect(comm, quiet_for=1.0)) if r.sender == "blog.Post"]
             assert [r.signal for r in found] == ["pre_save", "post_save"]

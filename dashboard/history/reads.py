@@ -1,5 +1,6 @@
 """Reading the history: the newest rows, counts, and what a resuming page missed."""
 
+import time
 from typing import Any, NamedTuple
 
 from django.db.models import Count, Max, QuerySet
@@ -51,4 +52,24 @@ def backfill(after: int, flt: EventFilter, seen: dict[str, int], limit: int) -> 
     )
     return Backfill(
         latest_of(flt.apply(missed), limit), counts(missed), plumbing(missed), newest, highest
+    )
+
+
+def between(
+    process: str, after_seq: int, before_seq: int, limit: int, wait: float = 1.0
+) -> Backfill:
+    """One process's stored events with after_seq < seq < before_seq: the gap before a
+    live frame. Waits up to `wait` seconds for the event just before the frame to be
+    stored (a process stores what it sent a moment later)."""
+    events = StoredEvent.objects.filter(process=process, seq__gt=after_seq, seq__lt=before_seq)
+    deadline = time.monotonic() + wait
+    while not events.filter(seq=before_seq - 1).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    highest = events.aggregate(m=Max("seq"))["m"]
+    return Backfill(
+        latest_of(events, limit),
+        counts(events),
+        plumbing(events),
+        0,
+        {process: highest} if highest else {},
     )

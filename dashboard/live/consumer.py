@@ -14,6 +14,7 @@ channel of its own; while a resume is answered they wait, so the backfill
 always goes out before anything newer.
 """
 
+import asyncio
 import json
 import logging
 
@@ -22,6 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.html import format_html
 
 from dashboard import conf
+from dashboard.core import keys
 from dashboard.core.filters import EventFilter
 from dashboard.core.render import render_frame
 from dashboard.history import reads
@@ -37,6 +39,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
     # No layer channel per socket: an alias that is not configured gives none
     # (channels.layers.get_channel_layer). The fanout delivers instead.
     channel_layer_alias = "dashboard-sockets-use-the-fanout"
+    filling: asyncio.Task[None] | None = None  # a gap being read from the history
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -45,8 +48,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         # Per process, the newest seq this socket holds: forwarded live, or backfilled.
         self.seen: dict[str, int] = {}
-        # Frames that arrive while a resume is answered, in order; None otherwise.
-        self.held: list[Frame] | None = None
+        # Frames held back, in order, while the page has not been answered yet (from
+        # the connect until its first resume is answered) or a gap is being filled;
+        # None while frames go straight through.
+        self.held: list[Frame] | None = []
         # daphne's socket, to write frames framed once for all (sockets.py); or None.
         self.socket = self.scope.get(SCOPE_KEY)
         handoff.bind_running_loop()
@@ -55,6 +60,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         fanout.unsubscribe(self)
+        if self.filling is not None:
+            self.filling.cancel()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -74,7 +81,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def resume(self, after: int, seen: dict[str, int], filters: EventFilter) -> None:
         self.held = []
         try:
-            await writer.caught_up()  # what went out before we joined is readable now
+            # What this process sent before the socket joined is readable now: up to
+            # `stored`, its own events come from the history, later ones live.
+            stored = await writer.caught_up()
             for process, seq in self.seen.items():  # forwarded while the page was asking
                 seen[process] = max(seq, seen.get(process, 0))
             missed = await database_sync_to_async(reads.backfill)(
@@ -82,22 +91,67 @@ class EventsConsumer(AsyncWebsocketConsumer):
             )
             for process, seq in missed.highest.items():
                 self.seen[process] = max(seq, self.seen.get(process, 0))
+            for process, seq in [*seen.items(), (keys.process(), stored)]:
+                self.seen[process] = max(seq, self.seen.get(process, 0))
             if missed.counts:
                 frame = render_frame(
                     missed.rows, missed.counts, history_id=missed.newest, plumbing=missed.plumbing
                 )
                 await self.send(text_data=frame)
         finally:
-            while self.held:  # whatever arrives meanwhile joins the end
-                await self.forward(self.held.pop(0))
-            self.held = None
+            await self.release()
 
     async def deliver(self, frame: Frame) -> None:
-        """A frame from the fanout: forwarded at once, or after the resume under way."""
+        """A frame from the fanout: forwarded at once, or held (see `held`). Never
+        waits on the database: the fanout hands the frame to every socket in turn."""
         if self.held is not None:
+            if len(self.held) >= HELD_AT_MOST:  # a page that never asks: let it reconnect
+                self.held = None
+                await self.close(code=1011)  # the page reconnects and resumes
+                return
             self.held.append(frame)
-        else:
-            await self.forward(frame)
+            return
+        process, first = frame.message.get("process"), frame.message.get("first_seq")
+        if process is not None and first is not None and self._gap(process, first):
+            # Events of that process between what the page holds and this frame are
+            # not here (sent before this socket joined, stored since or soon): they
+            # are read from the history first, the frames after them held meanwhile.
+            self.held = [frame]
+            self.filling = asyncio.ensure_future(self.fill_gap(process, first))
+            return
+        await self.forward(frame)
+
+    def _gap(self, process: str, first: int) -> bool:
+        """Events of a process the page holds are missing before this frame. (Of a
+        process it never saw, it holds nothing to be contiguous with.)"""
+        known = self.seen.get(process)
+        return known is not None and first > known + 1
+
+    async def fill_gap(self, process: str, first: int) -> None:
+        known = self.seen.get(process, 0)
+        try:
+            missed = await database_sync_to_async(reads.between)(
+                process, known, first, conf.get("MAX_ROWS")
+            )
+            if missed.counts:
+                await self.send(text_data=render_frame(
+                    missed.rows, missed.counts, plumbing=missed.plumbing
+                ))  # fmt: skip
+            if missed.highest.get(process):
+                self.seen[process] = max(self.seen.get(process, 0), missed.highest[process])
+        finally:
+            self.filling = None
+            await self.release()
+
+    async def release(self) -> None:
+        """Forward what was held, in order; a gap on the way holds again."""
+        held, self.held = self.held or [], None
+        while held:
+            frame = held.pop(0)
+            if self.held is not None:  # a gap is being filled again: keep the order
+                self.held.extend([frame, *held])
+                return
+            await self.deliver(frame)
 
     async def forward(self, frame: Frame) -> None:
         message = frame.message
@@ -109,6 +163,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         # Rendered once (live/frames.py); no per-client work here.
         if self.socket is None or not frame.send_to(self.socket):
             await self.send(text_data=frame.html)
+
+
+HELD_AT_MOST = 2000  # frames held for a page that has not asked to resume
 
 
 def notice(text: str) -> str:

@@ -25,6 +25,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from dashboard import conf
 from dashboard.core import keys
 from dashboard.live.daphne import Frame
+from dashboard.live.tail import Tail
 
 logger = logging.getLogger("dashboard")
 
@@ -44,11 +45,15 @@ class Fanout:
         # A dict keeps subscription order; values unused.
         self.subscribers: dict[Subscriber, None] = {}
         self._relay: asyncio.Task[None] | None = None
+        self._tail: asyncio.Task[None] | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Called on the server's loop by a socket that opened."""
         self.subscribers[subscriber] = None
-        self._ensure_relay()
+        if crosses_processes():
+            self._ensure_relay()
+        else:  # other processes' events come from the history (live/tail.py)
+            self._ensure_tail()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
@@ -64,11 +69,7 @@ class Fanout:
     def watched(self) -> bool:
         """Could anyone see a frame now? A socket here, or, through a layer that
         reaches other processes, sockets elsewhere. Nobody: no frame is made."""
-        if self.subscribers:
-            return True
-        layer = get_channel_layer()
-        # The stock in-memory layer never leaves this process (a subclass might).
-        return layer is not None and type(layer) is not InMemoryChannelLayer
+        return bool(self.subscribers) or crosses_processes()
 
     async def publish(self, message: dict[str, Any]) -> None:
         """Deliver a frame of this process: here first, then to the others."""
@@ -76,7 +77,17 @@ class Fanout:
         if (layer := get_channel_layer()) is not None:
             await layer.group_send(conf.get("GROUP"), message)
 
-    # -- the relay: other processes' frames ---------------------------------------
+    # -- other processes' frames: from the layer (the relay), or the history ------
+
+    def _ensure_tail(self) -> None:
+        loop = asyncio.get_running_loop()
+        tail = self._tail
+        if tail is not None and not tail.done() and tail.get_loop() is loop:
+            return
+        _stop(tail)
+        self._tail = loop.create_task(
+            Tail().run(self.deliver, lambda: bool(self.subscribers)), name="dashboard-tail"
+        )
 
     def _ensure_relay(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,14 +144,23 @@ class Fanout:
             await self._join(layer, group, channel)
 
     def reset(self) -> None:
-        """Forget sockets and stop the relay (tests)."""
+        """Forget sockets and stop the relay and the tail (tests)."""
         self.subscribers.clear()
         relay, self._relay = self._relay, None
+        tail, self._tail = self._tail, None
         _stop(relay)
+        _stop(tail)
+
+
+def crosses_processes() -> bool:
+    """Does the channel layer reach other processes? The stock in-memory layer never
+    leaves this process (a subclass might); no layer at all neither."""
+    layer = get_channel_layer()
+    return layer is not None and type(layer) is not InMemoryChannelLayer
 
 
 def _stop(relay: asyncio.Task[None] | None) -> None:
-    """Cancel a relay on its own loop, which may be another thread's, or closed."""
+    """Cancel a relay or tail task on its own loop, which may be another thread's, or closed."""
     if relay is not None and not relay.done():
         with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
             relay.get_loop().call_soon_threadsafe(relay.cancel)
