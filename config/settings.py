@@ -100,7 +100,9 @@ if redis_url := os.environ.get("REDIS_URL"):
             "CONFIG": {
                 # redis-py's async pool stops at 100 connections by default,
                 # which about 100 open dashboards exhaust.
-                "hosts": [{"address": redis_url, "max_connections": 1000}],
+                # redis-py 8 reads with a 5 s socket_timeout by default, which the
+                # layer's idle blocking read hits every few seconds: none, as before.
+                "hosts": [{"address": redis_url, "max_connections": 1000, "socket_timeout": None}],
                 "capacity": 1000,
                 # Lets several deployments (or test runs) share one Redis.
                 "prefix": os.environ.get("CHANNELS_REDIS_PREFIX", "asgi"),

@@ -19,13 +19,15 @@ BROKEN = {"default": {"BACKEND": "tests.broken_layer.BrokenLayer"}}
 
 @pytest.mark.django_db(transaction=True)
 def test_broken_channel_layer_does_not_break_create(caplog):
-    with override_settings(CHANNEL_LAYERS=BROKEN), caplog.at_level(logging.ERROR, "dashboard"):
+    with override_settings(CHANNEL_LAYERS=BROKEN), caplog.at_level(logging.WARNING, "dashboard"):
         post = Post.objects.create(title="Saved anyway")
         handoff.flush()
+        Post.objects.create(title="and again")
+        handoff.flush()
     assert Post.objects.filter(pk=post.pk, title="Saved anyway").exists()
-    errors = [r for r in caplog.records if "could not publish" in r.getMessage()]
-    assert errors, caplog.text
-    assert "channel layer is down" in caplog.text
+    said = [r for r in caplog.records if "could not publish" in r.getMessage()]
+    assert len(said) == 1, caplog.text  # once an outage, not once a frame
+    assert "channel layer is down" in said[0].getMessage() and not said[0].exc_info
 
 
 @pytest.mark.django_db(transaction=True)
@@ -60,7 +62,7 @@ def test_save_does_not_wait_for_the_layer():
 
 async def test_a_broken_layer_costs_other_processes_not_this_one(staff_client, caplog):
     """This process's dashboards get their frame even when the layer fails every send."""
-    with override_settings(CHANNEL_LAYERS=BROKEN), caplog.at_level(logging.ERROR, "dashboard"):
+    with override_settings(CHANNEL_LAYERS=BROKEN), caplog.at_level(logging.WARNING, "dashboard"):
         await in_thread(settle)
         comm = communicator(staff_client)
         assert (await comm.connect())[0]

@@ -34,7 +34,22 @@ def is_secret(name: str) -> bool:
 def text(value: Any) -> str:
     limit = conf.get("VALUE_LIMIT")
     s = value if type(value) is str else str(value)
-    return s if len(s) <= limit else s[: limit - 1] + "…"
+    return storable(s if len(s) <= limit else s[: limit - 1] + "…")
+
+
+def storable(s: str) -> str:
+    """Text every database and the page take: a NUL byte (PostgreSQL refuses it in
+    text) and lone surrogates (no UTF-8 for them) are written out visibly, so one bad
+    value costs that value, never its batch. ASCII without NUL, the common case,
+    is returned as it is."""
+    if s.isascii():
+        return s.replace("\x00", "\\x00") if "\x00" in s else s
+    s = s.replace("\x00", "\\x00")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s
 
 
 def describe(raw: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +99,7 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
                 value = str(value)
             if len(value) > limit:
                 value = value[: limit - 1] + "…"
+            value = storable(value)
         elif not (value is None or kind is int or kind is bool or kind is float):
             value = _describe(name, value)
         fields[name] = value
@@ -156,7 +172,7 @@ def describe_event(event: Event) -> Row:
         time=datetime.fromtimestamp(event.time, UTC),
         signal=event.signal,
         family=event.family,
-        sender=event.sender,
+        sender=storable(event.sender),
         summary=summarize(payload),
         payload=payload,
         payload_json=to_json(payload),

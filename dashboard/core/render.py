@@ -68,6 +68,7 @@ def render_frame(
     rolled_back: list[str] | tuple[str, ...] = (),
     history_id: int | None = None,
     plumbing: int = 0,
+    layer_down: bool = False,
 ) -> str:
     """One frame: `rows` newest first, plus counts of every event the frame stands for.
 
@@ -87,7 +88,7 @@ def render_frame(
     if process is not None:
         attrs.append(
             f'data-dropped="{int(dropped)}" data-unstored="{int(unstored)}" '
-            f'data-process="{escape(process)}"'
+            f'data-process="{escape(process)}" data-layer="{"down" if layer_down else "up"}"'
         )
     if rolled_back:
         attrs.append(f'data-rolled-back="{escape(",".join(rolled_back))}"')

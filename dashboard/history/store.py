@@ -13,7 +13,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 
 from dashboard import conf
 from dashboard.core.events import Event
@@ -35,20 +42,39 @@ PRUNE_EVERY = 500  # rows between prunes by age; the count cap is kept every wri
 _missing_table_reported = False
 
 
-def write(rows: list[Row], rolled_back: Iterable[Event] = ()) -> None:
-    """Store rows and marks; a failure is logged (once if the table is missing)."""
+class Unavailable(Exception):
+    """The database cannot take the batch now (locked, unreachable): try it again later."""
+
+
+def write(rows: list[Row], rolled_back: Iterable[Event] = ()) -> int:
+    """Store rows and marks; how many rows could not be stored (each said in the log).
+
+    Raises Unavailable when the database cannot take them now (nothing was
+    stored: it was one transaction). A batch the database refuses is stored row
+    by row, so a bad value costs its own row, never its batch."""
     global _missing_table_reported
     try:
         _write(rows, rolled_back)
-    except DatabaseError:
+        return 0
+    except DatabaseError as exc:
         if _table_missing():
             if not _missing_table_reported:  # e.g. events of the very first migrate
                 logger.warning("dashboard: no history table yet (run migrate); not stored")
                 _missing_table_reported = True
-            return
-        logger.exception("dashboard: could not store %d events", len(rows))
+            return len(rows)
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            raise Unavailable(str(exc)) from exc
+        if len(rows) > 1:
+            lost = sum(write([row]) for row in rows)
+            return lost + write([], rolled_back)
+        if rows:
+            logger.exception("dashboard: the database refused event %s", rows[0].key)
+        else:
+            logger.exception("dashboard: could not mark rolled-back events")
+        return len(rows)
     except Exception:
         logger.exception("dashboard: could not store %d events", len(rows))
+        return len(rows)
 
 
 def _write(rows: list[Row], rolled_back: Iterable[Event]) -> None:

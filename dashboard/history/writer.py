@@ -30,6 +30,8 @@ logger = logging.getLogger("dashboard")
 STORE_INTERVAL = 0.05  # seconds between history writes, at the least
 STORE_BACKLOG = 50_000  # kept rows awaiting the store; past it the oldest are not stored
 WARN_EVERY = 60.0  # seconds between warnings that the history is losing events
+RETRY_AFTER = 0.5  # seconds before storing again after the database could not; doubling
+RETRY_AT_MOST = 10.0
 
 Pending = tuple[list[Row | Event], list[Event], int]  # rows or events, marks, newest seq
 
@@ -37,7 +39,9 @@ Pending = tuple[list[Row | Event], list[Event], int]  # rows or events, marks, n
 class Writer:
     def __init__(self) -> None:
         self.kept_seq = self.stored_seq = 0  # the newest event kept, and stored
-        self.unstored = 0  # events kept but never stored: the backlog overflowed
+        self.unstored = 0  # events kept but never stored: the backlog overflowed, or refused
+        self.unavailable = False  # the database could not take the last write
+        self.retry_after = 0.0  # seconds before the next try, after a failed one
         self._warned = -WARN_EVERY  # when that was last logged (monotonic)
         self._pending: list[Pending] = []
         self._pending_rows = 0
@@ -78,7 +82,8 @@ class Writer:
     async def _store_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            await asyncio.sleep(max(0.0, self._last_store + STORE_INTERVAL - loop.time()))
+            wait = max(STORE_INTERVAL, self.retry_after)
+            await asyncio.sleep(max(0.0, self._last_store + wait - loop.time()))
             self._last_store = loop.time()
             try:
                 await run_in(self._thread, self.store_now)
@@ -97,7 +102,28 @@ class Writer:
                 for items, _, _ in pending
                 for item in items
             ]
-            store.write(rows, [mark for _, marks, _ in pending for mark in marks])
+            marks = [mark for _, marks, _ in pending for mark in marks]
+            try:
+                lost = store.write(rows, marks)
+            except store.Unavailable as exc:
+                # Locked or unreachable: keep them (described), first in line, and try
+                # again; STORE_BACKLOG still bounds what waits.
+                with self._lock:
+                    self._pending.insert(0, (rows, marks, pending[-1][2]))
+                    self._pending_rows += len(rows)
+                self.retry_after = min(max(self.retry_after * 2, RETRY_AFTER), RETRY_AT_MOST)
+                if not self.unavailable:
+                    self.unavailable = True
+                    logger.warning(
+                        "dashboard: the history store is unavailable (%s); %d events wait "
+                        "and are tried again", exc, len(rows)
+                    )
+                return
+            if self.unavailable:
+                self.unavailable = False
+                logger.warning("dashboard: the history store is back")
+            self.retry_after = 0.0
+            self.unstored += lost
             self.stored_seq = pending[-1][2]
 
     async def caught_up(self, timeout: float = 2.0) -> int:
@@ -117,7 +143,7 @@ class Writer:
             and not (self._flushing and self._flushing.is_alive())
         )
 
-    def flush(self, timeout: float = 2.0) -> None:
+    def flush(self, timeout: float = 2.0, final: bool = False) -> None:
         """Store what is kept but unstored, now (atexit; tests). On a thread of its
         own: the caller's thread may be inside a transaction, which must not
         carry (or roll back) the history; at exit the store thread is gone."""
@@ -125,6 +151,13 @@ class Writer:
         def store_quietly() -> None:
             with quiet_block():
                 self.store_now()
+            if not final:
+                return
+            with self._lock:  # still unavailable at exit: these are lost with the process
+                left, self._pending, self._pending_rows = self._pending_rows, [], 0
+            if left:
+                self.unstored += left
+                logger.warning("dashboard: %d events could not be stored before exit", left)
 
         try:
             self._flushing = threading.Thread(target=store_quietly, name="dashboard-flush")
@@ -146,6 +179,7 @@ class Writer:
         with self._lock:
             self._pending, self._pending_rows = [], 0
         self.kept_seq = self.stored_seq = self.unstored = 0
+        self.unavailable, self.retry_after = False, 0.0
         self._warned = -WARN_EVERY
         self._storing = None
 

@@ -46,6 +46,9 @@ class Fanout:
         self.subscribers: dict[Subscriber, None] = {}
         self._relay: asyncio.Task[None] | None = None
         self._tail: asyncio.Task[None] | None = None
+        # The channel layer failed its last send or receive: frames say so (the page
+        # shows "this process only"), the log said it once, until it works again.
+        self.layer_down = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Called on the server's loop by a socket that opened."""
@@ -72,10 +75,29 @@ class Fanout:
         return bool(self.subscribers) or crosses_processes()
 
     async def publish(self, message: dict[str, Any]) -> None:
-        """Deliver a frame of this process: here first, then to the others."""
+        """Deliver a frame of this process: here first, then to the others. A layer
+        that fails costs other processes' dashboards this frame, never a save."""
         await self.deliver(message)
         if (layer := get_channel_layer()) is not None:
-            await layer.group_send(conf.get("GROUP"), message)
+            try:
+                await layer.group_send(conf.get("GROUP"), message)
+            except Exception as exc:
+                self._down(f"could not publish to the channel layer: {exc!r}")
+            else:
+                self._up()
+
+    def _down(self, why: str) -> None:
+        if not self.layer_down:
+            self.layer_down = True
+            logger.warning(
+                "dashboard: %s; this process's events reach only its own dashboards, and "
+                "other processes' events do not reach them, until it is back", why
+            )
+
+    def _up(self) -> None:
+        if self.layer_down:
+            self.layer_down = False
+            logger.warning("dashboard: the channel layer is back")
 
     # -- other processes' frames: from the layer (the relay), or the history ------
 
@@ -112,12 +134,17 @@ class Fanout:
                     message = await layer.receive(channel)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # e.g. Redis restarting: back off, then listen again
-                    logger.exception("dashboard: the channel layer failed; listening again")
+                except TimeoutError:
+                    # An idle blocking read that timed out (redis-py 8 reads with a
+                    # 5 s socket_timeout by default): nothing wrong, listen again.
+                    continue
+                except Exception as exc:  # e.g. Redis restarting: back off, listen again
+                    self._down(f"could not listen to the channel layer: {exc!r}")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_AT_MOST)
                     continue
                 delay = RETRY_AFTER
+                self._up()
                 if message.get("process") != keys.process():  # ours went out directly
                     await self.deliver(message)
         finally:
@@ -148,6 +175,7 @@ class Fanout:
         self.subscribers.clear()
         relay, self._relay = self._relay, None
         tail, self._tail = self._tail, None
+        self.layer_down = False
         _stop(relay)
         _stop(tail)
 

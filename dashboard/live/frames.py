@@ -46,6 +46,7 @@ def prepare(
         unstored=unstored,
         rolled_back=[e.key for e in marks],
         plumbing=sum(row.plumbing for row in rows),
+        layer_down=fanout.layer_down,
     )
     message: dict[str, Any] = {"type": "events.batch", "html": html, "process": process}
     if events:
@@ -87,11 +88,7 @@ class Frames:
             logger.exception("dashboard: could not prepare %d events", len(batch))
             return
         self.sent += 1
-        try:
-            await fanout.publish(message)
-        except Exception:
-            # A broken layer costs other processes' dashboards these events, never a save.
-            logger.exception("dashboard: could not publish %d events", len(batch))
+        await fanout.publish(message)
         writer.keep(rows, marks)
 
     def reset(self) -> None:

@@ -162,7 +162,7 @@ class Handoff:
 
     # -- shutdown, fork and tests ------------------------------------------------
 
-    def flush(self, timeout: float = 2.0) -> None:
+    def flush(self, timeout: float = 2.0, final: bool = False) -> None:
         """Send what is queued, then store what is sent but unstored (atexit; tests).
 
         Call it from a thread that runs no event loop.
@@ -182,7 +182,7 @@ class Handoff:
                 )
         elif self.queue:
             asyncio.run(frames.hand_on(self._drain(), self.dropped))
-        writer.flush(timeout)
+        writer.flush(timeout, final)
 
     def reset(self) -> None:
         """Forget queued events, counters and the loop (tests)."""
@@ -242,5 +242,5 @@ def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
 
 
 handoff = Handoff()
-atexit.register(handoff.flush)
+atexit.register(handoff.flush, final=True)
 os.register_at_fork(after_in_child=handoff._after_fork)

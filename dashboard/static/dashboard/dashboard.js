@@ -138,6 +138,15 @@
     plumbing += parseInt(batch.dataset.plumbingCount, 10) || 0;
     showPlumbing();
     if (batch.dataset.process) {
+      // The sending process could not reach the channel layer: what shows here is
+      // that process's own events only, until it can again.
+      if (batch.dataset.layer === "down") {
+        setStatus("degraded", "live · this process only");
+        $("ws-status").title = "The channel layer cannot be reached: other processes' events do not arrive here";
+      } else if ($("ws-status").dataset.state === "degraded") {
+        setStatus("open", "live");
+        $("ws-status").title = "Live connection";
+      }
       // Running counts per process: the page shows their sum.
       showLosses(droppedByProcess, batch.dataset.process, batch.dataset.dropped, "dropped");
       showLosses(unstoredByProcess, batch.dataset.process, batch.dataset.unstored, "unstored");

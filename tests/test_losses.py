@@ -1,0 +1,75 @@
+"""Nothing is lost without being said: a database that cannot take a write now gets it
+later; a value it refuses costs that value (stored cleaned) or at most its own row,
+counted; never its batch, never another request's events."""
+
+import logging
+
+import pytest
+from django.db import DataError, OperationalError
+
+from blog.models import Post
+from blog.signals import post_viewed
+from dashboard.core.payload import storable
+from dashboard.history import store
+from dashboard.history.writer import writer
+from dashboard.models import StoredEvent
+from tests.helpers import settle, wait_for
+
+
+def test_nul_bytes_and_lone_surrogates_are_written_out_visibly():
+    assert storable("plain") == "plain"
+    assert storable("/blog/\x00/") == "/blog/\\x00/"
+    assert storable("é\ud800") == "é\\ud800"
+    assert storable("é\ud800").encode("utf-8")  # what any database takes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hostile_value_is_stored_cleaned_with_the_rest_of_its_batch():
+    post = Post.objects.create(title="neighbour")
+    post_viewed.send(sender=Post, post=post, request=None, note="a\x00b\ud800c")
+    settle()
+    viewed = StoredEvent.objects.get(signal="post_viewed")
+    assert viewed.payload["note"] == "a\\x00b\\ud800c"
+    assert StoredEvent.objects.filter(signal="post_save", sender="blog.Post").exists()
+    assert writer.unstored == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_database_gets_the_rows_later_and_says_so_once(monkeypatch, caplog):
+    original, failures = store._write, [2]
+
+    def locked_twice(rows, marks):
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("database is locked")
+        return original(rows, marks)
+
+    monkeypatch.setattr(store, "_write", locked_twice)
+    with caplog.at_level(logging.WARNING, "dashboard"):
+        Post.objects.create(title="waited for the lock")
+        settle()  # flush: the first try fails; the store task tries again
+        wait_for(lambda: StoredEvent.objects.filter(sender="blog.Post").count() == 2,
+                 timeout=10, what="the retried rows")  # fmt: skip
+    assert failures == [0] and writer.unstored == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "history store is unavailable" in m]) == 1
+    assert len([m for m in said if "history store is back" in m]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_database_refuses_costs_only_that_row_and_is_counted(monkeypatch, caplog):
+    original = store._write
+
+    def refuse_the_bad_one(rows, marks):
+        if any("refused" in row.summary for row in rows):
+            raise DataError("value too long for type character varying(200)")
+        return original(rows, marks)
+
+    monkeypatch.setattr(store, "_write", refuse_the_bad_one)
+    Post.objects.create(title="refused")  # pre_save and post_save: both refused
+    Post.objects.create(title="kept")
+    settle()
+    titles = set(StoredEvent.objects.filter(sender="blog.Post").values_list("summary", flat=True))
+    assert titles and all("kept" in t for t in titles)
+    assert writer.unstored == 2  # said on every frame and on the page
+    assert "the database refused event" in caplog.text
