@@ -107,6 +107,8 @@ def test_history_and_capture_work_on_postgresql():
                 "from dashboard.history import store\n"
                 "from tests.helpers import settle\n"
                 "post = Post.objects.create(title='on postgres')\n"
+                "from blog.signals import post_viewed\n"
+                "post_viewed.send(sender=Post, post=post, request=None, path='/blog/\\x00/')\n"
                 "post.title = 'renamed on postgres'; post.save()\n"
                 "settle(10)\n"  # stored, or the command fails
                 "e = StoredEvent.objects.filter(signal='post_save', sender='blog.Post')"
@@ -116,12 +118,14 @@ def test_history_and_capture_work_on_postgresql():
                 ".values_list('sender', flat=True).first())\n"
                 "print('FOUND', StoredEvent.objects"
                 ".filter(search_text__contains='renamed on').count())\n"
+                "print('NUL', StoredEvent.objects.get(signal='post_viewed').payload['path'])\n"
                 "print('PRUNED', store.prune(now=time.time() + 10 * 365 * 86400) > 0)\n"
             ),
         )
         assert "DIFF ['title', 'updated']" in out
         assert "VENDOR default (postgresql)" in out
         assert "FOUND 1" in out or "FOUND 2" in out
+        assert "NUL /blog/\\x00/" in out  # stored, written out, with its batch
         assert "PRUNED True" in out
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
