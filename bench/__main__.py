@@ -105,6 +105,11 @@ def main() -> None:
                               "--auto", str(auto), "--repeats", str(repeats)),
                  env, workdir / "saves.log", 180)
             result["saves"] = json.loads((workdir / "saves.json").read_text())
+            say("1b. per request and bulk delete (interleaved, medians)…")
+            step(procs.python("-m", "bench.requests", str(workdir / "requests.json"),
+                              "--rounds", "2" if quick else "5"),
+                 env, workdir / "requests.log", 240)
+            result["requests"] = json.loads((workdir / "requests.json").read_text())
         say("2-3. end to end: daphne vs bare websockets…")
         result["e2e"], result["sample_rows"] = e2e.run_matrix(prep, db, workdir, plan, say)
     except BaseException:
@@ -117,7 +122,7 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     result["machine"]["loadavg_after"] = os.getloadavg()
     result["elapsed_s"] = time.monotonic() - start
-    result["targets"] = report.targets(result.get("saves"), result["e2e"])
+    result["targets"] = report.targets(result.get("saves"), result["e2e"], result.get("requests"))
     print_report(result)
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(result, indent=2))
@@ -137,6 +142,12 @@ def print_report(result: dict[str, Any]) -> None:
             "(and, unwatched, describing)"
         )
         say(report.saves_cpu_table(saves))
+        say("")
+    if found := result.get("requests"):
+        say("Per request: ms through Django's test Client in-process; off = Django's own "
+            "Signal methods, on = the dashboard's hook, nobody watching; watched = a "
+            "dashboard open in the process (ratios: medians of each round's own)")
+        say(report.requests_table(found))
         say("")
     say("End to end: posts/s created inside the server; each post = pre_save + post_save "
         "events; figures count post_save rows")

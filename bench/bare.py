@@ -1,6 +1,6 @@
 """Subprocess: the ceiling, a bare `websockets` server (no Django) sending the same payloads.
 
-Run as `python -m bench.bare PORT ROWS.json [WINDOW]`. Clients connect to /ws/events/ as
+Run as `python -m bench.bare PORT ROWS.json [WINDOW]`. Clients connect to /socket/ as
 they would to the dashboard; `GET /__bench__/produce?...&mode=event|batch` and
 `GET /__bench__/status?run=ID` mirror bench.server. Rows are the real markup of
 one post's pre_save and post_save rows (captured by bench.sample), with the
@@ -203,7 +203,7 @@ class Bare:
         return response
 
     async def handler(self, connection: ServerConnection) -> None:
-        if urlsplit(connection.request.path).path != "/ws/events/":  # type: ignore[union-attr]
+        if urlsplit(connection.request.path).path != "/socket/":  # type: ignore[union-attr]
             await connection.close(1008)
             return
         self.clients.add(connection)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
+RESUME = json.dumps({"type": "resume", "after": 10**12, "seen": {}})
 POST_SAVE_ROW = re.compile(rb'<tr\b[^>]*data-signal="post_save".*?</tr>', re.S)
 TITLE = re.compile(rb"bench (\d+) (\d+) (\d+)")
 POST_SAVE_COUNT = re.compile(rb"&quot;post_save&quot;: (\d+)")
@@ -91,6 +92,9 @@ class Swarm:
                         self.url, origin=origin, additional_headers=headers,
                         compression=None, max_size=None, ping_interval=None, open_timeout=30,
                     )
+                    # As the page does on open: nothing is sent before it. From now on
+                    # only: past any stored event, no backfill.
+                    await client.connection.send(RESUME)
                 except Exception as exc:
                     client.error = f"{type(exc).__name__}: {exc}"
 

@@ -218,7 +218,7 @@ def runs_for(
     with contextlib.ExitStack() as stack:
         swarms = {  # one client process per server port
             port: stack.enter_context(
-                clients(f"ws://{procs.HOST}:{port}/ws/events/", k, cookie, log)
+                clients(f"ws://{procs.HOST}:{port}/socket/", k, cookie, log)
             )
             for port in sorted({s.port for s in servers.values()})
         }

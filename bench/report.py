@@ -225,7 +225,26 @@ def ceiling_table(runs: list[Result]) -> str:
     )
 
 
-def targets(saves: Result | None, runs: list[Result]) -> list[Result]:
+def requests_table(found: Result) -> str:
+    rows = [
+        [kind, fmt(r["off_ms"], 2), fmt(r["on_ms"], 2), fmt(r["on_ratio"], 2) + "x",
+         fmt(r["watched_ms"], 2), fmt(r["watched_ratio"], 2) + "x"]
+        for kind, r in found["kinds"].items()
+    ]  # fmt: skip
+    rows.append(["geomean", "", "", fmt(found["geomean_on"], 2) + "x", "",
+                 fmt(found["geomean_watched"], 2) + "x"])  # fmt: skip
+    delete = found["bulk_delete"]
+    rows.append([
+        "bulk delete, 20,000 comments", fmt(delete["off"]["ms"], 1), fmt(delete["on"]["ms"], 1),
+        fmt(delete["on"]["ms"] / delete["off"]["ms"], 2) + "x", "fast path: "
+        + ("both" if delete["on"]["fast_path"] and delete["off"]["fast_path"] else "NOT with"), "",
+    ])  # fmt: skip
+    return table(["request", "off ms", "on ms", "on", "watched ms", "watched"], rows)
+
+
+def targets(
+    saves: Result | None, runs: list[Result], requests: Result | None = None
+) -> list[Result]:
     """Each target: what it asks, the figure measured, met or missed (never an assertion)."""
     out: list[Result] = []
 
@@ -233,7 +252,7 @@ def targets(saves: Result | None, runs: list[Result]) -> list[Result]:
         verdict = "not measured" if met is None else ("met" if met else "MISSED")
         out.append({"target": name, "goal": goal, "measured": value, "verdict": verdict})
 
-    for mode, limit in (("transaction", 1.25), ("autocommit", 1.05)):
+    for mode, limit in (("transaction", 1.15), ("autocommit", 1.15)):
         found = (saves or {}).get(mode)
         if not found:
             add(f"save overhead, {mode}", f"<= {limit}x", "-", None)
@@ -244,7 +263,20 @@ def targets(saves: Result | None, runs: list[Result]) -> list[Result]:
             f"{found['ratio']:.2f}x unwatched, {found['watched_ratio']:.2f}x watched",
             worst <= limit)
 
-    for k, rate, goal_ms, need_lossless in ((10, 100, 10, False), (100, 1000, 100, True)):
+    if requests:
+        worst = max(max(r["on_ratio"], r["watched_ratio"]) for r in requests["kinds"].values())
+        on, watched = requests["geomean_on"], requests["geomean_watched"]
+        add("per request (4 kinds, geomean)", "<= 1.04x unwatched, <= 1.06x watched, each <= 1.10x",
+            f"{on:.2f}x unwatched, {watched:.2f}x watched, worst kind {worst:.2f}x",
+            on <= 1.04 and watched <= 1.06 and worst <= 1.10)  # fmt: skip
+        delete = requests["bulk_delete"]
+        add("bulk delete of 20,000 rows", "Django's fast path, as without the dashboard",
+            f"{delete['on']['ms']:.0f} ms vs {delete['off']['ms']:.0f} ms without",
+            delete["on"]["fast_path"] == delete["off"]["fast_path"])  # fmt: skip
+    else:
+        add("per request (4 kinds, geomean)", "<= 1.04x unwatched, <= 1.06x watched", "-", None)
+
+    for k, rate, goal_ms, need_lossless in ((10, 100, 10, False), (100, 1000, 30, True)):
         name, goal = f"{rate:,}/s to {k} dashboards", f"p99 <= {goal_ms} ms"
         if need_lossless:
             goal = f"0 lost, {goal}"
@@ -262,9 +294,9 @@ def targets(saves: Result | None, runs: list[Result]) -> list[Result]:
     ours = deliveries(find(runs, "django", 100, 0))
     bare = deliveries(find(runs, "bare-batch", 100, 0))
     share = ours / bare if ours is not None and bare else None
-    add("fastest to 100 dashboards", ">= 0.5 x bare batched",
+    add("fastest to 100 dashboards", ">= 0.65 x bare batched",
         "-" if share is None else f"{fmt(ours, 0)} vs {fmt(bare, 0)} deliv/s = {share:.2f}x",
-        None if share is None else share >= 0.5)
+        None if share is None else share >= 0.65)
     return out
 
 

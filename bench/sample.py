@@ -55,7 +55,7 @@ def process_of(row: str) -> str:
 
 
 async def _capture(port: int, cookie: str, produce: Any, timeout: float) -> dict[str, str]:
-    url = f"ws://{procs.HOST}:{port}/ws/events/"
+    url = f"ws://{procs.HOST}:{port}/socket/"
     origin = Origin(f"http://{procs.HOST}:{port}")
     found: dict[str, str] = {}
     async with connect(

@@ -1,0 +1,144 @@
+"""Subprocess: what the dashboard adds to a request, and to a bulk delete.
+
+Run as `python -m bench.requests OUT.json --rounds R` against the bench database
+(prepared). Four request kinds through Django's test Client, in this process:
+GET /blog/, GET /blog/<slug>/, GET the admin's post changelist (100 posts), POST
+the admin's add form. Modes take turns in each round: `off` (the dashboard's hook
+uninstalled: Django's own Signal methods), `on` (installed, nobody watching) and
+`watched` (a dashboard open in this process). Each figure is the median over the
+rounds of a kind's mean ms per request, and each ratio the median of the rounds' own
+ratios to their `off` run (this kind of machine drifts 2x between minutes).
+
+Then a bulk delete: `Comment.objects.all().delete()` of 20,000 rows, with and
+without the hook, and whether Django took its fast path (one DELETE) both times.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import django
+
+KINDS = ("blog list", "blog post", "admin changelist", "admin add")
+MODES = ("off", "on", "watched")
+
+
+def setup() -> tuple[Any, str]:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from blog.models import Post
+
+    user = get_user_model().objects.filter(is_superuser=True).first()
+    Post.objects.bulk_create(
+        [Post(title=f"bench {i}", slug=f"bench-{i}", body="b" * 500, status="published")
+         for i in range(100)]
+    )  # fmt: skip
+    client = Client(HTTP_HOST="localhost")  # an allowed host: real pages, not 400s
+    client.force_login(user)
+    return client, "bench-0"
+
+
+def request(client: Any, kind: str, slug: str, n: int) -> None:
+    if kind == "blog list":
+        response = client.get("/blog/")
+    elif kind == "blog post":
+        response = client.get(f"/blog/{slug}/")
+    elif kind == "admin changelist":
+        response = client.get("/admin/blog/post/")
+    else:
+        response = client.post("/admin/blog/post/add/", {
+            "title": f"added {n}", "slug": "", "body": "b", "status": "draft",
+            "comments-TOTAL_FORMS": "0", "comments-INITIAL_FORMS": "0",
+        })  # fmt: skip
+    if response.status_code not in (200, 302):  # a bench of error pages measures nothing
+        raise RuntimeError(f"{kind}: HTTP {response.status_code}")
+
+
+def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
+    from bench import saves
+    from dashboard.live.handoff import handoff
+
+    saves.set_receivers(mode != "off")
+    handoff.reset()
+    context = saves.watched if mode == "watched" else _nothing
+    with context():
+        request(client, kind, slug, -1)  # warm
+        started = time.perf_counter()
+        for i in range(n):
+            request(client, kind, slug, i)
+        seconds = time.perf_counter() - started
+        handoff.flush(timeout=10)
+        saves.settle(handoff)
+    handoff.reset()
+    return seconds / n * 1000
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def bulk_delete(rows: int) -> dict[str, Any]:
+    from django.db.models.deletion import Collector
+
+    from bench import saves
+    from blog.models import Comment, Post
+
+    post = Post.objects.first()
+    result = {}
+    for mode in ("off", "on", "off", "on"):
+        saves.set_receivers(mode == "on")
+        Comment.objects.bulk_create(
+            [Comment(post=post, name="n", body="c") for _ in range(rows)], batch_size=2000
+        )
+        comments = Comment.objects.all()
+        fast = Collector(using="default", origin=comments).can_fast_delete(comments)
+        started = time.perf_counter()
+        comments.delete()
+        result.setdefault(mode, []).append(
+            {"ms": (time.perf_counter() - started) * 1000, "fast_path": fast}
+        )
+    return {m: {"ms": statistics.median(r["ms"] for r in runs),
+                "fast_path": all(r["fast_path"] for r in runs)}
+            for m, runs in result.items()}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--n", type=int, default=30)
+    args = parser.parse_args()
+    django.setup()
+    client, slug = setup()
+    ms: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MODES} for k in KINDS}
+    for _ in range(args.rounds):
+        for kind in KINDS:
+            for mode in MODES:
+                ms[kind][mode].append(one_run(client, slug, kind, mode, args.n))
+    result: dict[str, Any] = {"kinds": {}}
+    for kind in KINDS:
+        runs = ms[kind]
+        result["kinds"][kind] = {
+            **{f"{m}_ms": statistics.median(runs[m]) for m in MODES},
+            **{f"{m}_ratio": statistics.median(x / o for x, o in zip(runs[m], runs["off"],
+                                                                    strict=True))
+               for m in ("on", "watched")},
+        }  # fmt: skip
+    for m in ("on", "watched"):
+        result[f"geomean_{m}"] = statistics.geometric_mean(
+            k[f"{m}_ratio"] for k in result["kinds"].values()
+        )
+    result["bulk_delete"] = bulk_delete(20_000)
+    args.out.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
