@@ -2,6 +2,7 @@
 the dashboard alters nothing of Django's dispatch (it connects no receiver)."""
 
 import importlib
+import re
 import sys
 import weakref
 
@@ -110,3 +111,38 @@ def test_has_listeners_and_fast_delete_are_what_they_are_without_the_dashboard()
     Comment.objects.bulk_create([Comment(post=post, name="n", body=f"c{i}") for i in range(5)])
     comments = Comment.objects.all()
     assert Collector(using="default", origin=comments).can_fast_delete(comments)
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD={"DIFFS": False})
+def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without():
+    """Observe, never alter: (the diff's pre-read aside, switched off here)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from blog.models import Tag
+    from dashboard.capture import dispatch
+
+    def work(n: int) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            post = Post.objects.create(title=f"same sql {n}", slug=f"same-sql-{n}")
+            post.title = "renamed"
+            post.save()
+            tag = Tag.objects.create(name=f"t{n}")
+            post.tags.add(tag)
+            Comment.objects.create(post=post, name="n", body="b")
+            Comment.objects.filter(post=post).delete()
+            post.delete()
+        # The statements, their values aside (times, ids, titles differ by run).
+        return [re.sub(r"\d+", "N", re.sub(r"'[^']*'", "?", q["sql"]))
+                for q in queries.captured_queries]  # fmt: skip
+
+    with_it = work(1)
+    dispatch.uninstall()
+    try:
+        without = work(2)
+    finally:
+        dispatch.install()
+    settle()
+    assert with_it == without
+    assert len(with_it) > 8
