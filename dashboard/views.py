@@ -17,7 +17,7 @@ from dashboard.capture.signals import discovered, receivers_of
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.rows import to_json
-from dashboard.history import export, reads
+from dashboard.history import export, reads, snippets
 from dashboard.models import StoredEvent
 
 
@@ -150,3 +150,19 @@ def socket(request: HttpRequest) -> HttpResponse:
         headers={"Upgrade": "websocket"},
         content_type="text/plain",
     )
+
+
+@staff_member_required
+def as_test(request: HttpRequest, key: str) -> HttpResponse:
+    """The event's request (or the event alone) as a pytest test (history/snippets.py)."""
+    try:
+        process, seq = parse_key(key)
+        event = StoredEvent.objects.get(process=process, seq=seq)
+    except (ValueError, StoredEvent.DoesNotExist):
+        raise Http404("No such event: it may have been pruned, or not stored yet.") from None
+    events = (
+        list(StoredEvent.objects.filter(request_id=event.request_id).order_by("id"))
+        if event.request_id
+        else [event]
+    )
+    return HttpResponse(snippets.as_test(events), content_type="text/x-python; charset=utf-8")

@@ -24,6 +24,7 @@ from typing import Any
 from django.dispatch import Signal
 
 from dashboard.capture import context, record, signals, timing
+from dashboard.core import keys
 from dashboard.core.events import Event, ReceiverTiming
 from dashboard.core.quiet import quiet
 from dashboard.live.handoff import handoff
@@ -57,6 +58,10 @@ class Dispatch:
 
 # The recorded send under way in this context (a receiver's own sends nest).
 current: ContextVar[Dispatch | None] = ContextVar("dashboard_dispatch", default=None)
+# dashboard.testing.record_signals(): told of every send in this context.
+recorders: ContextVar[tuple[Callable[[Signal, Any, dict[str, Any]], None], ...]] = ContextVar(
+    "dashboard_recorders", default=()
+)
 
 
 def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | None:
@@ -64,13 +69,20 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
     try:
         if (hook := context.BEFORE.get(signal)) is not None:
             hook(sender, named)
+        for note in recorders.get():
+            note(signal, sender, named)
         if quiet.get():
             return None
         spec = signals.recorded(signal)
         if spec is None:
             return None
         event = record.capture(spec, signal, sender, named)
-        return Dispatch(signal, event) if event is not None else None
+        if event is None:
+            return None
+        event.cid = keys.next_cid()
+        if (parent := current.get()) is not None:  # sent from another's receiver
+            event.cause = parent.event.cid
+        return Dispatch(signal, event)
     except Exception:  # the sender must never fail because of the dashboard
         logger.exception("dashboard: could not capture a signal")
         return None

@@ -20,14 +20,22 @@ _is_project_code: dict[CodeType, bool] = {}
 _origins: dict[tuple[CodeType, int], str] = {}
 
 
-def _project_code(code: CodeType) -> bool:
-    filename = code.co_filename
-    mine = _is_project_code[code] = (
+def is_project_file(filename: str) -> bool:
+    """The project's own code: under its root, and neither the dashboard nor a package."""
+    return (
         filename.startswith(_PROJECT_ROOT)
         and not filename.startswith(_DASHBOARD_DIR)
         and "site-packages" not in filename
         and f"{os.sep}.venv{os.sep}" not in filename
     )
+
+
+def project_path(filename: str) -> str:
+    return filename[len(_PROJECT_ROOT) :] if filename.startswith(_PROJECT_ROOT) else filename
+
+
+def _project_code(code: CodeType) -> bool:
+    mine = _is_project_code[code] = is_project_file(code.co_filename)
     return mine
 
 
@@ -44,7 +52,7 @@ def origin() -> str | None:
             site = (code, frame.f_lasti)
             where = _origins.get(site)
             if where is None:
-                path = code.co_filename[len(_PROJECT_ROOT) :]
+                path = project_path(code.co_filename)
                 where = _origins[site] = f"{path}:{frame.f_lineno} in {code.co_name}"
             return where
         frame = frame.f_back

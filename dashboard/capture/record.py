@@ -6,6 +6,7 @@ the sender and notes where the project's code sent it from. Describing,
 masking and rendering happen later, off the sender's path.
 """
 
+import linecache
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from django.dispatch import Signal
 
 from dashboard import conf
 from dashboard.capture import context, transactions
-from dashboard.capture.origin import origin
+from dashboard.capture.origin import is_project_file, origin, project_path
 from dashboard.capture.signals import Spec
 from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
 from dashboard.core.events import Event, RequestSnapshot
@@ -72,14 +73,33 @@ def _exception_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
     exc_type, exc, tb = sys.exc_info()
     if exc_type is None:
         return
+    frames = traceback.extract_tb(tb)
     raw["exception"] = {
         "type": exc_type.__qualname__,
         "message": str(exc),
-        "traceback": [
-            f"{f.filename}:{f.lineno} in {f.name}"
-            for f in traceback.extract_tb(tb)[-TRACEBACK_FRAMES:]
-        ],
+        "traceback": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-TRACEBACK_FRAMES:]],
+        # The frames in the project's own code, with a few lines around each: where to
+        # look. No local variables: nothing secret leaves the process.
+        "project_frames": [
+            {
+                "where": f"{project_path(f.filename)}:{f.lineno}",
+                "function": f.name,
+                "lines": _lines_around(f.filename, f.lineno or 0),
+                "line": f.lineno,
+            }
+            for f in frames
+            if is_project_file(f.filename)
+        ][-TRACEBACK_FRAMES:],
     }
+
+
+def _lines_around(filename: str, lineno: int, context: int = 2) -> list[list[Any]]:
+    """[line number, text] of the lines around a frame's (linecache: read once)."""
+    return [
+        [n, linecache.getline(filename, n).rstrip("\n")]
+        for n in range(max(1, lineno - context), lineno + context + 1)
+        if linecache.getline(filename, n)
+    ]
 
 
 SPECIAL_KWARGS = {"scope", "environ", "signal"}

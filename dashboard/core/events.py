@@ -59,6 +59,10 @@ class Event:
     timings: list[ReceiverTiming] = field(default_factory=list)
     # Set when the transaction it was sent in rolls back (capture/transactions.py).
     rolled_back: bool = False
+    # Numbered as captured (core/keys.py), so an event sent from another's dispatch (a
+    # receiver that saves, sends or deletes) can name it: its cause.
+    cid: int = 0
+    cause: int | None = None
 
     def described(self) -> None:
         """Drop the snapshots once described: an event stays referenced until its

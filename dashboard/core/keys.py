@@ -23,6 +23,8 @@ _process = _name()
 # Numbered by the pump as it drains (one per process): sequence order is the
 # order frames leave in, which resuming relies on.
 next_seq: Callable[[], int] = itertools.count(1).__next__
+# Numbered as captured (not as sent): an event's cause is named by it.
+next_cid: Callable[[], int] = itertools.count(1).__next__
 
 
 def process() -> str:
@@ -43,9 +45,10 @@ def parse_key(key: str) -> tuple[str, int]:
 
 
 def _renew() -> None:
-    global _process, next_seq
+    global _process, next_seq, next_cid
     _process = _name()
     next_seq = itertools.count(1).__next__
+    next_cid = itertools.count(1).__next__
 
 
 os.register_at_fork(after_in_child=_renew)

@@ -177,6 +177,8 @@ def describe_event(event: Event) -> Row:
         payload=payload,
         payload_json=to_json(payload),
         detail={
+            "cid": event.cid,
+            "cause": event.cause,
             "origin": event.origin,
             "diff": diff(event.before, event.raw.get("instance")),
             "receivers": [receiver_info(t.receiver, t.seconds, t.raised) for t in event.timings],

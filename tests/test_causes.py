@@ -1,0 +1,75 @@
+"""What caused what, exceptions that point at the project's code, and a request's
+trace as a test: dashboard.testing.record_signals and the snippet built on it."""
+
+import pytest
+
+from blog.models import Post
+from blog.signals import post_published
+from dashboard.models import StoredEvent
+from dashboard.testing import record_signals
+from tests.helpers import settle
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_sent_from_a_receiver_names_its_cause():
+    def cascade(sender, post, **kwargs):
+        post.body = "touched by a receiver"
+        post.save()  # pre_save and post_save, sent from post_published's dispatch
+
+    post_published.connect(cascade)
+    try:
+        Post.objects.create(title="caused", status="published")
+    finally:
+        post_published.disconnect(cascade)
+    settle()
+    published = StoredEvent.objects.get(signal="post_published")
+    saves = StoredEvent.objects.filter(
+        signal__in=["pre_save", "post_save"], sender="blog.Post"
+    ).order_by("id")
+    caused = [e for e in saves if e.detail["cause"] == published.detail["cid"]]
+    assert [e.signal for e in caused] == ["pre_save", "post_save"]
+    assert published.detail["cause"] is None  # sent by Post.save itself, no dispatch around
+    assert all(e.detail["cause"] is None for e in saves if e not in caused)
+
+
+def test_an_exceptions_detail_shows_the_project_frames_with_their_lines(staff_client):
+    staff_client.get("/blog/error/")
+    settle()
+    event = StoredEvent.objects.get(signal="got_request_exception")
+    frames = event.payload["exception"]["project_frames"]
+    assert [f["where"].split(":")[0] for f in frames] == ["blog/views.py"]
+    assert frames[0]["function"] == "fail"
+    assert any("raise RuntimeError" in text for _, text in frames[0]["lines"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_record_signals_sees_every_signal_of_the_block_in_order():
+    with record_signals() as sent:
+        post = Post.objects.create(title="recorded")
+        post_published.send(sender=Post, post=post)
+    assert sent.pairs() == [
+        ("pre_save", "blog.Post"),
+        ("post_save", "blog.Post"),
+        ("post_published", "blog.Post"),
+    ]
+    assert sent[2].kwargs["post"] is post  # the very object the receivers got
+    with record_signals() as nothing:
+        pass
+    assert nothing == []
+
+
+def test_a_requests_trace_copies_as_a_test_that_passes(staff_client):
+    post = Post.objects.create(title="As a test", status="published")
+    settle()
+    staff_client.get(f"/blog/{post.slug}/")
+    settle()
+    viewed = StoredEvent.objects.filter(signal="post_viewed").latest("id")
+    snippet = staff_client.get(f"/events/{viewed.key}/test.py").content.decode()
+    assert "with record_signals() as sent:" in snippet
+    assert f"client.get('/blog/{post.slug}/')" in snippet
+    assert "('post_viewed', 'blog.Post')," in snippet
+    # And it runs: the same request asserts the same signals.
+    namespace: dict = {}
+    exec(compile(snippet, "snippet", "exec"), namespace)
+    (test,) = [f for name, f in namespace.items() if name.startswith("test_")]
+    test(staff_client)
