@@ -73,3 +73,40 @@ def test_a_requests_trace_copies_as_a_test_that_passes(staff_client):
     exec(compile(snippet, "snippet", "exec"), namespace)
     (test,) = [f for name, f in namespace.items() if name.startswith("test_")]
     test(staff_client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_dispatch_says_which_receivers_did_not_run_and_why():
+    import gc
+
+    from django.db.models.signals import post_save
+
+    from blog.models import Tag
+
+    def for_tags(sender, **kwargs):
+        pass
+
+    def twice(sender, **kwargs):
+        pass
+
+    def short_lived(sender, **kwargs):
+        pass
+
+    post_save.connect(for_tags, sender=Tag)
+    post_save.connect(twice, sender=Post, dispatch_uid="one")
+    post_save.connect(twice, sender=Post, dispatch_uid="two")
+    post_save.connect(short_lived, sender=Post)  # weak: gone once this test drops it
+    del short_lived
+    gc.collect()
+    try:
+        Post.objects.create(title="who did not run")
+    finally:
+        post_save.disconnect(for_tags, sender=Tag)
+        post_save.disconnect(sender=Post, dispatch_uid="one")
+        post_save.disconnect(sender=Post, dispatch_uid="two")
+    settle()
+    event = StoredEvent.objects.get(signal="post_save", sender="blog.Post")
+    why = {r["name"].rsplit(".", 1)[-1]: r["why"] for r in event.detail["not_run"]}
+    assert why["for_tags"] == "connected for another sender"
+    assert why["twice"].startswith("ran 2 times")
+    assert why["(gone)"].startswith("garbage-collected")

@@ -79,7 +79,8 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
         event = record.capture(spec, signal, sender, named)
         if event is None:
             return None
-        event.cid = keys.next_cid()
+        event.cid, event.sender_id = keys.next_cid(), id(sender)
+        event.receivers_then = list(signal.receivers)  # connect() and disconnect() mutate it
         if (parent := current.get()) is not None:  # sent from another's receiver
             event.cause = parent.event.cid
         return Dispatch(signal, event)

@@ -63,11 +63,15 @@ class Event:
     # receiver that saves, sends or deletes) can name it: its cause.
     cid: int = 0
     cause: int | None = None
+    # The signal's receivers when it was sent, and id(sender): so describing can say
+    # which did not run, and why.
+    receivers_then: list[Any] | None = None
+    sender_id: int = 0
 
     def described(self) -> None:
         """Drop the snapshots once described: an event stays referenced until its
         transaction ends (capture/transactions.py), and a long one holds thousands."""
-        self.raw, self.before, self.timings = _NOTHING, None, []
+        self.raw, self.before, self.timings, self.receivers_then = _NOTHING, None, [], None
 
     @property
     def key(self) -> str:

@@ -7,6 +7,7 @@ the secret for e.g. sessions.Session). Escaping is the template's job.
 """
 
 import re
+import weakref
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
 from functools import lru_cache
@@ -182,6 +183,7 @@ def describe_event(event: Event) -> Row:
             "origin": event.origin,
             "diff": diff(event.before, event.raw.get("instance")),
             "receivers": [receiver_info(t.receiver, t.seconds, t.raised) for t in event.timings],
+            "not_run": not_run(event),
         },
         request_id=event.request_id or "",
         rolled_back=event.rolled_back,
@@ -189,6 +191,32 @@ def describe_event(event: Event) -> Row:
     )
     event.described()
     return row
+
+
+NO_SENDER = id(None)  # how Django keys a receiver connected for every sender
+
+
+def not_run(event: Event) -> list[dict[str, Any]]:
+    """The signal's receivers that did not run for this send, and why; and those that
+    ran more than once (the same function connected twice, without dispatch_uid)."""
+    if not event.receivers_then:
+        return []
+    found: list[dict[str, Any]] = []
+    for (_, sender_key), ref, _ in event.receivers_then:
+        func = ref() if isinstance(ref, weakref.ReferenceType) else ref
+        if func is None:
+            found.append({"name": "(gone)", "where": "", "why": (
+                "garbage-collected: it was connected by a weak reference and nothing else "
+                "held it (a function defined inside another?); define it at module level, "
+                "or connect it with weak=False")})  # fmt: skip
+        elif sender_key not in (NO_SENDER, event.sender_id):
+            found.append({**receiver_info(func), "why": "connected for another sender"})
+    ran = [t.receiver for t in event.timings]
+    for func in {id(f): f for f in ran if ran.count(f) > 1}.values():
+        found.append({**receiver_info(func), "why": (
+            f"ran {ran.count(func)} times: connected more than once (give connect() a "
+            "dispatch_uid)")})  # fmt: skip
+    return found
 
 
 def receiver_info(func: Any, seconds: float | None = None, raised: bool = False) -> dict[str, Any]:
