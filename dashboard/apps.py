@@ -8,7 +8,7 @@ class DashboardConfig(AppConfig):
 
     def ready(self) -> None:
         from dashboard import checks, setup
-        from dashboard.capture import dispatch, signals, timing, transactions
+        from dashboard.capture import dispatch, signals, timing, transactions, writes
         from dashboard.live import daphne
 
         checks.register()
@@ -18,5 +18,6 @@ class DashboardConfig(AppConfig):
         daphne.SEAM.check(daphne.probe)
         if dispatch.SEAM.check(dispatch.probe):
             dispatch.install()
+            writes.install()
         signals.discovered()  # name every signal imported so far, before any is sent
         setup.default_asgi_application()

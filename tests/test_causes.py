@@ -110,3 +110,31 @@ def test_each_dispatch_says_which_receivers_did_not_run_and_why():
     assert why["for_tags"] == "connected for another sender"
     assert why["twice"].startswith("ran 2 times")
     assert why["(gone)"].startswith("garbage-collected")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writes_that_send_no_signal_show_as_events_of_their_own():
+    from blog.models import Comment
+
+    posts = Post.objects.bulk_create([Post(title=f"bulk {i}", slug=f"bulk-{i}") for i in range(3)])
+    Post.objects.filter(title__startswith="bulk").update(body="updated in bulk")
+    for post in posts:
+        post.body = "one by one"
+    Post.objects.bulk_update(posts, ["body"])
+    Comment.objects.bulk_create([Comment(post=posts[0], name="n", body="c") for _ in range(4)])
+    Comment.objects.all().delete()  # no delete receiver for comments: Django's fast path
+    settle()
+    found = {
+        e.signal: (e.sender, e.payload["rows"], e.summary)
+        for e in StoredEvent.objects.filter(signal__startswith="QuerySet.")
+    }
+    assert found["QuerySet.update"][:2] == ("blog.Post", 3)
+    assert "3 rows of body, no pre_save/post_save sent" in found["QuerySet.update"][2]
+    assert found["QuerySet.bulk_update"][:2] == ("blog.Post", 3)
+    assert found["QuerySet.delete"][:2] == ("blog.Comment", 4)
+    assert "no pre_delete/post_delete sent" in found["QuerySet.delete"][2]
+    assert {e.family for e in StoredEvent.objects.filter(signal__startswith="QuerySet.")} == {
+        "model"
+    }
+    origins = StoredEvent.objects.filter(signal="QuerySet.update").values_list("detail", flat=True)
+    assert all(d["origin"].startswith("tests/test_causes.py:") for d in origins)

@@ -32,6 +32,11 @@ QUIET_SENDERS = (ASGIStaticFilesHandler, StaticFilesHandler)
 TRACEBACK_FRAMES = 5
 
 
+def is_ignored_model(model: type[Model]) -> bool:
+    """The dashboard's own models: storing one must not cause another event."""
+    return model._meta.app_label == "dashboard"
+
+
 def _ignored(sender: Any) -> bool:
     """Senders never captured: static file handlers (they send request signals
     of their own) and the dashboard's own models (storing one must not cause

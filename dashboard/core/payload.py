@@ -141,6 +141,10 @@ def summarize(payload: dict[str, Any]) -> str:
         parts.append(f"{exc['type']}: {exc['message']}")
     if isinstance(conn := payload.get("connection"), dict):
         parts.append(f"{conn.get('alias')} · {conn.get('vendor')}")
+    if "rows" in payload and "note" in payload:  # a write that sent no signal
+        fields = payload.get("fields")
+        on = f" of {', '.join(map(str, fields))}" if fields else ""
+        parts.append(f"{payload['rows']} rows{on}, {payload['note']}")
     if isinstance(creds := payload.get("credentials"), dict):
         parts.append(f"credentials {creds.get('username', '')}".strip())
     return text(" · ".join(parts)) if parts else "—"
