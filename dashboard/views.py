@@ -166,3 +166,13 @@ def as_test(request: HttpRequest, key: str) -> HttpResponse:
         else [event]
     )
     return HttpResponse(snippets.as_test(events), content_type="text/x-python; charset=utf-8")
+
+
+@staff_member_required
+def object_timeline(request: HttpRequest, label: str, pk: str) -> HttpResponse:
+    """Every event that touched one object, in order, with its changes chained."""
+    events = reads.about_object(label, pk, conf.get("MAX_ROWS"))
+    return render(request, "dashboard/object.html", {
+        "label": label, "pk": pk, "events": events, "admin_url": _admin_url(),
+        "links": conf.get("LINKS"),
+    })  # fmt: skip

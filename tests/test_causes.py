@@ -138,3 +138,19 @@ def test_writes_that_send_no_signal_show_as_events_of_their_own():
     }
     origins = StoredEvent.objects.filter(signal="QuerySet.update").values_list("detail", flat=True)
     assert all(d["origin"].startswith("tests/test_causes.py:") for d in origins)
+
+
+def test_an_objects_timeline_lists_every_event_about_it_with_its_changes(staff_client):
+    post = Post.objects.create(title="First title")
+    post.title = "Second title"
+    post.save()
+    post_published.send(sender=Post, post=post)
+    Post.objects.create(title="Another post")
+    settle()
+    html = staff_client.get(f"/objects/blog.Post/{post.pk}/").content.decode()
+    shown = [part.split("<")[0] for part in html.split('<span class="sig">')[1:]]
+    # (its first pre_save came before it had a pk)
+    assert shown == ["post_save", "pre_save", "post_save", "post_published"]
+    assert '<code>title</code>: <span class="old">First title</span>' in html
+    assert "Another post" not in html
+    assert staff_client.get("/objects/blog.Post/99999/").status_code == 200

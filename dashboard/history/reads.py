@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 from django.db.models import Count, Max, QuerySet
 
 from dashboard.core.filters import EventFilter
-from dashboard.core.rows import Row
+from dashboard.core.rows import Row, to_json
 from dashboard.models import StoredEvent
 
 
@@ -73,3 +73,13 @@ def between(
         0,
         {process: highest} if highest else {},
     )
+
+
+def about_object(label: str, pk: str, limit: int) -> list[StoredEvent]:
+    """Every stored event about one object (`blog.Post`, pk "4"), oldest first: whichever
+    argument held it (instance, post, user, ...), as its payload shows it."""
+    pk_json = pk if pk.lstrip("-").isdigit() else to_json(pk)
+    fragment = f'{{"model": {to_json(label)}, "pk": {pk_json},'.lower()
+    return list(StoredEvent.objects.filter(search_text__contains=fragment).order_by("-id")[:limit])[
+        ::-1
+    ]
