@@ -46,6 +46,7 @@ def prepare(
         unstored=unstored,
         rolled_back=[e.key for e in marks],
         plumbing=sum(row.plumbing for row in rows),
+        rates=Counter((int(e.time), e.family) for e in events),
     )
     message: dict[str, Any] = {"type": "events.batch", "html": html, "process": process}
     if events:
