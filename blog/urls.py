@@ -9,4 +9,5 @@ urlpatterns = [
     path("playground/", playground.page, name="playground"),
     path("playground/<slug:key>/", playground.run, name="playground-run"),
     path("<slug:slug>/", views.post_detail, name="detail"),
+    path("<slug:slug>/comment/", views.comment, name="comment"),
 ]
