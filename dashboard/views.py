@@ -1,6 +1,7 @@
 """The dashboard's pages: the live table, an event's detail, exports. Staff only."""
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,13 +10,13 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django_htmx.http import push_url
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import conf
 from dashboard.capture.signals import discovered, receivers_of
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
+from dashboard.core.render import rates_json
 from dashboard.core.rows import to_json
 from dashboard.history import export, reads, snippets
 from dashboard.models import StoredEvent
@@ -45,37 +46,60 @@ def _admin_url() -> str | None:
 
 def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResponse:
     filters = EventFilter.from_query(request.GET)
+    if before := request.GET.get("before", "").strip():
+        return _older(request, filters, before)
     # The newest id first, then the rows: anything stored in between is
     # backfilled over the socket, never missed.
     newest = reads.last_id()
+    shown = StoredEvent.objects.filter(id__lte=newest)
+    rows = reads.latest_of(filters.apply(shown), conf.get("MAX_ROWS"))
     context = {
         "filters": filters,
-        "rows": reads.latest_of(
-            filters.apply(StoredEvent.objects.filter(id__lte=newest)), conf.get("MAX_ROWS")
-        ),
+        "rows": rows,
         "last_id": newest,
+        "requests": json.dumps(reads.requests_of(rows)),
+        "servers": json.dumps(reads.servers(shown)),
         "selected": _detail_context(selected) if selected else None,
     }
     htmx = HtmxDetails(request)  # the host need not install django-htmx's middleware
     if htmx and htmx.target == "history":
-        response = render(request, "dashboard/index.html#history", context)
-        # The address bar shows only the filters that are set: a bookmarkable view.
-        return push_url(
-            response, f"{request.path}?{filters.as_query()}" if filters else request.path
-        )
+        # The page puts the filters in the address bar itself (dashboard.js): only
+        # the filters that are set, a bookmarkable view.
+        return render(request, "dashboard/index.html#history", context)
     families = _families()
-    shown = StoredEvent.objects.filter(id__lte=newest)
     context.update(
         families=families,
         counts=json.dumps(reads.counts(shown)),
         plumbing=reads.plumbing(shown),
+        rates=rates_json(reads.rates(shown)),
+        now=time.time(),
+        senders=reads.senders(shown),
         max_rows=conf.get("MAX_ROWS"),
-        signals=sorted({s["name"] for _, signals in families for s in signals}),
         family_names=[family for family, _ in families],
+        grouped=request.GET.get("view") == "requests",
         admin_url=_admin_url(),
         links=conf.get("LINKS"),
     )
     return render(request, "dashboard/index.html", context)
+
+
+def _older(request: HttpRequest, filters: EventFilter, before: str) -> HttpResponse:
+    """"Load older": the filtered rows stored before the oldest the page holds,
+    named by its history id or, for a row that came live, its key."""
+    if before.isdigit():
+        older_than = int(before)
+    else:
+        try:
+            process, seq = parse_key(before)
+        except ValueError:
+            raise Http404("Not an event id or key.") from None
+        found = StoredEvent.objects.filter(process=process, seq=seq).values_list("id", flat=True)
+        # Not stored (yet, or pruned): everything up to the newest is older than it.
+        older_than = found.first() or reads.last_id() + 1
+    limit = conf.get("MAX_ROWS")
+    rows = reads.latest_of(filters.apply(StoredEvent.objects.filter(id__lt=older_than)), limit)
+    context = {"rows": rows, "requests": json.dumps(reads.requests_of(rows)), "limit": limit}
+    return render(request, "dashboard/index.html#older", context)
 
 
 @staff_member_required

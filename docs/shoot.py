@@ -1,11 +1,14 @@
 """Take the README's screenshots: `.venv/bin/python docs/shoot.py` (Debian's Chromium).
 
-The demo (docs/dashboard.png, docs/detail.png) and tests/host/, the host project
-that uses the dashboard as any project would (docs/host.png), each served on a
-free loopback port from a throwaway database, driven as a person would.
+The demo (docs/dashboard.png, the requests view docs/requests.png, an update's
+detail docs/detail.png, docs/playground.png, a phone docs/phone.png) and
+tests/host/, the host project that uses the dashboard as any project would
+(docs/host.png), each served on a free loopback port from a throwaway
+database, driven as a person would.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,12 +46,13 @@ def serve(command: list[str], cwd: Path, env: dict[str, str], port: int) -> subp
     raise SystemExit(f"{command} did not answer")
 
 
-def log_in(page, url: str, next_path: str) -> None:
+def log_in(page, url: str, next_path: str, live: bool = True) -> None:
     page.goto(f"{url}/admin/login/?next={next_path}")
     page.fill("#id_username", "admin")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
+    if live:
+        page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
 
 
 def demo(browser, tmp: Path) -> None:
@@ -73,12 +77,50 @@ def demo(browser, tmp: Path) -> None:
         admin.click("input[name=_save]")
         admin.goto(f"{url}/blog/")
         admin.goto(f"{url}/blog/error/")
+        # An edit: its post_save carries a field diff.
+        admin.goto(f"{url}/admin/blog/post/")
+        admin.click("text=Signals, seen live")
+        admin.fill("#id_body", "Edited: the detail shows the diff.")
+        admin.click("input[name=_save]")
+        # Some traffic for the chart.
+        subprocess.run([PYTHON, "manage.py", "simulate", "--url", url, "--rate", "15",
+                        "--duration", "12", "--seed", "16"], cwd=ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
         page.wait_for_selector('#events tr[data-signal="post_published"]', timeout=10_000)
         time.sleep(1.5)  # the arrival highlight fades
         page.screenshot(path=DOCS / "dashboard.png")
-        page.click('#events tr[data-signal="post_save"][data-sender="blog.Post"] a.open')
-        page.wait_for_selector(".detail-card", timeout=10_000)
+        page.locator(".view-mode label", has_text="By request").click()
+        page.locator(".group-toggle", has_text="POST /admin/blog/post/add/").first.click()
+        time.sleep(0.5)
+        page.screenshot(path=DOCS / "requests.png")
+        page.locator(".view-mode label", has_text="Flat").click()
+        page.fill("input[name=q]", "Edited: the detail")
+        page.wait_for_function("location.search.includes('q=')")
+        page.locator('#event-table tr[data-signal="post_save"][data-sender="blog.Post"] a.open')\
+            .first.click()
+        page.wait_for_selector(".detail-card .diff", timeout=10_000)
+        time.sleep(0.5)
         page.screenshot(path=DOCS / "detail.png")
+
+        play = browser.new_page(viewport={"width": 1280, "height": 1000})
+        log_in(play, url, "/blog/playground/", live=False)
+        for action in ("savepoint", "login-wrong"):
+            card = play.locator(f'.card[data-action="{action}"]')
+            card.locator("button.run").click()
+            card.locator(".outcome").filter(has_text=re.compile(r"\d+ events?:")).wait_for()
+        play.locator('.card[data-action="savepoint"]').scroll_into_view_if_needed()
+        play.evaluate("window.scrollBy(0, -140)")
+        time.sleep(1.5)
+        play.screenshot(path=DOCS / "playground.png")
+
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, color_scheme="light",
+            device_scale_factor=2, is_mobile=True, has_touch=True,
+        )  # fmt: skip
+        mobile = phone.new_page()
+        log_in(mobile, url, "/")
+        time.sleep(1.5)
+        mobile.screenshot(path=DOCS / "phone.png")
     finally:
         server.terminate()
         server.wait(10)

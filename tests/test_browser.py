@@ -173,7 +173,8 @@ def test_clicking_a_row_opens_its_detail_with_a_shareable_url(context, server):
 
 def test_live_rows_follow_the_filters_and_pause(context, server):
     dash = open_dashboard(context, server)
-    dash.select_option("select[name=signal]", "post_save")
+    dash.click("#pick-signals summary")
+    dash.check('#pick-signals input[value="post_save"]')
     dash.wait_for_function("location.search === '?signal=post_save'")
     dash.evaluate("window.__notReloaded = true")
     blog = context.new_page()

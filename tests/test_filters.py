@@ -3,6 +3,7 @@ live `matches()` (dashboard.js) keep the same rows for the same filters."""
 
 import pytest
 from django.db import transaction
+from django.http import QueryDict
 from django.test import Client
 
 from blog.models import Post, Tag
@@ -25,7 +26,16 @@ CASES = [
     {"family": "blog"},
     {"signal": "pre_save", "q": "haystack"},
     {"sender": "blog.Post"},
-    {"sender": "blog.post"},  # exact: matches nothing
+    {"sender": "blog.post"},  # case-insensitive...
+    {"sender": "POST"},  # ...and partial: blog.Post, blog.Post_tags
+    {"sender": "  tag "},  # trimmed: blog.Tag, blog.Post_tags
+    {"sender": "sqlite"},  # default (sqlite)
+    {"sender": "nothing-sends-this"},
+    {"family": ["model", "auth"]},  # several families: any of them
+    {"family": "model,blog"},  # the same, comma-separated
+    {"signal": ["pre_save", "post_published"]},
+    {"signal": ["pre_save", "post_save"], "sender": "tag"},  # AND across filters
+    {"family": ["request"], "signal": ["post_save"]},  # nothing is both
     {"family": "request", "q": "GET /blog/"},
     {"mine": "1"},  # "my project": no plumbing (sessions, request_started, connections...)
     {"mine": "1", "family": "request"},
@@ -61,6 +71,19 @@ def test_filters_from_a_query_are_trimmed_cut_and_only_known_keys():
     assert flt.q == "x" and len(flt.sender) == 200
     assert flt.as_dict() == {"q": "x", "sender": "s" * 200}
     assert not EventFilter.from_query({"family": None})
+    assert not EventFilter.from_query({"family": [], "signal": " , "})
+
+
+def test_families_and_signals_are_multi_valued_and_bookmarkable():
+    query = QueryDict("family=model&family=auth,model&signal=post_save&sender=Post&view=requests")
+    flt = EventFilter.from_query(query)
+    assert flt.family == ("model", "auth") and flt.signal == ("post_save",)
+    assert flt.as_query() == "family=model&family=auth&signal=post_save&sender=Post"
+    assert EventFilter.from_query(QueryDict(flt.as_query())) == flt  # a round trip
+    # The page's resume message: lists, or strings.
+    assert EventFilter.from_query({"family": ["model", "auth"], "signal": "post_save"}) == (
+        EventFilter(family=("model", "auth"), signal=("post_save",))
+    )
 
 
 @pytest.mark.browser

@@ -1,7 +1,12 @@
 """The dashboard's one filter rule: parsed from the URL query, applied to stored
 events here and to live rows by dashboard.js (`matches()`), alike:
 
-- family, signal, sender and request id: exact;
+- family and signal: any of the chosen ones (`?family=model&family=auth`; a value
+  may also list several, comma-separated: `?family=model,auth`);
+- sender: a case-insensitive part of the row's sender (`post` finds `blog.Post`).
+  Case is folded by the database (SQLite folds ASCII letters only) and by
+  JavaScript's toLowerCase(): senders are model labels and class names;
+- request id: exact;
 - `q`: a case-insensitive substring of the row's search text, `search_text()`:
   its signal, sender, summary and payload JSON, as the row shows them (not its
   time, badge or links). The history stores it lower-cased; dashboard.js
@@ -9,22 +14,40 @@ events here and to live rows by dashboard.js (`matches()`), alike:
 - `mine`: "my project" — leave out the framework's plumbing (`is_plumbing()`),
   marked on each row when it is described.
 
+Every filter given must hold (AND); within family and signal, any value (OR).
 tests/test_filters.py runs the same cases through both.
 """
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
 
 MAX_LENGTH = 200
+MAX_VALUES = 50  # families or signals in one filter
+MULTI = ("family", "signal")
+
+
+def _values(raw: object) -> tuple[str, ...]:
+    """A multi-valued filter: a list of values, each of which may hold several
+    comma-separated; stripped, empty ones and repeats left out, in order."""
+    items: Iterable[object] = raw if isinstance(raw, (list, tuple)) else (raw,)
+    out: list[str] = []
+    for item in items:
+        if item is None:
+            continue
+        for part in str(item).split(","):
+            part = part.strip()[:MAX_LENGTH]
+            if part and part not in out:
+                out.append(part)
+    return tuple(out[:MAX_VALUES])
 
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    family: str = ""
-    signal: str = ""
+    family: tuple[str, ...] = ()
+    signal: tuple[str, ...] = ()
     sender: str = ""
     request: str = ""
     q: str = ""
@@ -32,31 +55,54 @@ class EventFilter:
 
     @classmethod
     def from_query(cls, data: Mapping[str, object]) -> "EventFilter":
+        """From a QueryDict (repeated parameters) or a plain mapping (the
+        page's resume message: lists or strings)."""
+        getlist = getattr(data, "getlist", None)
+
         def value(name: str) -> str:
             raw = data.get(name, "")
+            if isinstance(raw, (list, tuple)):
+                raw = raw[-1] if raw else ""
             return str(raw).strip()[:MAX_LENGTH] if raw is not None else ""
 
-        return cls(**{name: value(name) for name in cls.__slots__})
+        def values(name: str) -> tuple[str, ...]:
+            return _values(getlist(name) if getlist else data.get(name))
+
+        return cls(
+            **{
+                f.name: values(f.name) if f.name in MULTI else value(f.name)
+                for f in fields(cls)
+            }
+        )
 
     def apply(self, events: QuerySet) -> QuerySet:
-        exact = {
-            "family": self.family,
-            "signal": self.signal,
-            "sender": self.sender,
-            "request_id": self.request,
-        }
-        events = events.filter(**{k: v for k, v in exact.items() if v})
+        if self.family:
+            events = events.filter(family__in=self.family)
+        if self.signal:
+            events = events.filter(signal__in=self.signal)
+        if self.sender:
+            events = events.filter(sender__icontains=self.sender)
+        if self.request:
+            events = events.filter(request_id=self.request)
         if self.q:
             events = events.filter(search_text__contains=self.q.lower())
         if self.mine:
             events = events.filter(plumbing=False)
         return events
 
-    def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v}
+    def as_dict(self) -> dict[str, str | list[str]]:
+        """The filters that are set: lists for family and signal (the page's
+        resume message, and its chips)."""
+        out: dict[str, str | list[str]] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v:
+                out[f.name] = list(v) if f.name in MULTI else v
+        return out
 
     def as_query(self) -> str:
-        return urlencode(self.as_dict())
+        """A bookmarkable query: `family=model&family=auth&sender=post`."""
+        return urlencode(self.as_dict(), doseq=True)
 
     def __bool__(self) -> bool:
         return bool(self.as_dict())

@@ -34,23 +34,25 @@ def render_row(row: Row) -> str:
     """One event's <tr>. Every value is escaped (`html.escape`, as Django's
     `escape` does; quotes too, in attributes); the data- attributes are what
     dashboard.js filters on, and the .sig, .sender, summary and pre texts are
-    what its search reads (core/filters.py)."""
+    what its search reads (core/filters.py). The detail link is a plain link:
+    dashboard.js opens it in the panel (one listener for every row, so htmx
+    has nothing to process per row)."""
     family, signal, sender = escape(row.family), escape(row.signal), escape(row.sender)
     url = escape(row.url)
     rolled_back = row.rolled_back
     request = f' data-request="{escape(rid)}"' if (rid := row.request_id) else ""
+    stored = f' data-id="{int(pk)}"' if (pk := row.id) else ""  # the history's rows
     return (
         f'<tr class="event fam-{family}{" rolled-back" if rolled_back else ""}" '
         f'data-key="{escape(row.key)}" data-signal="{signal}" data-family="{family}" '
-        f'data-sender="{sender}"{request}{PLUMBING if row.plumbing else ""}>'
+        f'data-sender="{sender}"{request}{stored}{PLUMBING if row.plumbing else ""}>'
         f'<td class="t"><time datetime="{escape(row.time_iso)}">'
         f"{escape(row.time_text)}</time></td>"
         f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}</td>'
         f'<td class="sender">{sender}</td>'
         f'<td class="payload"><details><summary>{_text(row.summary)}</summary>'
         f"<pre>{_text(row.payload_json)}</pre></details>"
-        f'<a class="open" href="{url}" hx-get="{url}" hx-target="#detail" hx-push-url="true" '
-        f'title="Open the detail">detail &#8250;</a></td></tr>'
+        f'<a class="open" href="{url}">detail &#8250;</a></td></tr>'
     )
 
 
@@ -69,6 +71,7 @@ def render_frame(
     history_id: int | None = None,
     plumbing: int = 0,
     layer_down: bool = False,
+    rates: dict[tuple[int, str], int] | None = None,
 ) -> str:
     """One frame: `rows` newest first, plus counts of every event the frame stands for.
 
@@ -79,6 +82,7 @@ def render_frame(
     backfill, the history id) that dashboard.js applies. Callers pass at
     most MAX_ROWS rows (more would be trimmed by the page at once); the
     counts still include the rest, so the page's counters stay exact.
+    `rates` counts the events per (second, family), for the page's chart.
     """
     attrs = [
         f'data-counts="{escape(json.dumps(counts))}"',
@@ -94,6 +98,8 @@ def render_frame(
         attrs.append(f'data-rolled-back="{escape(",".join(rolled_back))}"')
     if history_id is not None:
         attrs.append(f'data-history-id="{int(history_id)}"')
+    if rates:
+        attrs.append(f'data-rates="{escape(rates_json(rates))}"')
     html = (
         f'<tbody id="events" hx-swap-oob="afterbegin">{"".join(map(render_row, rows))}</tbody>'
         f'<div id="batch" hx-swap-oob="true" hidden {" ".join(attrs)}></div>'
@@ -103,3 +109,8 @@ def render_frame(
     # once per socket, and encoding ASCII is a copy, not a scan (bench/: 0.39
     # vs 0.02 ms for 670 KB).
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def rates_json(rates: dict[tuple[int, str], int]) -> str:
+    """Events per (second, family), as the page's chart reads them: [[second, family, n]]."""
+    return json.dumps([[second, family, n] for (second, family), n in rates.items()])

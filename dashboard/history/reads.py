@@ -1,9 +1,12 @@
 """Reading the history: the newest rows, counts, and what a resuming page missed."""
 
 import time
+from datetime import timedelta
 from typing import Any, NamedTuple
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.functions import TruncSecond
+from django.utils import timezone
 
 from dashboard.core.filters import EventFilter
 from dashboard.core.rows import Row, to_json
@@ -28,12 +31,67 @@ def latest_of(events: QuerySet, limit: int) -> list[Row]:
     return [Row.from_stored(o) for o in events.order_by("-id")[:limit]]
 
 
+# The page's chart shows the last five minutes; the history gives it a little more.
+RATE_SECONDS = 360
+
+
+def rates(events: QuerySet, seconds: int = RATE_SECONDS) -> dict[tuple[int, str], int]:
+    """Events per (second, family) over the last `seconds`: the chart's history."""
+    since = timezone.now() - timedelta(seconds=seconds)
+    found = (
+        events.filter(time__gte=since)
+        .order_by()
+        .annotate(second=TruncSecond("time"))
+        .values_list("second", "family")
+        .annotate(n=Count("id"))
+    )
+    out: dict[tuple[int, str], int] = {}
+    for second, family, n in found:
+        key = (int(second.timestamp()), family)
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def senders(events: QuerySet, limit: int = 200) -> list[str]:
+    """The senders seen, most frequent first: suggestions for the sender filter."""
+    found = events.order_by().values_list("sender").annotate(n=Count("id")).order_by("-n")
+    return sorted(sender for sender, _ in found[:limit])
+
+
+def requests_of(rows: list[Row]) -> dict[str, dict[str, Any]]:
+    """Method, path, status and duration of the requests these rows belong to
+    (from each request's request_finished, or its request_started), for the
+    page's requests view: the rows may be filtered to leave those out."""
+    ids = {r.request_id for r in rows if r.request_id}
+    if not ids:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    found = StoredEvent.objects.filter(
+        Q(signal="request_finished") | Q(signal="request_started"), request_id__in=ids
+    ).values_list("request_id", "signal", "payload")
+    for rid, signal, payload in found:
+        info = out.setdefault(rid, {})
+        if isinstance(request := payload.get("request"), dict):
+            info.update(method=request.get("method", ""), path=request.get("path", ""))
+        if signal == "request_finished":
+            info.update(status=payload.get("status"), duration_ms=payload.get("duration_ms"))
+    return out
+
+
+def servers(events: QuerySet) -> list[str]:
+    """Processes that served requests: their other events stay flat in the requests view."""
+    return sorted(
+        events.exclude(request_id="").order_by().values_list("process", flat=True).distinct()
+    )
+
+
 class Backfill(NamedTuple):
     rows: list[Row]  # filtered, newest first, at most the limit
     counts: dict[str, int]  # every missed event, per signal
     plumbing: int  # how many of them "my project" hides
     newest: int  # the newest history id considered
     highest: dict[str, int]  # per process, the highest seq sent
+    rates: dict[tuple[int, str], int]  # recent ones per (second, family), for the chart
 
 
 def backfill(after: int, flt: EventFilter, seen: dict[str, int], limit: int) -> Backfill:
@@ -51,7 +109,12 @@ def backfill(after: int, flt: EventFilter, seen: dict[str, int], limit: int) -> 
         missed.order_by().values_list("process").annotate(m=Max("seq")).values_list("process", "m")
     )
     return Backfill(
-        latest_of(flt.apply(missed), limit), counts(missed), plumbing(missed), newest, highest
+        latest_of(flt.apply(missed), limit),
+        counts(missed),
+        plumbing(missed),
+        newest,
+        highest,
+        rates(missed),
     )
 
 
@@ -72,6 +135,7 @@ def between(
         plumbing(events),
         0,
         {process: highest} if highest else {},
+        rates(events),
     )
 
 

@@ -95,7 +95,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 self.seen[process] = max(seq, self.seen.get(process, 0))
             if missed.counts:
                 frame = render_frame(
-                    missed.rows, missed.counts, history_id=missed.newest, plumbing=missed.plumbing
+                    missed.rows,
+                    missed.counts,
+                    history_id=missed.newest,
+                    plumbing=missed.plumbing,
+                    rates=missed.rates,
                 )
                 await self.send(text_data=frame)
         finally:

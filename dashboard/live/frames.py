@@ -47,6 +47,7 @@ def prepare(
         rolled_back=[e.key for e in marks],
         plumbing=sum(row.plumbing for row in rows),
         layer_down=fanout.layer_down,
+        rates=Counter((int(e.time), e.family) for e in events),
     )
     message: dict[str, Any] = {"type": "events.batch", "html": html, "process": process}
     if events:
