@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "IGNORE_SENDERS": (),
     # Extra links for the dashboard's navigation bar: (label, URL) pairs.
     "LINKS": (),
+    # Open file:line links (call sites, receivers, traceback frames) in the developer's
+    # editor: a URL with {path} and {line}, e.g. "vscode://file/{path}:{line}". Off: None.
+    "EDITOR_URL": None,
 }
 
 

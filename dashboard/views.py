@@ -119,12 +119,31 @@ def _detail_context(event: StoredEvent) -> dict[str, Any]:
                 "status": finished.payload.get("status"),
                 "duration_ms": finished.payload.get("duration_ms"),
             }
+    # The tree: what this one was sent from, what was sent from it; in the trace, each
+    # event indented under its cause.
+    cid, cause = event.detail.get("cid"), event.detail.get("cause")
+    same_process = StoredEvent.objects.filter(process=event.process)
+    depth: dict[Any, int] = {}
+    for e in trace:
+        if e.process == event.process and (c := e.detail.get("cid")) is not None:
+            e.depth = depth[c] = depth.get(e.detail.get("cause"), -1) + 1
     return {
         "event": event,
         "payload_json": to_json(event.payload, pretty=True),
         "trace": trace,
         "request_info": request_info,
+        "caused_by": same_process.filter(detail__cid=cause).first() if cause else None,
+        "caused": list(same_process.filter(detail__cause=cid).order_by("id")) if cid else [],
+        "about": _about(event.payload),
     }
+
+
+def _about(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The object an event is about (its `instance`, else the first model argument)."""
+    for value in (payload.get("instance"), *payload.values()):
+        if isinstance(value, dict) and "model" in value and value.get("pk") not in (None, "•••••"):
+            return {"label": value["model"], "pk": str(value["pk"]), "str": value.get("str", "")}
+    return None
 
 
 @staff_member_required

@@ -154,3 +154,39 @@ def test_an_objects_timeline_lists_every_event_about_it_with_its_changes(staff_c
     assert '<code>title</code>: <span class="old">First title</span>' in html
     assert "Another post" not in html
     assert staff_client.get("/objects/blog.Post/99999/").status_code == 200
+
+
+HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "detail"}
+
+
+def test_the_detail_shows_the_tree_what_did_not_run_the_failing_lines_and_links(staff_client):
+    from django.test import override_settings
+
+    def cascade(sender, post, **kwargs):
+        post.save()
+
+    post_published.connect(cascade)
+    try:
+        Post.objects.create(title="tree", status="published")
+    finally:
+        post_published.disconnect(cascade)
+    staff_client.get("/blog/error/")
+    settle()
+    published = StoredEvent.objects.get(signal="post_published")
+    caused = StoredEvent.objects.filter(detail__cause=published.detail["cid"])
+    child = caused.get(signal="post_save")
+    html = staff_client.get(f"/events/{published.key}/", **HTMX).content.decode()
+    assert f'href="/events/{child.key}/"' in html.split("<dt>Caused</dt>")[1]
+    html = staff_client.get(f"/events/{child.key}/", **HTMX).content.decode()
+    assert f'href="/events/{published.key}/"' in html.split("<dt>Caused by</dt>")[1]
+    assert f"/objects/blog.Post/{child.payload['instance']['pk']}/" in html
+    assert f'/events/{child.key}/test.py"' in html
+
+    failed = StoredEvent.objects.get(signal="got_request_exception")
+    with override_settings(DASHBOARD={"EDITOR_URL": "vscode://file/{path}:{line}"}):
+        html = staff_client.get(f"/events/{failed.key}/", **HTMX).content.decode()
+    assert "Where it failed, in the project&#x27;s code" in html or "in the project's code" in html
+    assert '<span class="here">' in html and "raise RuntimeError" in html
+    assert 'href="vscode://file/' in html and "blog/views.py:" in html
+    html = staff_client.get(f"/events/{failed.key}/", **HTMX).content.decode()
+    assert "vscode://" not in html  # off by default

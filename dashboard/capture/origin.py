@@ -12,7 +12,8 @@ from types import CodeType
 from django.conf import settings
 
 # The project's own code lives under BASE_DIR (startproject sets it), else where it runs from.
-_PROJECT_ROOT = os.path.abspath(str(getattr(settings, "BASE_DIR", None) or os.getcwd())) + os.sep
+PROJECT_ROOT = os.path.abspath(str(getattr(settings, "BASE_DIR", None) or os.getcwd()))
+_PROJECT_ROOT = PROJECT_ROOT + os.sep
 _DASHBOARD_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _is_project_code: dict[CodeType, bool] = {}
 # "file:line in function" per (code, instruction): the same call sites send

@@ -1,8 +1,16 @@
-"""`{{ rows|event_rows }}`: the history table renders its rows as live frames do."""
+"""`{{ rows|event_rows }}`: the history table renders its rows as live frames do;
+`{{ where|in_editor }}`: a file:line that opens in the developer's editor."""
+
+import os
+import re
+from urllib.parse import quote
 
 from django import template
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from dashboard import conf
+from dashboard.capture.origin import PROJECT_ROOT
 from dashboard.core.render import render_rows
 from dashboard.core.rows import Row
 
@@ -12,3 +20,21 @@ register = template.Library()
 @register.filter
 def event_rows(rows: list[Row]) -> SafeString:
     return render_rows(rows)
+
+
+WHERE = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?P<rest>.*)$", re.S)
+
+
+@register.filter
+def in_editor(where: str) -> SafeString:
+    """"file:line" as a link that opens it in the developer's editor, when
+    DASHBOARD["EDITOR_URL"] says how ("vscode://file/{path}:{line}"); else as text."""
+    template = conf.get("EDITOR_URL")
+    found = WHERE.match(where or "")
+    if not template or not found:
+        return format_html("{}", where)
+    path = found["path"]
+    if not os.path.isabs(path):  # the project's own, as origins name it
+        path = os.path.join(PROJECT_ROOT, path)
+    url = template.format(path=quote(path), line=found["line"])
+    return format_html('<a class="in-editor" href="{}">{}</a>', url, where)
