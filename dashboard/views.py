@@ -146,13 +146,18 @@ def _about(payload: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-@staff_member_required
-def detail(request: HttpRequest, key: str) -> HttpResponse:
+def _stored(key: str) -> StoredEvent:
+    """The stored event with this key (core/keys.py), or a 404."""
     try:
         process, seq = parse_key(key)
-        event = StoredEvent.objects.get(process=process, seq=seq)
+        return StoredEvent.objects.get(process=process, seq=seq)
     except (ValueError, StoredEvent.DoesNotExist):
         raise Http404("No such event: it may have been pruned, or not stored yet.") from None
+
+
+@staff_member_required
+def detail(request: HttpRequest, key: str) -> HttpResponse:
+    event = _stored(key)
     if HtmxDetails(request):
         return render(request, "dashboard/index.html#detail", _detail_context(event))
     return _page(request, selected=event)
@@ -198,11 +203,7 @@ def socket(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def as_test(request: HttpRequest, key: str) -> HttpResponse:
     """The event's request (or the event alone) as a pytest test (history/snippets.py)."""
-    try:
-        process, seq = parse_key(key)
-        event = StoredEvent.objects.get(process=process, seq=seq)
-    except (ValueError, StoredEvent.DoesNotExist):
-        raise Http404("No such event: it may have been pruned, or not stored yet.") from None
+    event = _stored(key)
     events = (
         list(StoredEvent.objects.filter(request_id=event.request_id).order_by("id"))
         if event.request_id
