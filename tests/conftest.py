@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from dashboard.history import reads
+from dashboard.history.writer import writer
 from dashboard.live.handoff import handoff
 from dashboard.seams import SEAMS
 from tests.browser import CHROMIUM_ARGS, PASSWORD, Server, require_chromium
@@ -21,6 +22,17 @@ def fresh_pipeline():
     handoff.reset()
     yield
     handoff.reset()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """No history write runs while a test's fixtures are torn down. A write the store
+    thread began before the database is flushed and blocked again (pytest-django) was
+    cut off half-way, its transaction left open and SQLite's write lock taken: every
+    later test then failed with "database is locked". One due now waits, and then
+    fails cleanly (logged) if the database is gone."""
+    with writer.held():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from dashboard.core.events import Event
@@ -173,6 +174,14 @@ class Writer:
         if storing is not None and not storing.done() and storing.get_loop() is loop:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(storing.cancel)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No write starts meanwhile, and none is under way (tests: while a test's
+        database goes away, a write cut off half-way would leave its transaction open,
+        and on SQLite the write lock taken, for good)."""
+        with self._write_lock:
+            yield
 
     def reset(self) -> None:
         """Forget what is pending and the counters (tests)."""
