@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # Open file:line links (call sites, receivers, traceback frames) in the developer's
     # editor: a URL with {path} and {line}, e.g. "vscode://file/{path}:{line}". Off: None.
     "EDITOR_URL": None,
+    # Describe, render and store in a process of the dashboard's own beside each
+    # capturing one (dashboard/sidecar/), off the host's GIL. False: all in-process.
+    "SIDECAR": True,
 }
 
 

@@ -24,6 +24,13 @@ def fresh_pipeline():
     handoff.reset()
 
 
+@pytest.fixture
+def in_process(settings):
+    """The whole pipeline in this process (live/frames.py, history/writer.py), for a
+    test that reaches into the writer or the store; the sidecar runs the same code."""
+    settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}), "SIDECAR": False}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """No history write runs while a test's fixtures are torn down. A write the store

@@ -35,7 +35,7 @@ def test_a_hostile_value_is_stored_cleaned_with_the_rest_of_its_batch():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_locked_database_gets_the_rows_later_and_says_so_once(monkeypatch, caplog):
+def test_a_locked_database_gets_the_rows_later_and_says_so_once(monkeypatch, caplog, in_process):
     original, failures = store._write, [2]
 
     def locked_twice(rows, marks):
@@ -57,7 +57,9 @@ def test_a_locked_database_gets_the_rows_later_and_says_so_once(monkeypatch, cap
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_row_the_database_refuses_costs_only_that_row_and_is_counted(monkeypatch, caplog):
+def test_a_row_the_database_refuses_costs_only_that_row_and_is_counted(
+    monkeypatch, caplog, in_process
+):
     original = store._write
 
     def refuse_the_bad_one(rows, marks):

@@ -78,11 +78,13 @@ async def test_a_broken_layer_costs_other_processes_not_this_one(staff_client, c
 def test_flush_waits_for_the_frame_on_its_way():
     """At exit (atexit runs flush()) a frame the pump is still sending must leave first:
     a management command that exits right after its last save would lose it."""
-    GatedLayer.gate.clear()
-    GatedLayer.log.clear()
+    GatedLayer.gate.set()
     with override_settings(
         CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.GatedLayer"}}
     ):
+        settle()  # override_settings' own setting_changed has gone out
+        GatedLayer.gate.clear()
+        GatedLayer.log.clear()
         try:
             handoff.publish(Event(signal="post_save", family="model", sender="x", raw={}))
             wait_for(lambda: "entered" in GatedLayer.log, what="the pump to reach the layer")

@@ -67,11 +67,15 @@ class Event:
     # which did not run, and why.
     receivers_then: list[Any] | None = None
     sender_id: int = 0
+    # The receivers named ({"receivers": [...], "not_run": [...]}) where the functions
+    # live, before the event crosses to the sidecar process (sidecar/wire.py).
+    named: dict[str, Any] | None = None
 
     def described(self) -> None:
         """Drop the snapshots once described: an event stays referenced until its
         transaction ends (capture/transactions.py), and a long one holds thousands."""
         self.raw, self.before, self.timings, self.receivers_then = _NOTHING, None, [], None
+        self.named = None
 
     @property
     def key(self) -> str:

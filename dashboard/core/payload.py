@@ -186,8 +186,7 @@ def describe_event(event: Event) -> Row:
             "cause": event.cause,
             "origin": event.origin,
             "diff": diff(event.before, event.raw.get("instance")),
-            "receivers": [receiver_info(t.receiver, t.seconds, t.raised) for t in event.timings],
-            "not_run": not_run(event),
+            **(event.named or name_receivers(event)),
         },
         request_id=event.request_id or "",
         rolled_back=event.rolled_back,
@@ -195,6 +194,14 @@ def describe_event(event: Event) -> Row:
     )
     event.described()
     return row
+
+
+def name_receivers(event: Event) -> dict[str, Any]:
+    """Who listened (timed) and who did not run: names, where the functions are."""
+    return {
+        "receivers": [receiver_info(t.receiver, t.seconds, t.raised) for t in event.timings],
+        "not_run": not_run(event),
+    }
 
 
 NO_SENDER = id(None)  # how Django keys a receiver connected for every sender

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from dashboard.core.events import Event
@@ -52,6 +52,9 @@ class Writer:
         self._storing: asyncio.Future[None] | None = None
         self._last_store = 0.0
         self._flushing: threading.Thread | None = None
+        # Called on the store thread after each store, done or not (the sidecar
+        # tells the capturing process what is stored: sidecar/main.py).
+        self.on_stored: Callable[[], None] | None = None
 
     def keep(self, items: list[Row | Event], marks: list[Event]) -> None:
         """On the pump's loop: store these after the frame that showed them."""
@@ -93,6 +96,13 @@ class Writer:
 
     def store_now(self) -> None:
         """Store everything kept so far (on a thread that may touch the database)."""
+        try:
+            self._store_now()
+        finally:
+            if self.on_stored is not None:
+                self.on_stored()
+
+    def _store_now(self) -> None:
         with self._write_lock:
             with self._lock:
                 pending, self._pending, self._pending_rows = self._pending, [], 0

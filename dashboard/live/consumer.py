@@ -27,7 +27,6 @@ from dashboard.core import keys
 from dashboard.core.filters import EventFilter
 from dashboard.core.render import render_frame
 from dashboard.history import reads
-from dashboard.history.writer import writer
 from dashboard.live.daphne import SCOPE_KEY, Frame
 from dashboard.live.fanout import fanout
 from dashboard.live.handoff import handoff
@@ -83,7 +82,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         try:
             # What this process sent before the socket joined is readable now: up to
             # `stored`, its own events come from the history, later ones live.
-            stored = await writer.caught_up()
+            stored = await handoff.caught_up()
             for process, seq in self.seen.items():  # forwarded while the page was asking
                 seen[process] = max(seq, seen.get(process, 0))
             missed = await database_sync_to_async(reads.backfill)(

@@ -28,30 +28,39 @@ INLINE_BATCH = 64  # events a frame may hold and still be prepared on the loop
 
 
 def prepare(
-    batch: list[Event | RolledBack], dropped: int, unstored: int = 0
+    batch: list[Event | Row | RolledBack],
+    dropped: int,
+    unstored: int = 0,
+    process: str | None = None,
+    layer_down: bool | None = None,
 ) -> tuple[dict[str, Any], list[Row], list[Event]]:
     """Describe each event once and render one frame: (group message, rows, rolled back).
 
-    `dropped` and `unstored` are this process's running counts of events lost to
-    a full queue and of sent events the history could not keep."""
-    events = [item for item in batch if isinstance(item, Event)]
+    `dropped` and `unstored` are the capturing process's running counts of events
+    lost to a full queue and of sent events the history could not keep; `process`
+    and `layer_down` are its own (the sidecar passes them, sidecar/main.py)."""
+    # Events, or rows already described where they were captured (sidecar/wire.py).
+    rows = [
+        describe_event(item) if isinstance(item, Event) else item
+        for item in batch
+        if not isinstance(item, RolledBack)
+    ]
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
-    rows = [describe_event(e) for e in events]
-    process = keys.process()
+    process = process or keys.process()
     html = render_frame(
         rows[::-1][: conf.get("MAX_ROWS")],
-        counts=dict(Counter(e.signal for e in events)),
+        counts=dict(Counter(row.signal for row in rows)),
         process=process,
         dropped=dropped,
         unstored=unstored,
         rolled_back=[e.key for e in marks],
         plumbing=sum(row.plumbing for row in rows),
-        layer_down=fanout.layer_down,
-        rates=Counter((int(e.time), e.family) for e in events),
+        layer_down=fanout.layer_down if layer_down is None else layer_down,
+        rates=Counter((int(row.time.timestamp()), row.family) for row in rows),
     )
     message: dict[str, Any] = {"type": "events.batch", "html": html, "process": process}
-    if events:
-        message.update(first_seq=events[0].seq, last_seq=events[-1].seq)
+    if rows:
+        message.update(first_seq=rows[0].seq, last_seq=rows[-1].seq)
     return message, rows, marks
 
 

@@ -6,8 +6,9 @@ bounded deque and, only when the pump is idle, wakes it with one
 one long-lived event loop: the server's own under an ASGI server (bound by
 dashboard/asgi.py and the consumer), otherwise a daemon thread started on
 demand (management commands, the shell, tests). It drains the queue,
-numbers the events (core/keys.py) and hands each batch to live/frames.py,
-then pauses as live/pacing.py says, so everything that arrived meanwhile
+numbers the events (core/keys.py) and hands each batch to the sidecar
+process (sidecar/link.py), or, where none can run, to live/frames.py here;
+then it pauses as live/pacing.py says, so everything that arrived meanwhile
 goes out as one frame.
 """
 
@@ -28,6 +29,7 @@ from dashboard.history.writer import writer
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames
 from dashboard.live.pacing import Pacer
+from dashboard.sidecar.link import link
 
 logger = logging.getLogger("dashboard")
 
@@ -124,7 +126,7 @@ class Handoff:
                 if self.queue:
                     started = loop.time()
                     batch = self._drain()
-                    watched = await frames.hand_on(batch, self.dropped)
+                    watched = await self._hand_on(batch)
                     window = conf.get("BATCH_WINDOW")
                     cost = loop.time() - started
                     # Unwatched, nobody waits: one window, so the saves are not
@@ -139,6 +141,18 @@ class Handoff:
                 if not self.queue:
                     break
                 self._armed = True
+
+    async def _hand_on(self, batch: Batch) -> bool:
+        if link.enabled():
+            return await link.hand_on(batch, self.dropped)
+        return await frames.hand_on(batch, self.dropped)
+
+    async def caught_up(self) -> int:
+        """Until what this process has handed on so far is stored (a page resuming
+        reads it); the newest seq stored then."""
+        if link.sent:
+            return await link.caught_up()
+        return await writer.caught_up()
 
     def _drain(self) -> Batch:
         batch: Batch = []
@@ -158,7 +172,7 @@ class Handoff:
     @property
     def idle(self) -> bool:
         """Drained, and nothing left to store."""
-        return self.drained and writer.idle
+        return self.drained and writer.idle and link.idle
 
     # -- shutdown, fork and tests ------------------------------------------------
 
@@ -181,7 +195,8 @@ class Handoff:
                     len(self.queue),
                 )
         elif self.queue:
-            asyncio.run(frames.hand_on(self._drain(), self.dropped))
+            asyncio.run(self._hand_on(self._drain()))
+        link.flush(timeout, final)
         writer.flush(timeout, final)
 
     def reset(self) -> None:
@@ -196,6 +211,7 @@ class Handoff:
             self._wake = None
         frames.reset()
         writer.reset()
+        link.reset()
         fanout.reset()
 
     def _retire(self) -> None:

@@ -1,0 +1,3 @@
+from dashboard.sidecar.main import main
+
+main()

@@ -1,0 +1,328 @@
+"""The capturing process's end of the sidecar: start it, feed it, relay its frames.
+
+`hand_on()` runs on the pump's loop (live/handoff.py): it pickles the drained
+batch (sidecar/wire.py) and queues the bytes for a writer thread, so neither
+the loop nor a save ever waits on the pipe. A reader thread takes the
+sidecar's answers: frames go back to the pump's loop, to the fanout (this
+process's sockets and the channel layer: sockets live here); "stored" tells
+`caught_up()` (a resuming dashboard) how far the history is written.
+
+When no sidecar can run (settings configured in code, no Python executable,
+DASHBOARD["SIDECAR"] off) or it fails to start twice, the pipeline stays in
+this process (live/frames.py, history/writer.py), as it was.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from dashboard import conf
+from dashboard.core import keys
+from dashboard.core.events import Event, RolledBack
+from dashboard.live.fanout import fanout
+from dashboard.live.frames import frames
+from dashboard.sidecar import wire
+
+logger = logging.getLogger("dashboard")
+
+OUTBOX_AT_MOST = 1_000  # batches waiting for the pipe; past it they are lost, and counted
+STARTS_AT_MOST = 3  # sidecars started in one process before it keeps the pipeline itself
+
+
+class Link:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.sent = self.acked = 0  # batches written, and those the sidecar has stored
+        self.kept_seq = self.stored_seq = 0  # the newest event sent, and stored
+        self.unstored = 0  # the sidecar's count of events it could not store
+        self.lost = 0  # events this process sent but no sidecar stored (it died; a full outbox)
+        self.unavailable = False
+        self._unacked: deque[tuple[int, int]] = deque()  # (batch number, events) not yet stored
+        self._config_key: Any = None
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._outboxed = 0
+        self._waiting: dict[int, threading.Event] = {}
+        self._tokens = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._frames: deque[dict[str, Any]] = deque()
+        self._relay_task: asyncio.Future[None] | None = None
+        self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
+        self._lock = threading.Lock()
+
+    # -- which pipeline ------------------------------------------------------------
+
+    def enabled(self) -> bool:
+        return (
+            self.starts < STARTS_AT_MOST
+            and bool(conf.get("SIDECAR"))
+            # The sidecar imports the settings by module: settings made in code cannot.
+            and bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
+            and "python" in os.path.basename(sys.executable or "")
+        )
+
+    # -- the pump's side -----------------------------------------------------------
+
+    async def hand_on(self, batch: list[Event | RolledBack], dropped: int) -> bool:
+        """Send the batch to the sidecar (a frame comes back if watched); True if watched."""
+        watched = fanout.watched()
+        self._loop = asyncio.get_running_loop()
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            proc = self._start()
+            if proc is None:
+                return await frames.hand_on(batch, dropped)
+        self._send_config()
+        events = sum(1 for item in batch if isinstance(item, Event))
+        head = (keys.process(), dropped, self.lost, watched, fanout.layer_down)
+        try:
+            data = wire.encode_batch(head, batch)
+        except Exception:
+            logger.exception("dashboard: could not hand %d events to the sidecar", len(batch))
+            self._lose(events)
+            return watched
+        with self._lock:
+            if self._outboxed >= OUTBOX_AT_MOST:
+                self._lose(events)
+                return watched
+            self.sent += 1
+            self._unacked.append((self.sent, events))
+            for item in reversed(batch):
+                if isinstance(item, Event):
+                    self.kept_seq = item.seq
+                    break
+            self._put(data)
+        return watched
+
+    def _put(self, data: bytes | None) -> None:
+        self._outboxed += 1
+        self._outbox.put(data)
+
+    def _lose(self, events: int) -> None:
+        self.lost += events
+
+    def _send_config(self) -> None:
+        key = (
+            conf.current_generation(),
+            settings.ROOT_URLCONF,
+            tuple(connections[alias].settings_dict.get("NAME") for alias in connections),
+        )
+        if key == self._config_key:
+            return
+        self._config_key = key
+        config = {
+            "databases": {alias: dict(connections[alias].settings_dict) for alias in connections},
+            "dashboard": getattr(settings, "DASHBOARD", {}),
+            "urlconf": settings.ROOT_URLCONF,
+        }
+        with self._lock:
+            self._put(wire.encode(("config", config)))
+
+    # -- the sidecar process ---------------------------------------------------------
+
+    def _start(self) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return self.proc
+            if not self.enabled():
+                return None
+            self.starts += 1
+            path = [p or os.getcwd() for p in sys.path]
+            env = {
+                **os.environ,
+                "DASHBOARD_SIDECAR": "1",
+                "PYTHONPATH": os.pathsep.join(path),
+            }
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "dashboard.sidecar"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    bufsize=0,
+                    env=env,
+                )
+            except OSError as exc:
+                logger.warning("dashboard: could not start the sidecar (%s); the pipeline "
+                               "stays in this process", exc)
+                self.starts = STARTS_AT_MOST
+                return None
+            self.proc = proc
+            self._config_key = None
+            self._outbox = queue.SimpleQueue()
+            self._outboxed = 0
+            threading.Thread(
+                target=self._write_all, args=(proc, self._outbox), name="dashboard-sidecar-write",
+                daemon=True,
+            ).start()
+            threading.Thread(
+                target=self._read_all, args=(proc,), name="dashboard-sidecar-read", daemon=True
+            ).start()
+            return proc
+
+    def _write_all(self, proc: subprocess.Popen[bytes], outbox: queue.SimpleQueue) -> None:
+        stdin = proc.stdin
+        assert stdin is not None
+        while (data := outbox.get()) is not None:
+            with self._lock:
+                self._outboxed -= 1
+            try:
+                stdin.write(data)
+            except (OSError, ValueError):  # the sidecar is gone: the reader says so
+                return
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def _read_all(self, proc: subprocess.Popen[bytes]) -> None:
+        stdout = proc.stdout
+        assert stdout is not None
+        try:
+            while (message := wire.read(stdout)) is not None:
+                self._answer(message)
+        except Exception:
+            logger.exception("dashboard: bad message from the sidecar")
+        finally:
+            self._ended(proc)
+
+    def _answer(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "frame":
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._relay, message[1], self._epoch)
+        elif kind == "stored":
+            received, stored_seq, self.unstored, self.unavailable = message[1:]
+            with self._lock:
+                self.acked = max(self.acked, received)
+                while self._unacked and self._unacked[0][0] <= self.acked:
+                    self._unacked.popleft()
+                self.stored_seq = max(self.stored_seq, stored_seq)
+        elif (waiter := self._waiting.pop(message[1], None)) is not None:
+            waiter.set()  # "flushed", "reset"
+
+    def _ended(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if self.proc is not proc:
+                return
+            self.proc = None
+            lost = sum(events for _, events in self._unacked)
+            self._unacked.clear()
+            self.acked = self.sent
+            self.stored_seq = self.kept_seq
+            self.lost += lost
+            for waiter in self._waiting.values():
+                waiter.set()
+        code = proc.wait()
+        if code or lost:
+            logger.warning(
+                "dashboard: the sidecar ended (exit code %s); %d events it held were not "
+                "stored; a new one starts with the next event", code, lost
+            )
+
+    # -- frames back to this process's sockets ---------------------------------------
+
+    def _relay(self, message: dict[str, Any], epoch: int) -> None:
+        if epoch != self._epoch:  # a frame of before a reset (tests)
+            return
+        self._frames.append(message)
+        if not self._relaying:
+            self._relay_task = asyncio.ensure_future(self._relay_all())
+
+    @property
+    def _relaying(self) -> bool:
+        task = self._relay_task
+        return task is not None and not task.done() and not task.get_loop().is_closed()
+
+    async def _relay_all(self) -> None:
+        while self._frames:
+            await fanout.publish(self._frames.popleft())
+            frames.sent += 1
+
+    # -- waiting for it ------------------------------------------------------------------
+
+    async def caught_up(self, timeout: float = 2.0) -> int:
+        target, deadline = self.kept_seq, time.monotonic() + timeout
+        while self.stored_seq < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        return self.stored_seq
+
+    @property
+    def idle(self) -> bool:
+        return self.acked >= self.sent and not self._frames and not self._relaying
+
+    def _ask(self, kind: str, timeout: float) -> bool:
+        """Send (kind, token) and wait for the answer; False on time-out."""
+        if self.proc is None:
+            return True
+        token, done = next(self._tokens), threading.Event()
+        self._waiting[token] = done
+        with self._lock:
+            self._put(wire.encode((kind, token)))
+        return done.wait(timeout)
+
+    def flush(self, timeout: float = 2.0, final: bool = False) -> None:
+        """Store what the sidecar holds, now; at exit, then let it go."""
+        proc = self.proc
+        if proc is None:
+            return
+        deadline = time.monotonic() + timeout
+        if not self._ask("flush", timeout):
+            logger.warning("dashboard: the sidecar did not store its events in time")
+        # Its frames came before its answer: let them leave too (a command that exits
+        # right after its last save must not cut its last frame off).
+        loop = self._loop
+        while (
+            (self._frames or self._relaying)
+            and loop is not None
+            and loop.is_running()
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.002)
+        if final:
+            with self._lock:
+                self._put(None)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+
+    def reset(self) -> None:
+        """Forget what is pending here and in the sidecar, and the counters (tests)."""
+        if self.proc is not None:
+            self._ask("reset", 5.0)
+        with self._lock:
+            self._epoch += 1
+            self.sent = self.acked = self.kept_seq = self.stored_seq = 0
+            self.unstored = self.lost = 0
+            self.unavailable = False
+            self._unacked.clear()
+            self._frames.clear()
+            self._config_key = None
+            task, loop, self._relay_task, self._loop = self._relay_task, self._loop, None, None
+        if task is not None and loop is not None and not task.done():
+            with contextlib.suppress(RuntimeError):  # its loop closed: it ended with it
+                loop.call_soon_threadsafe(task.cancel)
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's sidecar is not ours. Its pipes are closed
+        here (unbuffered: nothing of the parent's is written twice)."""
+        proc = self.proc
+        self.__init__()  # type: ignore[misc]
+        if proc is not None:
+            for pipe in (proc.stdin, proc.stdout):
+                with contextlib.suppress(Exception):
+                    pipe.close()  # type: ignore[union-attr]
+
+
+link = Link()
+os.register_at_fork(after_in_child=link.after_fork)

@@ -1,0 +1,167 @@
+"""The sidecar process: describe, render and store what a capturing process sends.
+
+Started by sidecar/link.py as `python -m dashboard.sidecar`, with the parent's
+settings module, sys.path and `DASHBOARD_SIDECAR=1` (so this process captures
+nothing itself: apps.py). It reads messages from stdin (sidecar/wire.py):
+
+- ("config", {...}): the parent's databases (a test database's name, too),
+  DASHBOARD and ROOT_URLCONF, first and whenever they change;
+- ("batch", process, dropped, lost, watched, layer_down, items): events (or
+  rows) and rolled-back marks. Watched: one frame is rendered and written back
+  as ("frame", message) at once; then the rows go to the history writer
+  (history/writer.py), which stores them as it does in one process;
+- ("flush", token) / ("reset", token): store now / forget what is pending,
+  then answer (token) so the parent can wait.
+
+After each store it writes ("stored", batches, stored_seq, unstored,
+unavailable) once nothing is pending: the parent's resume and flush wait on
+it. At the end of stdin (the parent exited, or was killed) it stores what is
+left and exits.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+logger = logging.getLogger("dashboard")
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Before django.setup(): the parent's view of the settings that matter here."""
+    from django.conf import settings
+
+    settings.DATABASES = config["databases"]
+    settings.DASHBOARD = config["dashboard"]
+    settings.ROOT_URLCONF = config["urlconf"]
+
+
+def reconfigure(config: dict[str, Any]) -> None:
+    from django.conf import settings
+    from django.db import connections
+    from django.urls import clear_url_caches
+
+    from dashboard import conf
+    from dashboard.core import rows
+
+    if config["databases"] != settings.DATABASES:
+        connections.close_all()
+        settings.DATABASES = config["databases"]
+        connections.__dict__.pop("settings", None)  # ConnectionHandler's cached_property
+        for alias in list(connections):
+            with contextlib.suppress(Exception):  # not opened in this thread
+                del connections[alias]
+    settings.DASHBOARD = config["dashboard"]
+    conf.forget()
+    if config["urlconf"] != settings.ROOT_URLCONF:
+        settings.ROOT_URLCONF = config["urlconf"]
+        clear_url_caches()
+        rows._detail_url_template.cache_clear()
+
+
+class Sidecar:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        from dashboard.history.writer import writer
+
+        self.loop = loop
+        self.writer = writer
+        self.received = 0  # batches read
+        self._out = threading.Lock()
+        writer.on_stored = self.stored
+
+    def stored(self) -> None:
+        """On the store thread: report from the loop, where batches are received."""
+        with contextlib.suppress(RuntimeError):  # the loop closed: the parent is gone
+            self.loop.call_soon_threadsafe(self.report)
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        from dashboard.sidecar import wire
+
+        data = wire.encode(message)
+        with self._out:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+    def report(self) -> None:
+        """On the loop, after a store: what is stored, once nothing waits."""
+        writer = self.writer
+        if not writer._pending:
+            self.send(
+                ("stored", self.received, writer.stored_seq, writer.unstored, writer.unavailable)
+            )
+
+    def handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "batch":
+            self.batch(*message[1:])
+        elif kind == "config":
+            reconfigure(message[1])
+        elif kind == "flush":
+            self.writer.flush(timeout=10.0)
+            self.send(("flushed", message[1]))
+            self.report()
+        elif kind == "reset":
+            with self.writer.held():
+                self.writer.reset()
+            self.received = 0
+            self.send(("reset", message[1]))
+
+    def batch(
+        self, process: str, dropped: int, lost: int, watched: bool, layer_down: bool, items: list
+    ) -> None:
+        from dashboard.core.events import RolledBack
+        from dashboard.live.frames import prepare
+
+        self.received += 1
+        marks = [item.event for item in items if isinstance(item, RolledBack)]
+        kept = [item for item in items if not isinstance(item, RolledBack)]
+        if watched:
+            try:
+                message, kept, marks = prepare(
+                    items, dropped, self.writer.unstored + lost, process, layer_down
+                )
+            except Exception:
+                logger.exception("dashboard: could not prepare %d events", len(items))
+            else:
+                self.send(("frame", message))
+        self.writer.keep(kept, marks)
+
+
+async def serve(stdin: Any) -> None:
+    from dashboard.core.quiet import quiet
+    from dashboard.sidecar import wire
+
+    quiet.set(True)
+    loop = asyncio.get_running_loop()
+    sidecar = Sidecar(loop)
+    ended = asyncio.Event()
+
+    def read_all() -> None:
+        try:
+            while (message := wire.read(stdin)) is not None:
+                loop.call_soon_threadsafe(sidecar.handle, message)
+        finally:
+            loop.call_soon_threadsafe(ended.set)
+
+    threading.Thread(target=read_all, name="dashboard-sidecar-read", daemon=True).start()
+    await ended.wait()
+    sidecar.writer.on_stored = None
+    sidecar.writer.flush(timeout=10.0, final=True)
+
+
+def main() -> None:
+    os.environ["DASHBOARD_SIDECAR"] = "1"
+    from dashboard.sidecar import wire
+
+    stdin = sys.stdin.buffer
+    first = wire.read(stdin)
+    if first is None or first[0] != "config":
+        return
+    configure(first[1])
+    import django
+
+    django.setup()
+    asyncio.run(serve(stdin))
