@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from bench import procs
+from bench.clients import RESUME
 
 SAMPLE_RUN = 990001
 # Tokens in the row templates, replaced per event by the bare server.
@@ -62,6 +63,7 @@ async def _capture(port: int, cookie: str, produce: Any, timeout: float) -> dict
         url, origin=origin, additional_headers={"Cookie": cookie}, compression=None,
         max_size=None,
     ) as ws:
+        await ws.send(RESUME)  # a socket is sent nothing before the page asks to resume
         await asyncio.to_thread(produce)
         deadline = time.monotonic() + timeout
         while not {"pre_save", "post_save"} <= found.keys():

@@ -50,6 +50,7 @@ class Link:
         self.unstored = 0  # the sidecar's count of events it could not store
         self.lost = 0  # events this process sent but no sidecar stored (it died; a full outbox)
         self.unavailable = False
+        self._base = 0  # batches sent before the current sidecar started
         self._unacked: deque[tuple[int, int]] = deque()  # (batch number, events) not yet stored
         self._config_key: Any = None
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -159,6 +160,7 @@ class Link:
                 self.starts = STARTS_AT_MOST
                 return None
             self.proc = proc
+            self._base = self.sent  # batches before this sidecar: it counts from zero
             self._config_key = None
             self._outbox = queue.SimpleQueue()
             self._outboxed = 0
@@ -205,7 +207,7 @@ class Link:
         elif kind == "stored":
             received, stored_seq, self.unstored, self.unavailable = message[1:]
             with self._lock:
-                self.acked = max(self.acked, received)
+                self.acked = max(self.acked, self._base + received)
                 while self._unacked and self._unacked[0][0] <= self.acked:
                     self._unacked.popleft()
                 self.stored_seq = max(self.stored_seq, stored_seq)
@@ -302,7 +304,7 @@ class Link:
             self._ask("reset", 5.0)
         with self._lock:
             self._epoch += 1
-            self.sent = self.acked = self.kept_seq = self.stored_seq = 0
+            self.sent = self.acked = self._base = self.kept_seq = self.stored_seq = 0
             self.unstored = self.lost = 0
             self.unavailable = False
             self._unacked.clear()

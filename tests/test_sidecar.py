@@ -1,0 +1,85 @@
+"""The sidecar: events are described, rendered and stored in a process of their own.
+
+The capturing process only captures and pickles (dashboard/sidecar/). These
+tests use the real sidecar the suite's pipeline runs on.
+"""
+
+import os
+import signal
+
+import pytest
+
+from blog.models import Post
+from dashboard.history import writer as writer_module
+from dashboard.live import frames as frames_module
+from dashboard.live.handoff import handoff
+from dashboard.models import StoredEvent
+from dashboard.sidecar.link import link
+from tests.helpers import settle, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def stored_titles(signal_name: str = "post_save") -> list[str]:
+    return [
+        payload["instance"]["str"]
+        for payload in StoredEvent.objects.filter(signal=signal_name)
+        .order_by("seq")
+        .values_list("payload", flat=True)
+    ]
+
+
+def never(*args, **kwargs):
+    raise AssertionError("described in the capturing process")
+
+
+def test_events_are_described_and_stored_by_another_process(monkeypatch):
+    monkeypatch.setattr(frames_module, "describe_event", never)
+    monkeypatch.setattr(writer_module, "describe_event", never)
+    Post.objects.create(title="Described elsewhere")
+    settle()
+    assert link.proc is not None and link.proc.pid != os.getpid()
+    assert stored_titles() == ["Described elsewhere"]
+    assert link.stored_seq == link.kept_seq > 0
+
+
+def test_a_value_that_will_not_pickle_costs_nothing_but_is_described_here():
+    """A host's own attribute on an instance (here a lambda) cannot cross: that event
+    is described in this process and crosses as its row; the rest of the batch too."""
+    Post.objects.create(title="Before")
+    odd = Post(title="Odd one")
+    odd.callback = lambda: None  # a public attribute: a field of the snapshot
+    odd.save()
+    Post.objects.create(title="After")
+    settle()
+    assert stored_titles() == ["Before", "Odd one", "After"]
+    odd_rows = StoredEvent.objects.filter(signal="post_save", summary__contains="Odd")
+    (payload,) = odd_rows.values_list("payload", flat=True)
+    assert payload["instance"]["fields"]["callback"].startswith("<function")
+
+
+def test_a_killed_sidecar_costs_what_it_held_counted_and_a_new_one_takes_over():
+    Post.objects.create(title="Stored by the first")
+    settle()
+    first = link.proc
+    assert first is not None
+    os.kill(first.pid, signal.SIGSTOP)  # it holds the next events unstored...
+    try:
+        Post.objects.create(title="Held when it died")
+        wait_for(lambda: handoff.drained and link.sent > link.acked, what="the batch to reach it")
+    finally:
+        os.kill(first.pid, signal.SIGKILL)  # ...and dies with them
+    wait_for(lambda: link.proc is not first, what="the link to see the sidecar gone")
+    assert link.lost == 2  # pre_save and post_save, counted, not silently gone
+    Post.objects.create(title="Stored by the second")
+    settle()
+    assert link.proc is not None and link.proc.pid != first.pid
+    assert stored_titles() == ["Stored by the first", "Stored by the second"]
+
+
+def test_without_the_sidecar_the_pipeline_stays_in_this_process(in_process):
+    before = link.sent
+    Post.objects.create(title="In process")
+    settle()
+    assert link.sent == before
+    assert stored_titles() == ["In process"]
