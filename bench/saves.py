@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -39,7 +40,17 @@ _runs = itertools.count(1)
 # process (a socket that takes each frame and drops it), so every frame is
 # described and rendered as the saves go. "capture-only" is a diagnosis:
 # connected, nothing handed on.
-MODES = ("connected", "disconnected", "watched", "capture-only")
+DASHBOARD_MODES = ("connected", "watched", "capture-only")
+# Peers (bench/peers.py), each with the dashboard's hook off: Django's dispatch with
+# no-op receivers (the floor), our lean same-record reference, sentry-sdk.
+PEER_MODES = ("floor", "reference", "sentry")
+MODES = ("connected", "disconnected", "watched", "capture-only", "floor", "reference", "sentry")
+
+
+def modes() -> tuple[str, ...]:
+    from bench import peers
+
+    return tuple(m for m in MODES if m != "sentry" or peers.sentry_available())
 
 
 def set_receivers(connected: bool) -> None:
@@ -85,7 +96,23 @@ THREADS = (
     ("dashboard-publisher", "pump"),  # the pump's loop: drains, describes and renders frames
     ("dashboard-render", "pump"),  # ... big frames' describe and render
     ("dashboard-store", "store"),  # history writes (and, unwatched, describing)
+    ("dashboard-sidecar", "pump"),  # the pipe to the sidecar and back
 )
+
+
+def sidecar_cpu() -> float:
+    """CPU seconds the sidecar process has used (0 if none runs)."""
+    from dashboard.sidecar.link import link
+
+    proc = link.proc
+    if proc is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # utime, stime: the 14th and 15th fields
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_creates(n: int, atomic: bool) -> float:
@@ -111,16 +138,16 @@ def timed_creates(n: int, atomic: bool) -> float:
 def capture_only() -> Iterator[None]:
     """Diagnosis only: the pump runs, but sends nothing (no describe, render,
     store or layer), so what remains is the capture and the hand-off."""
-    from dashboard.live.frames import frames
+    from dashboard.live.handoff import handoff
 
-    async def discard(batch: list[Any], dropped: int) -> bool:
+    async def discard(batch: list[Any]) -> bool:
         return False
 
-    frames.hand_on = discard  # type: ignore[method-assign]
+    handoff._hand_on = discard  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del frames.hand_on  # the class's method again
+        del handoff._hand_on  # the class's method again
 
 
 class DroppingSocket:
@@ -143,21 +170,33 @@ def watched() -> Iterator[None]:
 
 
 def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
+    """One timed run: the creates, then until the pipeline has settled (a store or a
+    frame the creates left behind is their cost too)."""
+    from bench import peers
     from dashboard.live.frames import frames
     from dashboard.live.handoff import handoff
 
-    set_receivers(mode != "disconnected")
+    set_receivers(mode in DASHBOARD_MODES)
     left = dashboard_left() if mode == "disconnected" else []
     handoff.reset()
-    context = {"capture-only": capture_only, "watched": watched}.get(mode, contextlib.nullcontext)
+    context = {
+        "capture-only": capture_only,
+        "watched": watched,
+        "floor": peers.floor,
+        "reference": peers.reference,
+        "sentry": peers.sentry,
+    }.get(mode, contextlib.nullcontext)
     with context():
-        cpu_before = probes.thread_cpu(THREADS)
-        seconds = timed_creates(n, atomic)
-        spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
-        cpu = {g: s / n * 1e6 for g, s in spent.items()}  # µs a create, in the timed window
+        cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()
+        start = time.perf_counter()
+        timed_creates(n, atomic)
         dropped, queued = handoff.dropped, len(handoff.queue)
-        handoff.flush(timeout=10)  # what the pump had not sent yet (outside the timing)
-        settled = settle(handoff)  # ... and its last store, before the next run starts
+        handoff.flush(timeout=10)  # what the pump had not sent or stored yet
+        settled = settle(handoff)
+        seconds = time.perf_counter() - start
+        spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
+        spent["sidecar"] = max(0.0, sidecar_cpu() - sidecar_before)
+        cpu = {g: s / n * 1e6 for g, s in spent.items()}  # µs a create, in the timed window
     sent = frames.sent
     handoff.reset()
     return {
@@ -172,10 +211,11 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
 
 
 def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
+    measured = modes()
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in measured}
     timed_creates(min(n, 200), atomic)  # warm-up: imports, statements, the file's pages
     for _ in range(repeats):
-        for mode in MODES:
+        for mode in measured:
             runs[mode].append(one_run(n, atomic, mode))
     set_receivers(True)
     med = {m: statistics.median(r["us_per_save"] for r in rs) for m, rs in runs.items()}
@@ -206,7 +246,12 @@ def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
         "watched_runs_us": [r["us_per_save"] for r in runs["watched"]],
         "capture_only_us": med["capture-only"],
         "capture_only_ratio": paired("capture-only"),
-        "cpu_us": {mode: cpu(mode) for mode in MODES},
+        "cpu_us": {mode: cpu(mode) for mode in measured},
+        "peers": {
+            mode: {"us": med[mode], "ratio": paired(mode)}
+            for mode in PEER_MODES
+            if mode in measured
+        },
         "connected_runs_us": [r["us_per_save"] for r in runs["connected"]],
         "disconnected_runs_us": [r["us_per_save"] for r in runs["disconnected"]],
         "dropped": sum(r["dropped"] for r in runs["connected"]),
