@@ -11,17 +11,30 @@ from dashboard.history import reads
 from dashboard.history.writer import writer
 from dashboard.live.handoff import handoff
 from dashboard.seams import SEAMS
+from dashboard.sidecar.link import link
 from tests.browser import CHROMIUM_ARGS, PASSWORD, Server, require_chromium
 from tests.frames import collect
 from tests.helpers import communicator, in_thread, settle
 
 
 @pytest.fixture(autouse=True)
-def fresh_pipeline():
-    """Each test starts with an empty queue and no loop bound from an earlier test."""
+def fresh_pipeline(request):
+    """Each test starts with an empty queue and no loop bound from an earlier test.
+
+    A test without the database keeps the pipeline in this process: the sidecar
+    (another process, beyond pytest-django's guard) would store its events in the
+    test database, for later tests to find."""
+    if not uses_database(request):  # (not through settings: a test may override DASHBOARD)
+        request.getfixturevalue("monkeypatch").setattr(link, "enabled", lambda: False)
     handoff.reset()
     yield
     handoff.reset()
+
+
+def uses_database(request) -> bool:
+    return request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    )
 
 
 @pytest.fixture
@@ -38,6 +51,7 @@ def pytest_runtest_teardown(item, nextitem):
     cut off half-way, its transaction left open and SQLite's write lock taken: every
     later test then failed with "database is locked". One due now waits, and then
     fails cleanly (logged) if the database is gone."""
+    link.reset()  # the sidecar's pending writes dropped, its write under way done
     with writer.held():
         yield
 

@@ -114,8 +114,10 @@ class Sidecar:
     ) -> None:
         from dashboard.core.events import RolledBack
         from dashboard.live.frames import prepare
+        from dashboard.sidecar import wire
 
         self.received += 1
+        items = wire.decode_batch(items)
         marks = [item.event for item in items if isinstance(item, RolledBack)]
         kept = [item for item in items if not isinstance(item, RolledBack)]
         if watched:
