@@ -23,7 +23,13 @@ from typing import Any
 import django
 
 KINDS = ("blog list", "blog post", "admin changelist", "admin add")
-MODES = ("off", "on", "watched")
+MODES = ("off", "on", "watched", "floor", "reference", "sentry")  # peers: bench/peers.py
+
+
+def modes() -> tuple[str, ...]:
+    from bench import peers
+
+    return tuple(m for m in MODES if m != "sentry" or peers.sentry_available())
 
 
 def setup() -> tuple[Any, str]:
@@ -59,20 +65,27 @@ def request(client: Any, kind: str, slug: str, n: int) -> None:
 
 
 def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
-    from bench import saves
+    from bench import peers, saves
     from dashboard.live.handoff import handoff
 
-    saves.set_receivers(mode != "off")
+    saves.set_receivers(mode in ("on", "watched"))
     handoff.reset()
-    context = saves.watched if mode == "watched" else _nothing
+    context = {
+        "watched": saves.watched,
+        "floor": peers.floor,
+        "reference": peers.reference,
+        "sentry": peers.sentry,
+    }.get(mode, _nothing)
     with context():
         request(client, kind, slug, -1)  # warm
+        handoff.flush(timeout=10)
+        saves.settle(handoff)
         started = time.perf_counter()
         for i in range(n):
             request(client, kind, slug, i)
-        seconds = time.perf_counter() - started
-        handoff.flush(timeout=10)
+        handoff.flush(timeout=10)  # until what the requests left behind is done too
         saves.settle(handoff)
+        seconds = time.perf_counter() - started
     handoff.reset()
     return seconds / n * 1000
 
@@ -118,21 +131,22 @@ def main() -> None:
     args = parser.parse_args()
     django.setup()
     client, slug = setup()
-    ms: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MODES} for k in KINDS}
+    measured = modes()
+    ms: dict[str, dict[str, list[float]]] = {k: {m: [] for m in measured} for k in KINDS}
     for _ in range(args.rounds):
         for kind in KINDS:
-            for mode in MODES:
+            for mode in measured:
                 ms[kind][mode].append(one_run(client, slug, kind, mode, args.n))
     result: dict[str, Any] = {"kinds": {}}
     for kind in KINDS:
         runs = ms[kind]
         result["kinds"][kind] = {
-            **{f"{m}_ms": statistics.median(runs[m]) for m in MODES},
+            **{f"{m}_ms": statistics.median(runs[m]) for m in measured},
             **{f"{m}_ratio": statistics.median(x / o for x, o in zip(runs[m], runs["off"],
                                                                     strict=True))
-               for m in ("on", "watched")},
+               for m in measured if m != "off"},
         }  # fmt: skip
-    for m in ("on", "watched"):
+    for m in measured[1:]:
         result[f"geomean_{m}"] = statistics.geometric_mean(
             k[f"{m}_ratio"] for k in result["kinds"].values()
         )
