@@ -63,8 +63,8 @@ class Server:
             DJANGO_SETTINGS_MODULE="config.settings",
             DATABASE_URL=f"sqlite:///{db}",
             DJANGO_DEBUG="1",
-            **self.extra_env,
         )
+        env.update(self.extra_env)  # e.g. another database, a channel layer
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
