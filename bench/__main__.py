@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, procs, report
+from bench import e2e, procs, report, twin
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -112,6 +112,10 @@ def main() -> None:
             result["requests"] = json.loads((workdir / "requests.json").read_text())
         say("2-3. end to end: daphne vs bare websockets…")
         result["e2e"], result["sample_rows"] = e2e.run_matrix(prep, db, workdir, plan, say)
+        say("4. across processes: two daphnes, one Redis, one PostgreSQL…")
+        k = 10 if quick else 100
+        result["twin"] = twin.run(workdir, k, TWIN_RATE, plan, step, say)
+        say(f"  twin K={k}: {twin_brief(result['twin'])}")
     except BaseException:
         say(f"bench failed; logs kept in {workdir}")
         raise
@@ -122,11 +126,25 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     result["machine"]["loadavg_after"] = os.getloadavg()
     result["elapsed_s"] = time.monotonic() - start
-    result["targets"] = report.targets(result.get("saves"), result["e2e"], result.get("requests"))
+    result["targets"] = report.targets(
+        result.get("saves"), result["e2e"], result.get("requests"), result.get("twin")
+    )
     print_report(result)
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(result, indent=2))
     say(f"\nwritten: {opts.out}")
+
+
+TWIN_RATE = 250  # posts/s from each of the two servers: 1,000 events/s in all
+
+
+def twin_brief(r: dict[str, Any]) -> str:
+    if "skipped" in r:
+        return f"skipped: {r['skipped']}"
+    return (f"{r['produced']} posts, {r['achieved_rate']:.0f}/s achieved, lost {r['lost']}, "
+            f"trimmed {r['trimmed']}, p99 {r['p99_ms']} ms, servers' CPU "
+            f"{', '.join(f'{c:.0f}%' for c in r['server_cpu_pct'])}"
+            + (f", errors {r['errors']}" if r["errors"] else ""))
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -166,6 +184,11 @@ def print_report(result: dict[str, Any]) -> None:
     say("Against the ceiling (bare websockets server, same payloads, same clients, same run)")
     say(report.ceiling_table(result["e2e"]))
     say("")
+    if found := result.get("twin"):
+        say("Across processes: two daphnes on one Redis and one PostgreSQL, "
+            f"{TWIN_RATE} posts/s produced inside each, K/2 dashboards on each")
+        say("  " + twin_brief(found))
+        say("")
     say("Targets (figures, not assertions)")
     say(report.targets_table(result["targets"]))
     m, code = result["machine"], result["code"]

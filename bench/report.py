@@ -273,7 +273,10 @@ def requests_table(found: Result) -> str:
 
 
 def targets(
-    saves: Result | None, runs: list[Result], requests: Result | None = None
+    saves: Result | None,
+    runs: list[Result],
+    requests: Result | None = None,
+    twin: Result | None = None,
 ) -> list[Result]:
     """Each target: what it asks, the figure measured, met or missed (never an assertion)."""
     out: list[Result] = []
@@ -325,6 +328,14 @@ def targets(
                  f"{fmt(achieved, 0)}/s achieved")
         met = latency is not None and latency <= goal_ms and achieved >= 0.95 * rate
         add(name, goal, value, met and (r["lost"] == 0 or not need_lossless))
+
+    name, goal = "two servers on Redis, 1,000 events/s from 2 processes", "0 lost, p99 <= 100 ms"
+    if not twin or "skipped" in twin:
+        add(name, goal, (twin or {}).get("skipped", "-"), None)
+    else:
+        add(name, goal, f"p99 {fmt(twin['p99_ms'])} ms, {twin['lost']} lost, "
+            f"{twin['trimmed']} trimmed, K={twin['k']}",
+            twin["lost"] == 0 and twin["p99_ms"] is not None and twin["p99_ms"] <= 100)
 
     ours = deliveries(find(runs, "django", 100, 0))
     bare = deliveries(find(runs, "bare-batch", 100, 0))

@@ -70,6 +70,10 @@ def wrap(http_app: ASGIApp) -> ASGIApp:
     from django.conf import settings
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
+    from dashboard.sidecar.link import link
+
     if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
         http_app = ASGIStaticFilesHandler(http_app)  # as runserver does, for any server
+    # A server is loading: its sidecar sets Django up meanwhile, not at the first event.
+    link.warm()
     return DashboardMiddleware(ProtocolTypeRouter({"http": http_app, "websocket": socket_app()}))

@@ -30,6 +30,7 @@ from dashboard.history import reads
 from dashboard.live.daphne import SCOPE_KEY, Frame
 from dashboard.live.fanout import fanout
 from dashboard.live.handoff import handoff
+from dashboard.sidecar.link import link
 
 logger = logging.getLogger("dashboard")
 
@@ -54,6 +55,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         # daphne's socket, to write frames framed once for all (sockets.py); or None.
         self.socket = self.scope.get(SCOPE_KEY)
         handoff.bind_running_loop()
+        link.warm()
         await self.accept()
         fanout.subscribe(self)
 

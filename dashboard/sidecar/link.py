@@ -37,6 +37,7 @@ from dashboard.sidecar import wire
 
 logger = logging.getLogger("dashboard")
 
+FRAME_WAIT = 5.0  # seconds the pump waits for a batch's frame to come back and leave
 OUTBOX_AT_MOST = 1_000  # batches waiting for the pipe; past it they are lost, and counted
 STARTS_AT_MOST = 3  # sidecars started in one process before it keeps the pipeline itself
 
@@ -58,7 +59,11 @@ class Link:
         self._waiting: dict[int, threading.Event] = {}
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._frames: deque[dict[str, Any]] = deque()
+        self._frames: deque[dict[str, Any] | None] = deque()  # None: a batch that made none
+        # Per watched batch sent, in order: done once its frame has left this process. The
+        # pump waits on it, as it waited on its own frame: while a frame is on its way,
+        # what arrives meanwhile becomes the next one (not a queue of small frames).
+        self._out: deque[asyncio.Future[None]] = deque()
         self._relay_task: asyncio.Future[None] | None = None
         self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
         self._lock = threading.Lock()
@@ -73,6 +78,12 @@ class Link:
             and bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
             and "python" in os.path.basename(sys.executable or "")
         )
+
+    def warm(self) -> None:
+        """Start the sidecar now, not with the next event (a dashboard opened: what it
+        shows next should not wait for a Python to start and set Django up)."""
+        if self.proc is None and self.enabled():
+            self._start()
 
     # -- the pump's side -----------------------------------------------------------
 
@@ -105,6 +116,12 @@ class Link:
                     self.kept_seq = item.seq
                     break
             self._put(data)
+            if watched:
+                done = self._loop.create_future()
+                self._out.append(done)
+        if watched:
+            with contextlib.suppress(TimeoutError):  # a frame lost on the way: go on
+                await asyncio.wait_for(asyncio.shield(done), FRAME_WAIT)
         return watched
 
     def _put(self, data: bytes | None) -> None:
@@ -226,6 +243,10 @@ class Link:
             self.lost += lost
             for waiter in self._waiting.values():
                 waiter.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._release)
         code = proc.wait()
         if code or lost:
             logger.warning(
@@ -249,8 +270,18 @@ class Link:
 
     async def _relay_all(self) -> None:
         while self._frames:
-            await fanout.publish(self._frames.popleft())
-            frames.sent += 1
+            message = self._frames.popleft()
+            if message is not None:
+                await fanout.publish(message)
+                frames.sent += 1
+            if self._out and not (done := self._out.popleft()).done():
+                done.set_result(None)
+
+    def _release(self) -> None:
+        """On the loop: no frame will come back for what was sent (the sidecar ended)."""
+        while self._out:
+            if not (done := self._out.popleft()).done():
+                done.set_result(None)
 
     # -- waiting for it ------------------------------------------------------------------
 
@@ -309,11 +340,16 @@ class Link:
             self.unavailable = False
             self._unacked.clear()
             self._frames.clear()
+            out, self._out = self._out, deque()
             self._config_key = None
             task, loop, self._relay_task, self._loop = self._relay_task, self._loop, None, None
         if task is not None and loop is not None and not task.done():
             with contextlib.suppress(RuntimeError):  # its loop closed: it ended with it
                 loop.call_soon_threadsafe(task.cancel)
+        for done in out:
+            if loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(done.cancel)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's sidecar is not ours. Its pipes are closed

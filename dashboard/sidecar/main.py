@@ -127,6 +127,7 @@ class Sidecar:
                 )
             except Exception:
                 logger.exception("dashboard: could not prepare %d events", len(items))
+                self.send(("frame", None))  # the parent's pump waits for one
             else:
                 self.send(("frame", message))
         self.writer.keep(kept, marks)

@@ -1,0 +1,108 @@
+"""Across processes: two daphnes on one Redis and one PostgreSQL, each producing posts
+in its own process, K dashboards split between them; every dashboard must get every
+post of both (its own server's directly, the other's through Redis).
+
+Skipped, saying why, where PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is
+not reachable. The database is made for the run and dropped after it.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import e2e, procs
+
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def database() -> Any:
+    import psycopg
+
+    name = f"bench_twin_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(workdir: Path, k: int, rate: int, plan: e2e.Plan, step: Any, say: Any) -> dict[str, Any]:
+    """`rate` posts/s from each server for plan.seconds; K/2 dashboards on each."""
+    record: dict[str, Any] = {"server": "twin", "k": k, "rate": rate, "producers": 2}
+    if not (reachable("127.0.0.1", 5432) and reachable("127.0.0.1", 6379)):
+        return {**record, "skipped": "PostgreSQL or Redis not reachable on 127.0.0.1"}
+    with database() as url:
+        env = procs.bench_env(workdir / "unused.sqlite3")
+        env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL,
+                   CHANNELS_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:8]}")  # fmt: skip
+        step(procs.python("manage.py", "migrate", "--noinput"), env, workdir / "twin.log", 120)
+        step(procs.python("-m", "bench.prepare", str(workdir / "twin-prep.json")), env,
+             workdir / "twin.log", 120)  # fmt: skip
+        cookie = f"sessionid={json.loads((workdir / 'twin-prep.json').read_text())['session']}"
+        with contextlib.ExitStack() as stack:
+            servers = []
+            for n in (1, 2):
+                port = procs.free_port()
+                daphne = [str(procs.ROOT / ".venv" / "bin" / "daphne"), "-b", procs.HOST,
+                          "-p", str(port), "bench.server:application"]  # fmt: skip
+                proc = stack.enter_context(
+                    procs.running(daphne, env, workdir / f"twin-daphne-{n}.log", port)
+                )
+                servers.append(e2e.Server(f"twin-{n}", port, proc))
+            swarms = [
+                stack.enter_context(
+                    e2e.clients(f"ws://{procs.HOST}:{s.port}/socket/", k // 2, cookie,
+                                workdir / "twin.log")
+                )
+                for s in servers
+            ]
+            say(f"  twin: clients ready: {[s.ready for s in swarms]}")
+            runs = [next(e2e._run_ids) for _ in servers]
+            cpu = [procs.CpuMeter(s.proc.pid) for s in servers]
+            wall0 = time.monotonic()
+            for server, run_id in zip(servers, runs, strict=True):
+                started = e2e.produce(server, run_id, rate, plan)
+                if "http_status" in started or started.get("error"):
+                    return {**record, "skipped": f"producer refused: {started}"}
+            statuses = []
+            for server, run_id in zip(servers, runs, strict=True):
+                status: dict[str, Any] = {}
+                while not status.get("done") and time.monotonic() - wall0 < plan.seconds + 10:
+                    time.sleep(0.05)
+                    status = e2e.get_json(server.port, "/__bench__/status", run=run_id)
+                statuses.append(status)
+            parts = [
+                swarm.collect(run_id, int(status["produced"]), plan.drain_quiet, plan.drain_limit)
+                for swarm in swarms
+                for run_id, status in zip(runs, statuses, strict=True)
+            ]
+            server_cpu = [c.percent() for c in cpu]  # while the servers still run
+    p99s = [(p.get("latency_ms") or {}).get("p99") for p in parts]
+    return {
+        **record,
+        "produced": sum(int(s["produced"]) for s in statuses),
+        "achieved_rate": sum(float(s["achieved_rate"]) for s in statuses),
+        "lost": sum(int(p.get("lost", 0)) for p in parts),
+        "trimmed": sum(int(p.get("trimmed", 0)) for p in parts),
+        "p99_ms": max((p for p in p99s if p is not None), default=None),
+        "server_cpu_pct": server_cpu,
+        "errors": sorted({e for p in parts for e in p.get("errors", [])})[:5],
+        "parts": parts,
+    }
