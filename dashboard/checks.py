@@ -1,6 +1,7 @@
 """`manage.py check` for the dashboard: what a host is missing, and the
 private-API seams that fell back. Ids: dashboard.E0xx errors, dashboard.W0xx warnings."""
 
+import difflib
 from typing import Any
 
 from django.apps import apps
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.core import checks
 from django.urls import NoReverseMatch, reverse
 
+from dashboard import conf
 from dashboard.seams import SEAMS
 
 REQUIRED_APPS = (
@@ -26,6 +28,7 @@ def register() -> None:
     checks.register(installed_apps)
     checks.register(urls, checks.Tags.urls)
     checks.register(asgi_application)
+    checks.register(dashboard_setting)
 
 
 def private_apis(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -91,3 +94,33 @@ def asgi_application(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             id="dashboard.E004",
         )
     ]
+
+
+def dashboard_setting(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every DASHBOARD key typed and range-checked; unknown keys (typos) named."""
+    invalid, unknown = conf.problems(getattr(settings, "DASHBOARD", {}))
+    found: list[checks.CheckMessage] = [
+        checks.Error(
+            f"DASHBOARD[{key!r}] must be {must}." if key else f"DASHBOARD must be {must}.",
+            hint=(
+                f"Fix it, or remove it for the default ({conf.DEFAULTS[key]!r}); "
+                "meanwhile the dashboard uses the default."
+                if key
+                else "Set DASHBOARD = {...} with the keys to override, or remove it."
+            ),
+            id="dashboard.E005",
+        )
+        for key, must in invalid.items()
+    ]
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), conf.DEFAULTS, n=1)
+        found.append(
+            checks.Warning(
+                f"DASHBOARD[{key!r}] is not a setting of the dashboard; it is ignored.",
+                hint=f"Did you mean {close[0]!r}?" if close else (
+                    "The settings are: " + ", ".join(conf.DEFAULTS) + "."
+                ),
+                id="dashboard.W005",
+            )
+        )
+    return found

@@ -7,10 +7,14 @@ the capture itself, which observes every `setting_changed` it is sent
 """
 
 import functools
+import logging
+import re
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from django.conf import settings
+
+logger = logging.getLogger("dashboard")
 
 DEFAULTS: dict[str, Any] = {
     # Seconds one frame may coalesce events for under load; an idle pipeline
@@ -27,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     # History: the newest events kept, and for how long (seconds).
     "HISTORY_MAX_EVENTS": 10_000,
     "HISTORY_MAX_AGE": 7 * 24 * 3600,
+    # History per family: the most events of each family named here that are kept
+    # (within HISTORY_MAX_EVENTS), so request and connection noise cannot push model
+    # and auth events out. Merged with these defaults; "*" caps every other family.
+    "HISTORY_FAMILY_MAX_EVENTS": {"request": 2_000, "database": 500},
     # The channel-layer group every dashboard socket joins.
     "GROUP": "signals-dashboard",
     # Path prefixes never captured, besides the dashboard's own routes and
@@ -48,7 +56,82 @@ DEFAULTS: dict[str, Any] = {
     # Describe, render and store in a process of the dashboard's own beside each
     # capturing one (dashboard/sidecar/), off the host's GIL. False: all in-process.
     "SIDECAR": True,
+    # Seconds between checks that an open socket's user may still see the dashboard
+    # (logged in, active, with the permission); it closes within this long after not.
+    "ACCESS_RECHECK": 3.0,
 }
+
+
+# -- what each key may be: (what it must be, check). manage.py check reports the
+# rest (checks.py, dashboard.E005); at run time an invalid value is the default.
+
+
+def _number(low: float, high: float, integer: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    kind = "an integer" if integer else "a number"
+    types = (int,) if integer else (int, float)
+    return (
+        f"{kind} from {low:,} to {high:,}",
+        lambda v: isinstance(v, types) and not isinstance(v, bool) and low <= v <= high,
+    )
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+
+
+def _links(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and all(
+        isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(y, str) for y in x)
+        for x in v
+    )
+
+
+def _family_caps(v: Any) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(k, str) and type(n) is int and 1 <= n <= 100_000_000 for k, n in v.items()
+    )
+
+
+GROUP_NAME = re.compile(r"[a-zA-Z0-9_.\-]{1,99}")  # what channels' layers accept
+
+SPECS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "BATCH_WINDOW": _number(0.001, 5),
+    "QUEUE_SIZE": _number(1, 10_000_000, integer=True),
+    "MAX_ROWS": _number(1, 100_000, integer=True),
+    "VALUE_LIMIT": _number(1, 100_000, integer=True),
+    "DIFFS": ("True or False", lambda v: isinstance(v, bool)),
+    "HISTORY_MAX_EVENTS": _number(1, 100_000_000, integer=True),
+    "HISTORY_MAX_AGE": _number(1, 10 * 365 * 24 * 3600),
+    "HISTORY_FAMILY_MAX_EVENTS": (
+        "a dict of family name to an integer from 1 to 100,000,000",
+        _family_caps,
+    ),
+    "GROUP": (
+        "a channel-layer group name: 1 to 99 letters, digits, '.', '_' or '-'",
+        lambda v: isinstance(v, str) and GROUP_NAME.fullmatch(v) is not None,
+    ),
+    "QUIET_PATHS": ("a list of path prefixes (strings)", _strings),
+    "SIGNALS": ("a list of shell-style patterns (strings)", _strings),
+    "IGNORE_SIGNALS": ("a list of shell-style patterns (strings)", _strings),
+    "IGNORE_SENDERS": ("a list of shell-style patterns (strings)", _strings),
+    "LINKS": ("a list of (label, URL) pairs of strings", _links),
+    "EDITOR_URL": ("None or a URL (string)", lambda v: v is None or isinstance(v, str)),
+    "ACCESS_RECHECK": _number(0.1, 3600),
+    "SIDECAR": ("True or False", lambda v: isinstance(v, bool)),
+}
+
+
+def problems(configured: Any) -> tuple[dict[str, str], list[str]]:
+    """The invalid keys of a DASHBOARD setting (key → what it must be), and its unknown
+    keys. A DASHBOARD that is not a dict is reported under the key ''."""
+    if not isinstance(configured, dict):
+        return {"": "a dict"}, []
+    invalid = {
+        key: SPECS[key][0]
+        for key, value in configured.items()
+        if key in SPECS and not SPECS[key][1](value)
+    }
+    return invalid, [key for key in configured if key not in DEFAULTS]
 
 
 _merged: dict[str, Any] | None = None
@@ -63,8 +146,28 @@ def get(name: str) -> Any:
 
 
 def _merge() -> dict[str, Any]:
+    """The defaults, overridden by each valid value of DASHBOARD. An invalid one is
+    the default (logged once: this runs once per DASHBOARD; manage.py check reports
+    it too), never an error in a save nor a bound switched off."""
     global _merged, generation
-    _merged = {**DEFAULTS, **getattr(settings, "DASHBOARD", {})}
+    configured = getattr(settings, "DASHBOARD", {})
+    invalid, _ = problems(configured)
+    if "" in invalid:
+        configured = {}
+    merged = {**DEFAULTS}
+    for key, value in configured.items():
+        if key in invalid:  # the value itself is not logged: it may be a secret
+            logger.error(
+                "dashboard: DASHBOARD[%r] must be %s; using the default, %r "
+                "(manage.py check: dashboard.E005)", key, invalid[key], DEFAULTS[key]
+            )
+        elif key == "HISTORY_FAMILY_MAX_EVENTS":
+            merged[key] = {**DEFAULTS[key], **value}
+        else:
+            merged[key] = value
+    if "" in invalid:
+        logger.error("dashboard: DASHBOARD must be a dict; using the defaults")
+    _merged = merged
     generation += 1
     return _merged
 

@@ -85,3 +85,85 @@ def test_the_dashboards_own_routes_are_quiet_wherever_mounted(urlconf, quiet, ca
     with override_settings(ROOT_URLCONF=urlconf):
         assert [p for p in quiet if not is_quiet_path(p)] == []
         assert [p for p in captured if is_quiet_path(p)] == []
+
+
+# -- the DASHBOARD setting: typed, range-checked, never raising into a save ---------
+
+BROKEN = [
+    ("QUEUE_SIZE", "100"),  # made every save raise TypeError
+    ("QUEUE_SIZE", -1),  # dropped every event in silence
+    ("BATCH_WINDOW", "x"),  # killed the pump after one frame
+    ("VALUE_LIMIT", 0),  # switched truncation off
+    ("HISTORY_MAX_EVENTS", -1),  # prune_events deleted the whole history
+    ("HISTORY_FAMILY_MAX_EVENTS", {"request": 0}),
+    ("MAX_ROWS", True),
+    ("ACCESS_RECHECK", 0),
+    ("LINKS", [("Blog",)]),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), BROKEN)
+def test_an_invalid_dashboard_value_is_an_error_with_a_hint_and_the_default_is_used(
+    key, value, caplog
+):
+    from dashboard import conf
+
+    with override_settings(DASHBOARD={key: value}):
+        (error,) = checks.dashboard_setting()
+        assert conf.get(key) == conf.DEFAULTS[key]
+    assert error.id == "dashboard.E005"
+    assert f"DASHBOARD[{key!r}] must be" in error.msg
+    assert "default" in error.hint
+    assert [r.getMessage() for r in caplog.records if key in r.getMessage()], "logged"
+
+
+def test_an_unknown_dashboard_key_is_warned_about_with_the_likely_one():
+    with override_settings(DASHBOARD={"QUEUE_SIZ": 100}):
+        (warning,) = checks.dashboard_setting()
+    assert warning.id == "dashboard.W005"
+    assert "'QUEUE_SIZ'" in warning.msg and "'QUEUE_SIZE'" in warning.hint
+
+
+def test_valid_dashboard_values_are_taken_and_family_caps_merge_with_the_defaults():
+    from dashboard import conf
+
+    settings_ = {"QUEUE_SIZE": 5, "BATCH_WINDOW": 0.2, "HISTORY_FAMILY_MAX_EVENTS": {"auth": 9}}
+    with override_settings(DASHBOARD=settings_):
+        assert checks.dashboard_setting() == []
+        assert conf.get("QUEUE_SIZE") == 5 and conf.get("BATCH_WINDOW") == 0.2
+        caps = conf.get("HISTORY_FAMILY_MAX_EVENTS")
+    assert caps == {**conf.DEFAULTS["HISTORY_FAMILY_MAX_EVENTS"], "auth": 9}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("value", ["100", -1])
+def test_an_invalid_queue_size_never_raises_into_a_save_nor_drops_events(value):
+    from blog.models import Post
+    from dashboard.live.handoff import handoff
+    from dashboard.models import StoredEvent
+    from tests.helpers import settle
+
+    with override_settings(DASHBOARD={"QUEUE_SIZE": value}):
+        Post.objects.create(title="still saved")
+        settle()
+    assert Post.objects.filter(title="still saved").exists()
+    assert handoff.dropped == 0
+    assert StoredEvent.objects.filter(signal="post_save", sender="blog.Post").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("value", [-1, 0, "10"])
+def test_prune_events_refuses_a_nonsensical_limit(value):
+    from django.core.management import CommandError, call_command
+
+    from dashboard.history import store
+    from dashboard.models import StoredEvent
+    from tests.helpers import make_row
+
+    store.write([make_row(seq=1), make_row(seq=2)])
+    with (
+        override_settings(DASHBOARD={"HISTORY_MAX_EVENTS": value}),
+        pytest.raises(CommandError, match="HISTORY_MAX_EVENTS"),
+    ):
+        call_command("prune_events")
+    assert StoredEvent.objects.filter(process="host-1").count() == 2
