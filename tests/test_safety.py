@@ -1,11 +1,12 @@
 """Secrets stay on the server; hostile input renders as text; long values are cut."""
 
+import pytest
 from django.conf import settings
 from django.test import override_settings
 
 from blog.models import Post
 from dashboard.core.events import InstanceSnapshot
-from dashboard.core.payload import MASK, describe, summarize
+from dashboard.core.payload import MASK, clean, describe, summarize
 from tests.frames import collect, rows
 from tests.helpers import in_thread
 
@@ -79,3 +80,84 @@ def test_nested_secret_keys_are_masked_and_long_values_cut():
     assert len(fields["title"]) == 200 and fields["title"].endswith("…")
     assert len(payload["instance"]["str"]) == 200
     assert len(summarize(payload)) <= 200
+
+
+# -- masking by value: secrets inside any text ----------------------------------------
+
+MASKED_BY_VALUE = [
+    ("redis://:redis-pw@10.0.0.5:6379/0", "redis-pw", "redis://•••••@10.0.0.5:6379/0"),
+    ("postgres://app:pg-pw@db:5432/app", "pg-pw", "postgres://•••••@db:5432/app"),
+    ("https://f00dfeedcafe@o1.ingest.sentry.io/42", "f00dfeedcafe", None),
+    ("GET with Authorization: Bearer eyJhbGc.abc.def", "eyJhbGc", None),
+    ("Authorization: Token 9f8e7d6c", "9f8e7d6c", None),
+    ("retry with bearer s3cr3t-t0ken-value", "s3cr3t-t0ken-value", None),
+    ("/blog/?page=2&token=tok-123&q=x", "tok-123", "/blog/?page=2&token=•••••&q=x"),
+    ("/hook/?api_key=K-9&sig=abcd", "K-9", None),
+    ("/hook/?api_key=K-9&sig=abcd", "abcd", None),
+    ("oauth callback ?code=one-time-code&state=s", "one-time-code", None),
+    ("login failed: password=hunter22 for bob", "hunter22", None),
+    ("KeyError: {'password': 'hunter22', 'user': 'bob'}", "hunter22", None),
+]
+
+
+@pytest.mark.parametrize(("value", "secret", "expected"), MASKED_BY_VALUE)
+def test_secrets_inside_a_value_are_masked(value, secret, expected):
+    payload = describe({"note": value, "exception": {"type": "E", "message": value}})
+    assert secret not in payload["note"] and MASK in payload["note"]
+    assert secret not in payload["exception"]["message"]
+    if expected:
+        assert payload["note"] == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["bob@example.com wrote", "/blog/?page=2&q=key", "title=hello", "12:30 · blog.Post #1"],
+)
+def test_text_without_secrets_is_left_alone(value):
+    assert clean(value) == value == describe({"note": value})["note"]
+
+
+def test_a_credential_past_the_value_limit_is_masked_before_it_is_cut():
+    value = "x" * 170 + " redis://:redis-pw@host/0 " + "y" * 100
+    note = describe({"note": value})["note"]
+    assert "redis://•••••@host" in note and "redis-" not in note and len(note) == 200
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200b", "\ufeff", "\x1b", "\x85"])
+def test_bidi_and_invisible_characters_are_written_out_not_obeyed(char):
+    escaped = f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    user = InstanceSnapshot("auth.User", 1, f"a{char}b", {"username": f"a{char}b"})
+    payload = describe({"path": f"/blog/{char}gnp.exe", "instance": user})
+    assert payload["path"] == f"/blog/{escaped}gnp.exe"
+    assert payload["instance"]["str"] == payload["instance"]["fields"]["username"] == f"a{escaped}b"
+    assert char not in summarize(payload)
+
+
+async def test_a_secret_inside_a_value_reaches_no_page_nor_export(dashboard, staff_client):
+    from blog.signals import post_viewed
+    from dashboard.models import StoredEvent
+    from tests.helpers import settle
+
+    secret = "redis-pw-6f1c"
+
+    def send() -> None:
+        post = Post.objects.create(title="dsn")
+        post_viewed.send(
+            sender=Post, post=post, request=None,
+            note=f"cache at redis://:{secret}@10.0.0.5:6379/0?token={secret}",
+        )  # fmt: skip
+        settle()
+
+    await in_thread(send)
+    frames = await collect(dashboard)
+    assert secret not in "".join(f.raw for f in frames)
+    viewed = await in_thread(StoredEvent.objects.get, signal="post_viewed")
+    assert MASK in viewed.payload["note"]
+
+    def body(url: str) -> bytes:
+        response = staff_client.get(url)
+        assert response.status_code == 200, url
+        return b"".join(response.streaming_content) if response.streaming else response.content
+
+    for url in (f"/events/{viewed.key}/", "/export.ndjson", "/export.csv", "/"):
+        assert secret.encode() not in await in_thread(body, url), url

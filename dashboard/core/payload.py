@@ -3,7 +3,12 @@
 Secrets never leave the server: any key (kwarg, field, setting, dict key)
 that looks like a password, secret, token, key, session or cookie is masked,
 and so is a whole instance of a model named like one (its pk and str() are
-the secret for e.g. sessions.Session). Escaping is the template's job.
+the secret for e.g. sessions.Session). Inside any text, secrets are masked by
+value too (`clean()`): credentials in URLs and DSNs, bearer tokens and
+Authorization values, secret-named query parameters and dict entries. Invisible
+and text-direction control characters are written out (`\u202e`), never obeyed.
+All of it happens here, once, before an event is shown, stored or exported.
+Escaping is the template's job.
 """
 
 import re
@@ -32,20 +37,95 @@ def is_secret(name: str) -> bool:
     return bool(SECRET.search(name))
 
 
+# Names secret as a query parameter or an entry inside a text, besides SECRET's
+# (as a kwarg or field name, "code" is a product's code; in a query, OAuth's).
+SECRET_PARAMS = frozenset({"auth", "authorization", "sig", "code"})
+
+
+def _secret_param(name: str) -> bool:
+    return is_secret(name) or name.lower() in SECRET_PARAMS
+
+# -- masking by value ------------------------------------------------------------------
+
+# scheme://user:password@host, scheme://:password@host, scheme://key@host (a DSN)
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#@'\"<>]+@")
+# "Authorization: Bearer x", "authorization=x", "Bearer x" alone
+_AUTHORIZATION = re.compile(
+    r"(?i)\b((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?)"
+    r"(?:(bearer|basic|digest|token)\s+)?[^\s'\",;&]+"
+)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+(?!•)[a-z0-9._~+/\-]+=*")
+# name=value in a query string or a message; 'name': 'value' in a repr
+_PARAM = re.compile(r"(?<![\w.\-])([\w.\-]+)=([^&#\s'\"<>]+)")
+_ENTRY = re.compile(r"""(['"])([\w.\-]+)\1(\s*:\s*)(['"])((?:(?!\4).){0,4096})\4""")
+
+
+def clean(s: str) -> str:
+    """`s` with every secret inside it masked (see the module's docstring). Text with
+    none of the characters any of them needs, the common case, is returned as it is."""
+    if not (
+        "@" in s or "=" in s or "earer" in s or "EARER" in s or "uthoriz" in s
+        or "UTHORIZ" in s or "':" in s or '":' in s
+    ):  # fmt: skip
+        return s
+    if "@" in s:
+        s = _USERINFO.sub(lambda m: f"{m[1]}{MASK}@", s)
+    if "uthoriz" in s or "UTHORIZ" in s:
+        s = _AUTHORIZATION.sub(lambda m: f"{m[1]}{m[2] + ' ' if m[2] else ''}{MASK}", s)
+    if "earer" in s or "EARER" in s:
+        s = _BEARER.sub(lambda m: f"{m[1]} {MASK}", s)
+    if "=" in s:
+        s = _PARAM.sub(lambda m: f"{m[1]}={MASK}" if _secret_param(m[1]) else m[0], s)
+    if "':" in s or '":' in s:
+        s = _ENTRY.sub(
+            lambda m: f"{m[1]}{m[2]}{m[1]}{m[3]}{m[4]}{MASK}{m[4]}"
+            if _secret_param(m[2])
+            else m[0],
+            s,
+        )
+    return s
+
+
 def text(value: Any) -> str:
     limit = conf.get("VALUE_LIMIT")
     s = value if type(value) is str else str(value)
-    return storable(s if len(s) <= limit else s[: limit - 1] + "…")
+    if len(s) > limit:
+        # Masked before it is cut (a credential cut in half would escape the mask);
+        # what lies far past the cut is never shown, so never scanned.
+        s = clean(s[: 2 * limit + 256])
+        if len(s) > limit:
+            s = s[: limit - 1] + "…"
+        return storable(s)
+    return storable(clean(s))
+
+
+# C0 controls but tab, newline and carriage return, DEL, C1 controls, and the invisible or
+# text-direction characters a name or path can hide behind: embeddings and
+# overrides (U+202A-U+202E), isolates (U+2066-U+2069), zero-width characters and
+# marks (U+200B-U+200F, U+2060-U+2064, U+061C, U+FEFF), line separators.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def _written_out(m: re.Match[str]) -> str:
+    code = ord(m[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def storable(s: str) -> str:
-    """Text every database and the page take: a NUL byte (PostgreSQL refuses it in
-    text) and lone surrogates (no UTF-8 for them) are written out visibly, so one bad
-    value costs that value, never its batch. ASCII without NUL, the common case,
-    is returned as it is."""
+    """Text every database and the page take, and shows as it is: a NUL byte
+    (PostgreSQL refuses it in text) and lone surrogates (no UTF-8 for them) are
+    written out visibly, so one bad value costs that value, never its batch; other
+    control characters and bidi or invisible ones are written out too (`\u202e`), so
+    no value can reorder or hide what the page shows. Printable ASCII, the common
+    case, is returned as it is."""
     if s.isascii():
-        return s.replace("\x00", "\\x00") if "\x00" in s else s
-    s = s.replace("\x00", "\\x00")
+        if s.isprintable():
+            return s
+        return _INVISIBLE.sub(_written_out, s)
+    s = _INVISIBLE.sub(_written_out, s)
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
@@ -98,9 +178,7 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
         elif kind is str or kind in DATES:
             if kind is not str:
                 value = str(value)
-            if len(value) > limit:
-                value = value[: limit - 1] + "…"
-            value = storable(value)
+            value = text(value) if len(value) > limit else storable(clean(value))
         elif not (value is None or kind is int or kind is bool or kind is float):
             value = _describe(name, value)
         fields[name] = value
@@ -177,7 +255,7 @@ def describe_event(event: Event) -> Row:
         time=datetime.fromtimestamp(event.time, UTC),
         signal=event.signal,
         family=event.family,
-        sender=storable(event.sender),
+        sender=storable(clean(event.sender)),
         summary=summarize(payload),
         payload=payload,
         payload_json=to_json(payload),
