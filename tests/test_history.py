@@ -146,3 +146,45 @@ def test_a_management_command_s_events_are_stored_when_it_exits():
     stored = StoredEvent.objects.filter(sender="blog.Tag").order_by("id")
     assert [e.signal for e in stored] == ["pre_save", "post_save"]
     assert stored[1].payload["instance"]["str"] == "exiting"
+
+
+def _noise_after_model_events(n_model: int, n_noise: int) -> None:
+    from dashboard.history import store
+    from tests.helpers import make_row
+
+    now = datetime.now(UTC)
+    store.write([make_row(seq=i, family="model", time=now) for i in range(1, n_model + 1)])
+    for start in range(0, n_noise, 50):  # batches, as the writer stores them
+        store.write([
+            make_row(process="noisy", seq=i, family=("request", "database")[i % 2],
+                     signal="request_finished", sender="ASGIHandler", time=now)
+            for i in range(start + 1, start + 51)
+        ])  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(
+    DASHBOARD={
+        "HISTORY_MAX_EVENTS": 100,
+        "HISTORY_FAMILY_MAX_EVENTS": {"request": 20, "database": 30},
+    }
+)
+def test_request_and_connection_noise_cannot_push_model_events_out():
+    _noise_after_model_events(10, 400)  # four times the whole cap
+    kept = StoredEvent.objects.values_list("family").order_by()
+    assert kept.filter(family="model").count() == 10  # none pushed out
+    assert kept.filter(family="request").count() == 20  # its own cap
+    assert kept.filter(family="database").count() == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prune_events_applies_the_family_caps():
+    with override_settings(DASHBOARD={"HISTORY_FAMILY_MAX_EVENTS": {"request": 1000}}):
+        _noise_after_model_events(3, 100)
+    assert StoredEvent.objects.filter(family="request").count() == 50
+    caps = {"request": 5, "database": 3, "*": 2}
+    with override_settings(DASHBOARD={"HISTORY_FAMILY_MAX_EVENTS": caps}):
+        call_command("prune_events")
+    assert StoredEvent.objects.filter(family="request").count() == 5
+    assert StoredEvent.objects.filter(family="model").count() == 2  # "*": every other family
+    assert StoredEvent.objects.filter(family="database").count() == 3

@@ -95,11 +95,12 @@ def _write(rows: list[Row], rolled_back: Iterable[Event]) -> None:
                 rolled_back=True
             )
         if rows and (last := last_id(alias)):
-            # The count cap every batch (an index range: cheap), the age about
+            # The count caps every batch (index ranges: cheap), the age about
             # once per PRUNE_EVERY events.
-            _cap(cursor, connection, last)
+            _cap_families(cursor, connection, {row.family for row in rows})
+            _cap(cursor, connection)
             if last % PRUNE_EVERY < len(rows):
-                _prune(cursor, connection, last)
+                _prune(cursor, connection)
 
 
 def _insert_statement(connection: Any, rows: list[Row]) -> tuple[str, list[tuple]]:
@@ -129,28 +130,66 @@ def _by_process(events: Iterable[Event]) -> dict[str, list[int]]:
     return found
 
 
-def _cap(cursor: Any, connection: Any, last: int) -> int:
-    """Delete all but the newest HISTORY_MAX_EVENTS (ids grow with time)."""
+def _cap(cursor: Any, connection: Any) -> int:
+    """Delete all but the newest HISTORY_MAX_EVENTS (ids grow with time). By position,
+    not by id range: the family caps leave gaps in the ids."""
     quote, meta = connection.ops.quote_name, StoredEvent._meta
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
     cursor.execute(
-        f"DELETE FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} <= %s",
-        [last - conf.get("HISTORY_MAX_EVENTS")],
+        f"SELECT {pk} FROM {table} ORDER BY {pk} DESC LIMIT 1 OFFSET %s",
+        [conf.get("HISTORY_MAX_EVENTS")],
     )
+    if (newest_dropped := cursor.fetchone()) is None:
+        return 0
+    cursor.execute(f"DELETE FROM {table} WHERE {pk} <= %s", [newest_dropped[0]])
     return cursor.rowcount
 
 
-def _prune(cursor: Any, connection: Any, last: int, now: float | None = None) -> int:
-    """The cap, and every event older than HISTORY_MAX_AGE."""
+def family_cap(family: str) -> int | None:
+    """The most events of this family kept (HISTORY_FAMILY_MAX_EVENTS), or None."""
+    caps = conf.get("HISTORY_FAMILY_MAX_EVENTS")
+    return caps.get(family, caps.get("*"))
+
+
+def _cap_families(cursor: Any, connection: Any, families: Iterable[str]) -> int:
+    """Delete all but the newest of each capped family: so a flood of one family
+    (requests, new connections) pushes out its own oldest, never another's."""
+    quote, meta = connection.ops.quote_name, StoredEvent._meta
+    table, pk, family_column = (
+        quote(meta.db_table), quote(meta.pk.column), quote(meta.get_field("family").column)
+    )
+    deleted = 0
+    for family in families:
+        if (cap := family_cap(family)) is None:
+            continue
+        cursor.execute(
+            f"SELECT {pk} FROM {table} WHERE {family_column} = %s "
+            f"ORDER BY {pk} DESC LIMIT 1 OFFSET %s",
+            [family, cap],
+        )
+        if (oldest_dropped := cursor.fetchone()) is not None:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {family_column} = %s AND {pk} <= %s",
+                [family, oldest_dropped[0]],
+            )
+            deleted += cursor.rowcount
+    return deleted
+
+
+def _prune(cursor: Any, connection: Any, now: float | None = None) -> int:
+    """The caps, and every event older than HISTORY_MAX_AGE."""
     cutoff = datetime.fromtimestamp(now or time.time(), UTC) - timedelta(
         seconds=conf.get("HISTORY_MAX_AGE")
     )
     quote, meta = connection.ops.quote_name, StoredEvent._meta
     cursor.execute(
-        f"DELETE FROM {quote(meta.db_table)} "
-        f"WHERE {quote(meta.pk.column)} <= %s OR {quote(meta.get_field('time').column)} < %s",
-        [last - conf.get("HISTORY_MAX_EVENTS"), connection.ops.adapt_datetimefield_value(cutoff)],
+        f"DELETE FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('time').column)} < %s",
+        [connection.ops.adapt_datetimefield_value(cutoff)],
     )
-    return cursor.rowcount
+    deleted = cursor.rowcount
+    families = StoredEvent.objects.using(connection.alias).order_by().values_list("family")
+    deleted += _cap_families(cursor, connection, {f for (f,) in families.distinct()})
+    return deleted + _cap(cursor, connection)
 
 
 def prune(now: float | None = None) -> int:
@@ -158,7 +197,7 @@ def prune(now: float | None = None) -> int:
     alias = router.db_for_write(StoredEvent)
     connection = connections[alias]
     with transaction.atomic(using=alias), connection.cursor() as cursor:
-        return _prune(cursor, connection, last_id(alias), now)
+        return _prune(cursor, connection, now)
 
 
 def _table_missing() -> bool:
