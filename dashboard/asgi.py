@@ -6,7 +6,7 @@
     application = wrap(get_asgi_application())
 
 `wrap` routes the dashboard's websocket (logged-in, same-origin: channels'
-`AuthMiddlewareStack` and `AllowedHostsOriginValidator`), serves static files
+`AuthMiddlewareStack` and `origins.OriginValidator`, exact), serves static files
 in DEBUG as runserver does, and puts `DashboardMiddleware` around it all. A
 host with its own `ProtocolTypeRouter` composes the same pieces (README).
 
@@ -53,12 +53,13 @@ def websocket_urlpatterns() -> list[Any]:
 
 def socket_app(extra: list[Any] | None = None) -> ASGIApp:
     """The websocket side: the dashboard's route (and a host's `extra` routes),
-    for logged-in users of an allowed origin."""
+    for logged-in users of an allowed origin (scheme, host and port: origins.py)."""
     from channels.auth import AuthMiddlewareStack
     from channels.routing import URLRouter
-    from channels.security.websocket import AllowedHostsOriginValidator
 
-    return AllowedHostsOriginValidator(
+    from dashboard.origins import OriginValidator
+
+    return OriginValidator(
         AuthMiddlewareStack(URLRouter([*websocket_urlpatterns(), *(extra or [])]))
     )
 

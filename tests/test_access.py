@@ -73,3 +73,72 @@ def test_staff_page_renders_table_socket_and_counters(staff_client):
     assert 'data-count-for="post_published"' in html
     assert "blog.signals.fill_slug" in html  # the blog's receiver, listed under pre_save
     assert "/static/django_htmx/ext/hx-ws-2" in html
+
+
+# -- origins, exactly: scheme, host and port ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"http://127.0.0.1:8001",  # another service on another port of the same host
+        b"https://127.0.0.1:8000",  # another scheme
+        b"http://127.0.0.1",  # port 80
+        b"http://localhost:8000",  # an allowed host, but not the one asked
+        b"null",
+        b"http://127.0.0.1:8000.evil.example",
+    ],
+)
+async def test_a_page_of_any_other_origin_is_refused(staff_client, origin):
+    assert await refused(staff_client, (b"origin", origin))
+
+
+async def test_a_socket_without_an_origin_is_refused(staff_client):
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+    from tests.helpers import session_headers
+
+    headers = [h for h in session_headers(staff_client) if h[0] != b"origin"]
+    comm = WebsocketCommunicator(application, "/socket/", headers=headers)
+    connected, _ = await comm.connect()
+    await comm.disconnect()
+    assert not connected
+
+
+def proxied(origin: str, host: str = "dash.example.com", proto: str | None = "https"):
+    from dashboard.origins import allowed
+
+    headers = [(b"host", host.encode()), (b"origin", origin.encode())]
+    if proto:
+        headers.append((b"x-forwarded-proto", proto.encode()))
+    return allowed({"type": "websocket", "scheme": "ws", "headers": headers})
+
+
+@override_settings(
+    ALLOWED_HOSTS=["dash.example.com"],
+    SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+)
+def test_behind_a_tls_proxy_the_https_origin_is_the_sockets_own():
+    assert proxied("https://dash.example.com")
+    assert not proxied("http://dash.example.com")  # what the proxy did not say
+    assert not proxied("https://dash.example.com", proto=None)
+    assert not proxied("https://dash.example.com:8443")
+
+
+@override_settings(
+    ALLOWED_HOSTS=["127.0.0.1"],
+    CSRF_TRUSTED_ORIGINS=["https://dash.example.com", "https://*.tools.example"],
+)
+def test_csrf_trusted_origins_are_trusted_with_their_scheme_and_port():
+    assert proxied("https://dash.example.com", host="127.0.0.1:8000", proto=None)
+    assert proxied("https://a.tools.example", host="127.0.0.1:8000", proto=None)
+    assert not proxied("http://dash.example.com", host="127.0.0.1:8000", proto=None)
+    assert not proxied("https://dash.example.com:444", host="127.0.0.1:8000", proto=None)
+    assert not proxied("https://evil.example", host="127.0.0.1:8000", proto=None)
+
+
+@override_settings(ALLOWED_HOSTS=["127.0.0.1"])
+def test_a_host_outside_allowed_hosts_is_refused_even_from_its_own_origin():
+    assert not proxied("http://evil.example:8000", host="evil.example:8000", proto=None)
+    assert proxied("http://127.0.0.1:8000", host="127.0.0.1:8000", proto=None)
