@@ -41,7 +41,9 @@ def _values(raw: object) -> tuple[str, ...]:
             part = part.strip()[:MAX_LENGTH]
             if part and part not in out:
                 out.append(part)
-    return tuple(out[:MAX_VALUES])
+                if len(out) == MAX_VALUES:  # and no more: bounded work for any input
+                    return tuple(out)
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

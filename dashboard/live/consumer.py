@@ -12,15 +12,20 @@ holds. It gets exactly what it missed, once, in order, before anything newer:
 Frames reach the socket from live/fanout.py, never through a layer
 channel of its own; while a resume is answered they wait, so the backfill
 always goes out before anything newer.
+
+The resume is the one message a page sends, once per socket: at most
+MESSAGE_AT_MOST characters and PROCESSES_AT_MOST processes in `seen`, read in
+time linear in its size; anything else closes the socket with 4400 and one log
+line. A socket that ends, cleanly or by an error, leaves the fan-out at once.
 """
 
 import asyncio
 import json
 import logging
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.utils.html import format_html
 
 from dashboard import conf
 from dashboard.core import keys
@@ -41,6 +46,21 @@ class EventsConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "dashboard-sockets-use-the-fanout"
     filling: asyncio.Task[None] | None = None  # a gap being read from the history
 
+    resumed = False  # the page's one resume message came
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """However the socket ends (a close, or an error in this consumer), it
+        leaves the fan-out at once: no frame is built for it after that."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.leave()
+
+    def leave(self) -> None:
+        fanout.unsubscribe(self)
+        if self.filling is not None:
+            self.filling.cancel()
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not (user.is_active and user.is_staff):
@@ -60,23 +80,23 @@ class EventsConsumer(AsyncWebsocketConsumer):
         fanout.subscribe(self)
 
     async def disconnect(self, code: int) -> None:
-        fanout.unsubscribe(self)
-        if self.filling is not None:
-            self.filling.cancel()
+        self.leave()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            message = json.loads(text_data or "")
-            if message.get("type") != "resume":
-                raise ValueError(f"unknown message type {message.get('type')!r}")
-            after = int(message.get("after") or 0)
-            if after < 0:
-                raise ValueError("'after' must be a non-negative event id")
-            seen = {str(p): int(s) for p, s in (message.get("seen") or {}).items()}
-            filters = EventFilter.from_query(message.get("filters") or {})
-        except (ValueError, TypeError, AttributeError) as exc:
-            await self.send(text_data=notice(f"The page sent a bad request: {exc}"))
+            if self.resumed:
+                raise BadMessage("a second message: a page resumes once per socket")
+            after, seen, filters = parse_resume(text_data)
+        except BadMessage as exc:
+            user = self.scope.get("user")
+            logger.warning(
+                "dashboard: closed the socket of %s (4400): %s",
+                getattr(user, "pk", None), exc,
+            )  # fmt: skip
+            self.leave()
+            await self.close(code=BAD_MESSAGE)
             return
+        self.resumed = True
         await self.resume(after, seen, filters)
 
     async def resume(self, after: int, seen: dict[str, int], filters: EventFilter) -> None:
@@ -171,7 +191,46 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
 
 HELD_AT_MOST = 2000  # frames held for a page that has not asked to resume
+MESSAGE_AT_MOST = 8192  # characters of the resume message
+PROCESSES_AT_MOST = 64  # processes in its `seen` (the page sends its newest 64)
+BAD_MESSAGE = 4400  # the close code for a message that is not one resume
+ID_AT_MOST = 2**63 - 1  # ids and sequence numbers are 64-bit
 
 
-def notice(text: str) -> str:
-    return format_html('<div id="notice" hx-swap-oob="true" role="alert">{}</div>', text)
+class BadMessage(ValueError):
+    pass
+
+
+def _count(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= ID_AT_MOST:
+        raise BadMessage(f"{what} must be a whole number from 0 to 2**63 - 1")
+    return value
+
+
+def parse_resume(text: str | None) -> tuple[int, dict[str, int], EventFilter]:
+    """The page's resume message, checked for size and shape in one pass over it
+    (linear in its size, which is bounded); BadMessage says what is wrong."""
+    if text is None:
+        raise BadMessage("not a text message")
+    if len(text) > MESSAGE_AT_MOST:
+        raise BadMessage(f"{len(text)} characters, more than {MESSAGE_AT_MOST}")
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise BadMessage(f"not JSON ({exc})") from None
+    if not isinstance(message, dict) or message.get("type") != "resume":
+        raise BadMessage("not a resume message")
+    after = _count(message.get("after") or 0, "'after'")
+    seen = message.get("seen") or {}
+    if not isinstance(seen, dict) or len(seen) > PROCESSES_AT_MOST:
+        raise BadMessage(f"'seen' must map at most {PROCESSES_AT_MOST} processes to a seq")
+    for process, seq in seen.items():
+        _count(seq, f"'seen'[{process[:100]!r}]")
+    filters = message.get("filters") or {}
+    if not isinstance(filters, dict) or not all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+        for v in filters.values()
+    ):
+        raise BadMessage("'filters' must map names to strings or lists of strings")
+    return after, seen, EventFilter.from_query(filters)
+

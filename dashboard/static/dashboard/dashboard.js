@@ -164,7 +164,10 @@
 
   function note(key) {
     var k = parseKey(key);
-    if (!(seen[k.process] >= k.seq)) seen[k.process] = k.seq;
+    if (!(seen[k.process] >= k.seq)) {
+      delete seen[k.process];  // to the end: the keys stay in order of their last event
+      seen[k.process] = k.seq;
+    }
   }
 
   function showLosses(byProcess, process, count, name) {
@@ -345,13 +348,20 @@
     applyBatch(fresh);
   });
 
+  // The server takes at most 64 processes (live/consumer.py): those with the newest events.
+  function newestSeen() {
+    var out = {};
+    Object.keys(seen).slice(-64).forEach(function (p) { out[p] = seen[p]; });
+    return out;
+  }
+
   document.addEventListener("htmx:wsConnecting", function () { setStatus("connecting", "connecting…"); });
   document.addEventListener("htmx:wsClose", function () { setStatus("closed", "offline · reconnecting"); });
   document.addEventListener("htmx:wsOpen", function (e) {
     setStatus("open", "live");
     // First connect and every reconnect: ask for exactly what this page missed.
     e.detail.socketWrapper.send(JSON.stringify(
-      { type: "resume", after: historyId, seen: seen, filters: filters() }));
+      { type: "resume", after: historyId, seen: newestSeen(), filters: filters() }));
   });
 
   // -- the requests view ------------------------------------------------------
