@@ -1,15 +1,21 @@
-"""The dashboard's pages: the live table, an event's detail, exports. Staff only."""
+"""The dashboard's pages: the live table, an event's detail, exports. For users with
+the dashboard's permission, each shown what it may see (history/access.py)."""
 
+import functools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.contrib.admin.views.decorators import staff_member_required
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import conf
@@ -18,8 +24,54 @@ from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.render import rates_json
 from dashboard.core.rows import to_json
-from dashboard.history import export, reads, snippets
+from dashboard.history import access, export, reads, snippets
 from dashboard.models import StoredEvent
+
+
+def _login_url() -> str:
+    """LOGIN_URL, or the admin's login where the project left Django's default."""
+    if settings.LOGIN_URL == "/accounts/login/" and (admin := _admin_login()) is not None:
+        return admin
+    return resolve_url(settings.LOGIN_URL)
+
+
+def _admin_login() -> str | None:
+    try:
+        return reverse("admin:login")
+    except NoReverseMatch:
+        return None
+
+
+def viewer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The dashboard's permission (access.VIEW), checked on every request. Logged out
+    (a session that ended): to the login page, the whole page for an htmx request
+    (HX-Redirect), never a login form swapped into a panel. Logged in without it: 403.
+    The view then sees `request.dashboard_perms`, what the user may see."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        htmx = HtmxDetails(request)
+        if not user.is_authenticated:
+            back = (htmx.current_url_abs_path if htmx else None) or request.get_full_path()
+            login = redirect_to_login(back, _login_url())
+            return HttpResponseClientRedirect(login["Location"]) if htmx else login
+        if not (user.is_active and user.has_perm(access.VIEW)):
+            if htmx:
+                return render(request, "dashboard/ended.html", {"login_url": _login_url()},
+                              status=403)  # fmt: skip
+            raise PermissionDenied("Viewing the signals dashboard needs its permission.")
+        request.dashboard_perms = access.allowed(user)  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+def _visible(request: HttpRequest, events: QuerySet | None = None) -> QuerySet:
+    """Stored events, less what this user may not see."""
+    if events is None:
+        events = StoredEvent.objects.all()
+    return access.visible(events, request.dashboard_perms)  # type: ignore[attr-defined]
 
 
 def _families() -> list[tuple[str, list[dict[str, Any]]]]:
@@ -51,7 +103,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
     # The newest id first, then the rows: anything stored in between is
     # backfilled over the socket, never missed.
     newest = reads.last_id()
-    shown = StoredEvent.objects.filter(id__lte=newest)
+    shown = _visible(request, StoredEvent.objects.filter(id__lte=newest))
     rows = reads.latest_of(filters.apply(shown), conf.get("MAX_ROWS"))
     context = {
         "filters": filters,
@@ -59,7 +111,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         "last_id": newest,
         "requests": json.dumps(reads.requests_of(rows)),
         "servers": json.dumps(reads.servers(shown)),
-        "selected": _detail_context(selected) if selected else None,
+        "selected": _detail_context(request, selected) if selected else None,
     }
     htmx = HtmxDetails(request)  # the host need not install django-htmx's middleware
     if htmx and htmx.target == "history":
@@ -79,6 +131,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         grouped=request.GET.get("view") == "requests",
         admin_url=_admin_url(),
         links=conf.get("LINKS"),
+        login_url=_login_url(),
     )
     return render(request, "dashboard/index.html", context)
 
@@ -97,21 +150,22 @@ def _older(request: HttpRequest, filters: EventFilter, before: str) -> HttpRespo
         # Not stored (yet, or pruned): everything up to the newest is older than it.
         older_than = found.first() or reads.last_id() + 1
     limit = conf.get("MAX_ROWS")
-    rows = reads.latest_of(filters.apply(StoredEvent.objects.filter(id__lt=older_than)), limit)
+    older = _visible(request, StoredEvent.objects.filter(id__lt=older_than))
+    rows = reads.latest_of(filters.apply(older), limit)
     context = {"rows": rows, "requests": json.dumps(reads.requests_of(rows)), "limit": limit}
     return render(request, "dashboard/index.html#older", context)
 
 
-@staff_member_required
+@viewer_required
 def index(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
-def _detail_context(event: StoredEvent) -> dict[str, Any]:
+def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
     trace = []
     request_info = None
     if event.request_id:
-        trace = list(StoredEvent.objects.filter(request_id=event.request_id).order_by("id"))
+        trace = list(_visible(request).filter(request_id=event.request_id).order_by("id"))
         finished = next((e for e in trace if e.signal == "request_finished"), None)
         if finished is not None:
             request_info = {
@@ -122,7 +176,7 @@ def _detail_context(event: StoredEvent) -> dict[str, Any]:
     # The tree: what this one was sent from, what was sent from it; in the trace, each
     # event indented under its cause.
     cid, cause = event.detail.get("cid"), event.detail.get("cause")
-    same_process = StoredEvent.objects.filter(process=event.process)
+    same_process = _visible(request).filter(process=event.process)
     depth: dict[Any, int] = {}
     for e in trace:
         if e.process == event.process and (c := e.detail.get("cid")) is not None:
@@ -146,33 +200,33 @@ def _about(payload: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _stored(key: str) -> StoredEvent:
-    """The stored event with this key (core/keys.py), or a 404."""
+def _stored(request: HttpRequest, key: str) -> StoredEvent:
+    """The stored event with this key (core/keys.py) this user may see, or a 404."""
     try:
         process, seq = parse_key(key)
-        return StoredEvent.objects.get(process=process, seq=seq)
+        return _visible(request).get(process=process, seq=seq)
     except (ValueError, StoredEvent.DoesNotExist):
         raise Http404("No such event: it may have been pruned, or not stored yet.") from None
 
 
-@staff_member_required
+@viewer_required
 def detail(request: HttpRequest, key: str) -> HttpResponse:
-    event = _stored(key)
+    event = _stored(request, key)
     if HtmxDetails(request):
-        return render(request, "dashboard/index.html#detail", _detail_context(event))
+        return render(request, "dashboard/index.html#detail", _detail_context(request, event))
     return _page(request, selected=event)
 
 
 def _filtered(request: HttpRequest) -> Iterator[StoredEvent]:
     filters = EventFilter.from_query(request.GET)
-    return filters.apply(StoredEvent.objects.order_by("id")).iterator(chunk_size=1000)
+    return filters.apply(_visible(request).order_by("id")).iterator(chunk_size=1000)
 
 
 def _export_name(request: HttpRequest, ext: str) -> str:
     return f"signals-{timezone.now():%Y%m%d-%H%M%S}.{ext}"
 
 
-@staff_member_required
+@viewer_required
 def export_ndjson(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         export.ndjson_lines(_filtered(request)), content_type="application/x-ndjson"
@@ -181,7 +235,7 @@ def export_ndjson(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
-@staff_member_required
+@viewer_required
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         export.csv_lines(_filtered(request)), content_type="text/csv; charset=utf-8"
@@ -200,22 +254,25 @@ def socket(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_member_required
+@viewer_required
 def as_test(request: HttpRequest, key: str) -> HttpResponse:
     """The event's request (or the event alone) as a pytest test (history/snippets.py)."""
-    event = _stored(key)
+    event = _stored(request, key)
     events = (
-        list(StoredEvent.objects.filter(request_id=event.request_id).order_by("id"))
+        list(_visible(request).filter(request_id=event.request_id).order_by("id"))
         if event.request_id
         else [event]
     )
     return HttpResponse(snippets.as_test(events), content_type="text/x-python; charset=utf-8")
 
 
-@staff_member_required
+@viewer_required
 def object_timeline(request: HttpRequest, label: str, pk: str) -> HttpResponse:
     """Every event that touched one object, in order, with its changes chained."""
-    events = reads.about_object(label, pk, conf.get("MAX_ROWS"))
+    needed = access.needs("", label)
+    if needed and not access.may_see(request.dashboard_perms, [needed]):  # type: ignore[attr-defined]
+        raise Http404("No such object, or not one you may view.")
+    events = reads.about_object(label, pk, conf.get("MAX_ROWS"), _visible(request))
     return render(request, "dashboard/object.html", {
         "label": label, "pk": pk, "events": events, "admin_url": _admin_url(),
         "links": conf.get("LINKS"),

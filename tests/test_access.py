@@ -1,4 +1,5 @@
-"""The dashboard and its socket are for staff only, from our own origin."""
+"""The dashboard and its socket: for users with its permission, from our own origin, for
+as long as they have it; each shown what they may see."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -60,10 +61,10 @@ def test_anonymous_page_redirects_to_login(client):
     assert response["Location"].startswith("/admin/login/?next=/")
 
 
-@pytest.mark.django_db
-def test_non_staff_page_redirects_to_login(client, django_user_model):
+@pytest.mark.django_db(transaction=True)
+def test_a_user_without_the_permission_is_refused_the_page(client, django_user_model):
     client.force_login(django_user_model.objects.create_user("reader2", password="x" * 12))
-    assert client.get("/").status_code == 302
+    assert client.get("/").status_code == 403
 
 
 def test_staff_page_renders_table_socket_and_counters(staff_client):
@@ -142,3 +143,108 @@ def test_csrf_trusted_origins_are_trusted_with_their_scheme_and_port():
 def test_a_host_outside_allowed_hosts_is_refused_even_from_its_own_origin():
     assert not proxied("http://evil.example:8000", host="evil.example:8000", proto=None)
     assert proxied("http://127.0.0.1:8000", host="127.0.0.1:8000", proto=None)
+
+
+# -- access that follows the user, live ---------------------------------------------
+
+RECHECK = {"ACCESS_RECHECK": 0.2}
+
+
+async def closes_with(comm) -> int:
+    """The code the server closes this socket with, within a few re-checks."""
+    while True:
+        output = await comm.receive_output(timeout=3)  # fails if it stays open
+        if output["type"] == "websocket.close":
+            return output["code"]
+
+
+async def open_socket(client):
+    from tests.helpers import resumed
+
+    comm = communicator(client)
+    assert (await comm.connect())[0]
+    await resumed(comm)
+    return comm
+
+
+def _logout(client):
+    client.logout()  # the session is flushed: its key is gone
+
+
+def _expire(client):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def _deactivate(client, user):
+    user.is_active = False
+    user.save()
+
+
+@pytest.mark.parametrize("end", ["logout", "expire", "deactivate", "flush_all"])
+async def test_a_socket_closes_4401_when_its_session_ends(staff_user, staff_client, end):
+    from django.contrib.sessions.models import Session
+
+    from dashboard.live.fanout import fanout
+
+    with override_settings(DASHBOARD=RECHECK):
+        comm = await open_socket(staff_client)
+        if end == "logout":
+            await in_thread(_logout, staff_client)
+        elif end == "expire":
+            await in_thread(_expire, staff_client)
+        elif end == "deactivate":
+            await in_thread(_deactivate, staff_client, staff_user)
+        else:
+            await in_thread(lambda: Session.objects.all().delete())  # e.g. clearsessions
+        assert await closes_with(comm) == 4401
+    assert not fanout.subscribers
+
+
+async def test_a_socket_closes_4403_when_the_permission_is_taken_away(transactional_db):
+    from django.contrib.auth.models import Permission
+
+    def viewer():
+        user = get_user_model().objects.create_user("viewer", password="x" * 12)
+        perm = Permission.objects.get(codename="view_storedevent")
+        user.user_permissions.add(perm)
+        client = Client()
+        client.force_login(user)
+        return user, perm, client
+
+    user, perm, client = await in_thread(viewer)
+    with override_settings(DASHBOARD=RECHECK):
+        comm = await open_socket(client)
+        await in_thread(user.user_permissions.remove, perm)
+        assert await closes_with(comm) == 4403
+
+
+async def test_a_socket_whose_user_keeps_access_stays_open(staff_client):
+    with override_settings(DASHBOARD=RECHECK):
+        comm = await open_socket(staff_client)
+        assert await comm.receive_nothing(timeout=1)  # five re-checks, nothing said
+        await comm.disconnect()
+
+
+@pytest.mark.django_db
+def test_an_htmx_request_of_an_ended_session_redirects_the_whole_page(client):
+    response = client.get(
+        "/events/host-1.1/", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/?family=auth"}
+    )
+    assert response.status_code == 200 and "Location" not in response
+    assert response["HX-Redirect"] == "/admin/login/?next=/%3Ffamily%3Dauth"
+    assert b"<form" not in response.content  # never the login form inside a panel
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_htmx_request_without_the_permission_says_so_in_a_fragment(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("reader3", password="x" * 12))
+    response = client.get("/?family=auth", headers={"HX-Request": "true", "HX-Target": "history"})
+    assert response.status_code == 403
+    assert b'id="session-ended"' in response.content and b"<form" not in response.content

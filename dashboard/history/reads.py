@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from dashboard.core.filters import EventFilter
 from dashboard.core.rows import Row, to_json
+from dashboard.history.access import visible
 from dashboard.models import StoredEvent
 
 
@@ -94,11 +95,19 @@ class Backfill(NamedTuple):
     rates: dict[tuple[int, str], int]  # recent ones per (second, family), for the chart
 
 
-def backfill(after: int, flt: EventFilter, seen: dict[str, int], limit: int) -> Backfill:
+def backfill(
+    after: int,
+    flt: EventFilter,
+    seen: dict[str, int],
+    limit: int,
+    perms: frozenset[str] | None = None,
+) -> Backfill:
     """What a page missed: stored events past id `after` that it does not hold.
 
     `seen` maps a process to the highest seq the page holds from it (sequence
     numbers grow per process, and each process's events reach a page in order).
+    Rows and counts are of what a viewer with `perms` may see (history/access.py;
+    None: all); `highest` of everything, which the page need not wait for.
     """
     missed = StoredEvent.objects.filter(id__gt=after)
     for process, seq in seen.items():
@@ -108,6 +117,7 @@ def backfill(after: int, flt: EventFilter, seen: dict[str, int], limit: int) -> 
     highest: dict[str, Any] = dict(
         missed.order_by().values_list("process").annotate(m=Max("seq")).values_list("process", "m")
     )
+    missed = visible(missed, perms)
     return Backfill(
         latest_of(flt.apply(missed), limit),
         counts(missed),
@@ -119,16 +129,23 @@ def backfill(after: int, flt: EventFilter, seen: dict[str, int], limit: int) -> 
 
 
 def between(
-    process: str, after_seq: int, before_seq: int, limit: int, wait: float = 1.0
+    process: str,
+    after_seq: int,
+    before_seq: int,
+    limit: int,
+    wait: float = 1.0,
+    perms: frozenset[str] | None = None,
 ) -> Backfill:
     """One process's stored events with after_seq < seq < before_seq: the gap before a
-    live frame. Waits up to `wait` seconds for the event just before the frame to be
-    stored (a process stores what it sent a moment later)."""
+    live frame, or a frame a viewer may not see all of. Waits up to `wait` seconds for
+    the event just before `before_seq` to be stored (a process stores what it sent a
+    moment later). Rows and counts as `backfill`'s."""
     events = StoredEvent.objects.filter(process=process, seq__gt=after_seq, seq__lt=before_seq)
     deadline = time.monotonic() + wait
     while not events.filter(seq=before_seq - 1).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     highest = events.aggregate(m=Max("seq"))["m"]
+    events = visible(events, perms)
     return Backfill(
         latest_of(events, limit),
         counts(events),
@@ -139,11 +156,13 @@ def between(
     )
 
 
-def about_object(label: str, pk: str, limit: int) -> list[StoredEvent]:
+def about_object(
+    label: str, pk: str, limit: int, events: QuerySet | None = None
+) -> list[StoredEvent]:
     """Every stored event about one object (`blog.Post`, pk "4"), oldest first: whichever
-    argument held it (instance, post, user, ...), as its payload shows it."""
+    argument held it (instance, post, user, ...), as its payload shows it. Of `events`
+    (those a viewer may see), or all."""
     pk_json = pk if pk.lstrip("-").isdigit() else to_json(pk)
     fragment = f'{{"model": {to_json(label)}, "pk": {pk_json},'.lower()
-    return list(StoredEvent.objects.filter(search_text__contains=fragment).order_by("-id")[:limit])[
-        ::-1
-    ]
+    events = StoredEvent.objects.all() if events is None else events
+    return list(events.filter(search_text__contains=fragment).order_by("-id")[:limit])[::-1]

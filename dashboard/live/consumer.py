@@ -17,21 +17,33 @@ The resume is the one message a page sends, once per socket: at most
 MESSAGE_AT_MOST characters and PROCESSES_AT_MOST processes in `seen`, read in
 time linear in its size; anything else closes the socket with 4400 and one log
 line. A socket that ends, cleanly or by an error, leaves the fan-out at once.
+
+Access follows the user: the socket needs the dashboard's permission to open,
+and every ACCESS_RECHECK seconds its session is read again; it closes with 4401
+once the user is logged out, the session flushed or expired, or the account
+deactivated, and with 4403 once the permission is gone (the page then says so and
+offers to log in). What the user may see is re-read then too: a frame holding
+events the user may not see all of (its message names the permissions they
+need, history/access.py) is read from the history instead, filtered there.
 """
 
 import asyncio
 import json
 import logging
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import get_user
 
 from dashboard import conf
 from dashboard.core import keys
 from dashboard.core.filters import EventFilter
 from dashboard.core.render import render_frame
-from dashboard.history import reads
+from dashboard.history import access, reads
 from dashboard.live.daphne import SCOPE_KEY, Frame
 from dashboard.live.fanout import fanout
 from dashboard.live.handoff import handoff
@@ -45,8 +57,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
     # (channels.layers.get_channel_layer). The fanout delivers instead.
     channel_layer_alias = "dashboard-sockets-use-the-fanout"
     filling: asyncio.Task[None] | None = None  # a gap being read from the history
-
+    watching: asyncio.Task[None] | None = None  # the access re-check
     resumed = False  # the page's one resume message came
+    perms: frozenset[str] | None = None  # what the user may see (history/access.py)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """However the socket ends (a close, or an error in this consumer), it
@@ -58,14 +71,17 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     def leave(self) -> None:
         fanout.unsubscribe(self)
-        if self.filling is not None:
-            self.filling.cancel()
+        for task in (self.filling, self.watching):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not (user.is_active and user.is_staff):
+        if user is None or not await database_sync_to_async(_may_view)(user):
             await self.close()  # before accept: the handshake is refused (403)
             return
+        self.user_pk = user.pk
+        self.perms = await database_sync_to_async(access.allowed)(user)
         # Per process, the newest seq this socket holds: forwarded live, or backfilled.
         self.seen: dict[str, int] = {}
         # Frames held back, in order, while the page has not been answered yet (from
@@ -78,6 +94,38 @@ class EventsConsumer(AsyncWebsocketConsumer):
         link.warm()
         await self.accept()
         fanout.subscribe(self)
+        self.watching = asyncio.ensure_future(self.recheck())
+
+    async def recheck(self) -> None:
+        """Every ACCESS_RECHECK seconds: may this socket's user still see the dashboard?"""
+        while True:
+            await asyncio.sleep(conf.get("ACCESS_RECHECK"))
+            try:
+                code, self.perms = await database_sync_to_async(self.access_now)()
+            except Exception:  # e.g. the database restarting: the next look decides
+                logger.warning("dashboard: could not re-check a socket's access", exc_info=True)
+                continue
+            if code:
+                logger.info("dashboard: closed the socket of user %s (%d)", self.user_pk, code)
+                self.leave()
+                await self.close(code=code)
+                return
+
+    def access_now(self) -> tuple[int, frozenset[str] | None]:
+        """(0, what the user may see), or the close code: 4401 when the session no longer
+        holds this active user (logged out, flushed, expired, password changed,
+        deactivated), 4403 when the user lost the dashboard's permission."""
+        key = getattr(self.scope.get("session"), "session_key", None)
+        if not key:
+            return LOGGED_OUT, None
+        # Read anew, not the copy the socket opened with; as a request would.
+        session = import_module(settings.SESSION_ENGINE).SessionStore(key)
+        user = get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
+        if not user.is_authenticated or user.pk != self.user_pk or not user.is_active:
+            return LOGGED_OUT, None
+        if not user.has_perm(access.VIEW):
+            return NOT_PERMITTED, None
+        return 0, access.allowed(user)
 
     async def disconnect(self, code: int) -> None:
         self.leave()
@@ -108,7 +156,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             for process, seq in self.seen.items():  # forwarded while the page was asking
                 seen[process] = max(seq, seen.get(process, 0))
             missed = await database_sync_to_async(reads.backfill)(
-                after, filters, seen, conf.get("MAX_ROWS")
+                after, filters, seen, conf.get("MAX_ROWS"), self.perms
             )
             for process, seq in missed.highest.items():
                 self.seen[process] = max(seq, self.seen.get(process, 0))
@@ -152,11 +200,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
         known = self.seen.get(process)
         return known is not None and first > known + 1
 
-    async def fill_gap(self, process: str, first: int) -> None:
-        known = self.seen.get(process, 0)
+    async def fill_gap(self, process: str, first: int, last: int | None = None) -> None:
+        """Read what the page misses of a process from the history: the gap before a
+        frame (`first`), or with `last` the frame itself, filtered to what this user
+        may see; then forward what was held meanwhile."""
+        known = self.seen.get(process, first - 1)
+        before = first if last is None else last + 1
         try:
             missed = await database_sync_to_async(reads.between)(
-                process, known, first, conf.get("MAX_ROWS")
+                process, known, before, conf.get("MAX_ROWS"), perms=self.perms
             )
             if missed.counts:
                 await self.send(text_data=render_frame(
@@ -164,6 +216,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 ))  # fmt: skip
             if missed.highest.get(process):
                 self.seen[process] = max(self.seen.get(process, 0), missed.highest[process])
+            if last is not None:  # the whole frame is accounted for, shown or not
+                self.seen[process] = max(self.seen.get(process, 0), last)
         finally:
             self.filling = None
             await self.release()
@@ -184,6 +238,12 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if process is not None and first is not None:
             if first <= self.seen.get(process, 0):
                 return  # the backfill held these already
+            if not access.may_see(self.perms, message.get("perms", ())):
+                # Some of its rows are not for this user: the frame from the history,
+                # filtered there; later frames wait meanwhile, in order.
+                self.held = []
+                self.filling = asyncio.ensure_future(self.fill_gap(process, first, last))
+                return
             self.seen[process] = last
         # Rendered once (live/frames.py); no per-client work here.
         if self.socket is None or not frame.send_to(self.socket):
@@ -191,6 +251,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
 
 HELD_AT_MOST = 2000  # frames held for a page that has not asked to resume
+LOGGED_OUT = 4401  # close codes: the session no longer holds an active user
+NOT_PERMITTED = 4403  # the user lost the dashboard's permission
+
+
+def _may_view(user: Any) -> bool:
+    return bool(user.is_active and user.has_perm(access.VIEW))
+
 MESSAGE_AT_MOST = 8192  # characters of the resume message
 PROCESSES_AT_MOST = 64  # processes in its `seen` (the page sends its newest 64)
 BAD_MESSAGE = 4400  # the close code for a message that is not one resume

@@ -19,6 +19,7 @@ from dashboard.core.payload import describe_event
 from dashboard.core.render import render_frame
 from dashboard.core.rows import Row
 from dashboard.core.workers import run_in
+from dashboard.history.access import perms_of
 from dashboard.history.writer import writer
 from dashboard.live.fanout import fanout
 
@@ -61,6 +62,8 @@ def prepare(
     message: dict[str, Any] = {"type": "events.batch", "html": html, "process": process}
     if rows:
         message.update(first_seq=rows[0].seq, last_seq=rows[-1].seq)
+    if perms := perms_of(rows):  # a viewer without one of them reads it from the history
+        message["perms"] = perms
     return message, rows, marks
 
 

@@ -27,6 +27,7 @@ from dashboard.core import keys
 from dashboard.core.quiet import quiet
 from dashboard.core.render import render_frame
 from dashboard.core.rows import Row
+from dashboard.history.access import perms_of
 from dashboard.models import StoredEvent
 
 logger = logging.getLogger("dashboard")
@@ -69,10 +70,11 @@ class Tail:
                 counts=dict(Counter(r.signal for r in found)),
                 plumbing=sum(r.plumbing for r in found),
             )
-            messages.append(
-                {"type": "events.batch", "html": html, "process": process,
-                 "first_seq": found[0].seq, "last_seq": found[-1].seq}
-            )  # fmt: skip
+            message = {"type": "events.batch", "html": html, "process": process,
+                       "first_seq": found[0].seq, "last_seq": found[-1].seq}  # fmt: skip
+            if perms := perms_of(found):
+                message["perms"] = perms
+            messages.append(message)
         return messages
 
     async def run(self, deliver: Any, wanted: Any) -> None:

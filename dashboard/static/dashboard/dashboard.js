@@ -356,7 +356,37 @@
   }
 
   document.addEventListener("htmx:wsConnecting", function () { setStatus("connecting", "connecting…"); });
-  document.addEventListener("htmx:wsClose", function () { setStatus("closed", "offline · reconnecting"); });
+  document.addEventListener("htmx:wsClose", function (e) {
+    var code = e.detail && e.detail.event && e.detail.event.code;
+    // The server closed it: logged out, session gone, deactivated (4401), or the
+    // permission taken away (4403). htmx does not reconnect after these codes.
+    if (code === 4401 || code === 4403) sessionEnded(code === 4403);
+    else setStatus("closed", "offline · reconnecting");
+  });
+  // An htmx request refused for the same reasons (a logged-out one is redirected whole).
+  document.addEventListener("htmx:responseError", function (e) {
+    if (e.detail.xhr && e.detail.xhr.status === 403) sessionEnded(true);
+  });
+
+  function sessionEnded(refused) {
+    setStatus("ended", refused ? "not permitted" : "session ended");
+    var banner = $("session-ended");
+    if (!banner) {
+      banner = document.createElement("div");
+      banner.id = "session-ended";
+      banner.setAttribute("role", "alert");
+      document.querySelector(".dash").prepend(banner);
+    }
+    var url = (document.querySelector(".dash").dataset.loginUrl || "/") +
+      "?next=" + encodeURIComponent(location.pathname + location.search);
+    banner.textContent = refused
+      ? "You may no longer view this dashboard. "
+      : "Your session ended: nothing new is shown. ";
+    var link = document.createElement("a");
+    link.href = url;
+    link.textContent = refused ? "Log in as someone who may" : "Log in again";
+    banner.appendChild(link);
+  }
   document.addEventListener("htmx:wsOpen", function (e) {
     setStatus("open", "live");
     // First connect and every reconnect: ask for exactly what this page missed.
