@@ -10,7 +10,8 @@ django_asgi_app = get_asgi_application()  # sets Django up before the import bel
 
 from dashboard.asgi import wrap  # noqa: E402
 
-application = wrap(django_asgi_app)
+# DEBUG is off unless DJANGO_DEBUG=1, and nothing else serves the demo's static files.
+application = wrap(django_asgi_app, static=True)
 
 # Django and every app are loaded: keep those objects (a few hundred thousand)
 # out of the cyclic collector's full passes, which the event pipeline's

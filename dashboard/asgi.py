@@ -7,7 +7,8 @@
 
 `wrap` routes the dashboard's websocket (logged-in, same-origin: channels'
 `AuthMiddlewareStack` and `origins.OriginValidator`, exact), serves static files
-in DEBUG as runserver does, and puts `DashboardMiddleware` around it all. A
+in DEBUG as runserver does (or always, `static=True`), and puts `DashboardMiddleware`
+around it all. A
 host with its own `ProtocolTypeRouter` composes the same pieces (README).
 
 Importable before Django is set up (an asgi.py imports it first): what needs
@@ -64,8 +65,12 @@ def socket_app(extra: list[Any] | None = None) -> ASGIApp:
     )
 
 
-def wrap(http_app: ASGIApp) -> ASGIApp:
-    """The host's Django ASGI application, with the dashboard's socket and context."""
+def wrap(http_app: ASGIApp, static: bool | None = None) -> ASGIApp:
+    """The host's Django ASGI application, with the dashboard's socket and context.
+
+    `static`: serve static files from the finders, as runserver does; by default in
+    DEBUG only. A project served without a web server or whitenoise in front (the
+    demo's `make run`, DEBUG off) passes True."""
     from channels.routing import ProtocolTypeRouter
     from django.apps import apps
     from django.conf import settings
@@ -73,7 +78,9 @@ def wrap(http_app: ASGIApp) -> ASGIApp:
 
     from dashboard.sidecar.link import link
 
-    if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
+    if static is None:
+        static = settings.DEBUG
+    if static and apps.is_installed("django.contrib.staticfiles"):
         http_app = ASGIStaticFilesHandler(http_app)  # as runserver does, for any server
     # A server is loading: its sidecar sets Django up meanwhile, not at the first event.
     link.warm()

@@ -62,7 +62,6 @@ class Server:
         env.update(
             DJANGO_SETTINGS_MODULE="config.settings",
             DATABASE_URL=f"sqlite:///{db}",
-            DJANGO_DEBUG="1",
         )
         env.update(self.extra_env)  # e.g. another database, a channel layer
         self.log.parent.mkdir(exist_ok=True)
