@@ -222,3 +222,24 @@ def test_losses_reported_by_each_process_add_up_and_show(context, server):
     frame_from("host-1", 0, 6)  # running counts: the newest replaces that process's last
     assert dash.locator("#unstored-count").inner_text() == "9"
     assert dash.locator("#dropped-count").inner_text() == "2"
+
+
+def test_a_page_whose_session_ended_says_so_and_offers_to_log_in(context, server):
+    from django.contrib.sessions.models import Session
+
+    dash = open_dashboard(context, server)
+    add_post(context, server, "Seen before the logout").close()
+    created = post_row(dash, "post_save", "Seen before the logout")
+    created.wait_for(timeout=5000)
+    Session.objects.all().delete()  # logged out everywhere (a flush, clearsessions, …)
+    banner = dash.locator("#session-ended")
+    banner.wait_for(timeout=10_000)  # the socket re-checks every ACCESS_RECHECK (3 s)
+    assert "session ended" in banner.inner_text()
+    assert dash.locator("#ws-status").get_attribute("data-state") == "ended"
+    assert banner.locator("a").get_attribute("href") == "/admin/login/?next=%2F"
+    # A click that asks the server now takes the whole page to the login form, never
+    # puts the form inside the detail panel.
+    created.locator("a.open").click()
+    dash.wait_for_url(re.compile(r"/admin/login/\?next="), timeout=5000)
+    assert dash.locator("#id_username").count() == 1
+    assert dash.locator(".detail-card").count() == 0
