@@ -1,4 +1,4 @@
-"""The websocket every open dashboard holds: staff only, forwards live frames as they are.
+"""The websocket every open dashboard holds: for its viewers, forwards live frames as they are.
 
 On every open (the first and each reconnect) the page sends
 `{"type": "resume", "after": <history id>, "seen": {process: seq}, "filters": {...}}`:
