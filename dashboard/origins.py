@@ -5,9 +5,10 @@ policy applies to sockets. So the origin must be the one the socket was asked of
 scheme, host and port alike: `http://127.0.0.1:8000` for a socket at
 `ws://127.0.0.1:8000/…` (an `https` page for `wss`). The host must be in
 ALLOWED_HOSTS. Behind a reverse proxy, what Django's CSRF check trusts is trusted
-here too: SECURE_PROXY_SSL_HEADER says the browser saw https, and
-CSRF_TRUSTED_ORIGINS names other origins (`https://dash.example.com`, or
-`https://*.example.com` for its subdomains), with their scheme and port.
+here too: SECURE_PROXY_SSL_HEADER says the browser saw https, USE_X_FORWARDED_HOST
+which host it asked for, and CSRF_TRUSTED_ORIGINS names other origins
+(`https://dash.example.com`, or `https://*.example.com` for its subdomains), with
+their scheme and port.
 channels' AllowedHostsOriginValidator compares host names only: a page on any other
 port of an allowed host (another local service) could read the stream.
 """
@@ -64,6 +65,8 @@ def allowed(scope: dict[str, Any]) -> bool:
     if origin is None or (found := _parts(origin)) is None:
         return False  # browsers always send one; anything else is not a page of ours
     host = _header(scope, b"host") or ""
+    if settings.USE_X_FORWARDED_HOST and (forwarded := _header(scope, b"x-forwarded-host")):
+        host = forwarded.split(",")[0].strip()  # as Django's request.get_host() reads it
     domain, _ = split_domain_port(host)
     if (
         domain

@@ -127,6 +127,24 @@ def test_behind_a_tls_proxy_the_https_origin_is_the_sockets_own():
     assert not proxied("https://dash.example.com:8443")
 
 
+def test_with_use_x_forwarded_host_the_forwarded_host_is_the_sockets_own():
+    from dashboard.origins import allowed
+
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"x-forwarded-host", b"dash.example.com"),
+        (b"x-forwarded-proto", b"https"),
+        (b"origin", b"https://dash.example.com"),
+    ]
+    scope = {"type": "websocket", "headers": headers}
+    proxy = {"ALLOWED_HOSTS": ["dash.example.com"],
+             "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")}  # fmt: skip
+    with override_settings(**proxy, USE_X_FORWARDED_HOST=True):
+        assert allowed(scope)
+    with override_settings(**proxy):  # not trusted unless the project says so
+        assert not allowed(scope)
+
+
 @override_settings(
     ALLOWED_HOSTS=["127.0.0.1"],
     CSRF_TRUSTED_ORIGINS=["https://dash.example.com", "https://*.tools.example"],
