@@ -251,17 +251,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
 
 HELD_AT_MOST = 2000  # frames held for a page that has not asked to resume
-LOGGED_OUT = 4401  # close codes: the session no longer holds an active user
-NOT_PERMITTED = 4403  # the user lost the dashboard's permission
+MESSAGE_AT_MOST = 8192  # characters of the resume message
+PROCESSES_AT_MOST = 64  # processes in its `seen` (the page sends its newest 64)
+ID_AT_MOST = 2**63 - 1  # ids and sequence numbers are 64-bit
+# Close codes: a message that is not one resume; the session no longer holds an
+# active user; the user lost the dashboard's permission. (htmx reconnects after none.)
+BAD_MESSAGE, LOGGED_OUT, NOT_PERMITTED = 4400, 4401, 4403
 
 
 def _may_view(user: Any) -> bool:
     return bool(user.is_active and user.has_perm(access.VIEW))
-
-MESSAGE_AT_MOST = 8192  # characters of the resume message
-PROCESSES_AT_MOST = 64  # processes in its `seen` (the page sends its newest 64)
-BAD_MESSAGE = 4400  # the close code for a message that is not one resume
-ID_AT_MOST = 2**63 - 1  # ids and sequence numbers are 64-bit
 
 
 class BadMessage(ValueError):
