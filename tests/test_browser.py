@@ -243,3 +243,13 @@ def test_a_page_whose_session_ended_says_so_and_offers_to_log_in(context, server
     dash.wait_for_url(re.compile(r"/admin/login/\?next="), timeout=5000)
     assert dash.locator("#id_username").count() == 1
     assert dash.locator(".detail-card").count() == 0
+
+
+def test_load_older_after_the_session_ended_goes_to_the_login(context, server):
+    from django.contrib.sessions.models import Session
+
+    dash = open_dashboard(context, server)
+    Session.objects.all().delete()
+    dash.locator("#load-older").click()  # before the socket noticed: the request does
+    dash.wait_for_url(re.compile(r"/admin/login/\?next="), timeout=5000)
+    assert dash.locator("#id_username").count() == 1

@@ -785,10 +785,15 @@
     $("older-note").textContent = "loading…";
     fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
       .then(function (r) {
+        // A session that ended: the whole page goes to the login, as htmx does.
+        var redirect = r.headers.get("HX-Redirect");
+        if (redirect) { location.href = redirect; return null; }
+        if (r.status === 403) sessionEnded(true);
         if (!r.ok) throw new Error(r.status + " " + r.statusText);
         return r.text();
       })
       .then(function (html) {
+        if (html === null) return;
         var t = document.createElement("template");
         t.innerHTML = "<table>" + html + "</table>";
         var older = t.content.querySelector("#older");
