@@ -245,7 +245,14 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 
 def socket(request: HttpRequest) -> HttpResponse:
-    """The live socket's address, asked for over plain HTTP."""
+    """The live socket's address, asked for over plain HTTP. The page asks it when its
+    socket could not open: 401 (logged out) or 403 (not permitted) say why, as a
+    refused handshake cannot."""
+    user = request.user
+    if not user.is_authenticated:
+        return HttpResponse("Logged out.\n", status=401, content_type="text/plain")
+    if not (user.is_active and user.has_perm(access.VIEW)):
+        return HttpResponse("Not permitted.\n", status=403, content_type="text/plain")
     return HttpResponse(
         "This is the dashboard's websocket; open the dashboard's page instead.\n",
         status=426,

@@ -266,3 +266,14 @@ def test_an_htmx_request_without_the_permission_says_so_in_a_fragment(client, dj
     response = client.get("/?family=auth", headers={"HX-Request": "true", "HX-Target": "history"})
     assert response.status_code == 403
     assert b'id="session-ended"' in response.content and b"<form" not in response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sockets_address_over_http_says_why_a_handshake_would_be_refused(
+    client, django_user_model
+):
+    assert client.get("/socket/").status_code == 401
+    client.force_login(django_user_model.objects.create_user("reader4", password="x" * 12))
+    assert client.get("/socket/").status_code == 403
+    client.force_login(django_user_model.objects.create_superuser("boss", password="x" * 12))
+    assert client.get("/socket/").status_code == 426

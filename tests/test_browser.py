@@ -253,3 +253,19 @@ def test_load_older_after_the_session_ended_goes_to_the_login(context, server):
     dash.locator("#load-older").click()  # before the socket noticed: the request does
     dash.wait_for_url(re.compile(r"/admin/login/\?next="), timeout=5000)
     assert dash.locator("#id_username").count() == 1
+
+
+def test_a_session_that_ended_while_the_server_was_down_is_said_on_reconnect(
+    context, server, django_db_blocker
+):
+    from django.contrib.sessions.models import Session
+
+    dash = open_dashboard(context, server)
+    server.stop()
+    dash.wait_for_selector("#ws-status[data-state=closed]", timeout=5000)
+    Session.objects.all().delete()
+    with django_db_blocker.unblock():
+        server.start()
+    # The handshake is refused (it cannot say why); the socket's address over HTTP can.
+    dash.locator("#session-ended").wait_for(timeout=15_000)
+    assert "session ended" in dash.locator("#session-ended").inner_text()

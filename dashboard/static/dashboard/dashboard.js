@@ -360,8 +360,14 @@
     var code = e.detail && e.detail.event && e.detail.event.code;
     // The server closed it: logged out, session gone, deactivated (4401), or the
     // permission taken away (4403). htmx does not reconnect after these codes.
-    if (code === 4401 || code === 4403) sessionEnded(code === 4403);
-    else setStatus("closed", "offline · reconnecting");
+    if (code === 4401 || code === 4403) { sessionEnded(code === 4403); return; }
+    setStatus("closed", "offline · reconnecting");
+    // A refused handshake says nothing of why: the socket's address over HTTP does.
+    var url = document.querySelector(".dash").getAttribute("ws-connect");
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401 || r.status === 403) sessionEnded(r.status === 403);
+    }).catch(function () {});  // the server is down: htmx reconnects (and a login elsewhere
+                               // lets it in again)
   });
   // An htmx request refused for the same reasons (a logged-out one is redirected whole).
   document.addEventListener("htmx:responseError", function (e) {
@@ -389,6 +395,8 @@
   }
   document.addEventListener("htmx:wsOpen", function (e) {
     setStatus("open", "live");
+    var ended = $("session-ended");  // logged in again (in another tab)
+    if (ended) ended.remove();
     // First connect and every reconnect: ask for exactly what this page missed.
     e.detail.socketWrapper.send(JSON.stringify(
       { type: "resume", after: historyId, seen: newestSeen(), filters: filters() }));
