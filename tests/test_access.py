@@ -277,3 +277,23 @@ def test_the_sockets_address_over_http_says_why_a_handshake_would_be_refused(
     assert client.get("/socket/").status_code == 403
     client.force_login(django_user_model.objects.create_superuser("boss", password="x" * 12))
     assert client.get("/socket/").status_code == 426
+
+
+async def test_the_sockets_of_one_session_share_one_recheck(monkeypatch):
+    import asyncio
+
+    from dashboard.live import consumer
+
+    calls = []
+
+    def access_now(key, pk):
+        calls.append(key)
+        return 0, None
+
+    monkeypatch.setattr(consumer, "access_now", access_now)
+    monkeypatch.setattr(consumer, "_checks", {})
+    with override_settings(DASHBOARD={"ACCESS_RECHECK": 60}):
+        answers = await asyncio.gather(*[consumer.shared_check("s1", 1) for _ in range(300)])
+        await consumer.shared_check("s2", 2)
+    assert answers == [(0, None)] * 300
+    assert calls == ["s1", "s2"]

@@ -100,32 +100,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
         """Every ACCESS_RECHECK seconds: may this socket's user still see the dashboard?"""
         while True:
             await asyncio.sleep(conf.get("ACCESS_RECHECK"))
-            try:
-                code, self.perms = await database_sync_to_async(self.access_now)()
-            except Exception:  # e.g. the database restarting: the next look decides
-                logger.warning("dashboard: could not re-check a socket's access", exc_info=True)
-                continue
+            key = getattr(self.scope.get("session"), "session_key", None) or ""
+            if (answer := await shared_check(key, self.user_pk)) is None:
+                continue  # could not tell (the database restarting): the next look decides
+            code, self.perms = answer
             if code:
                 logger.info("dashboard: closed the socket of user %s (%d)", self.user_pk, code)
                 self.leave()
                 await self.close(code=code)
                 return
-
-    def access_now(self) -> tuple[int, frozenset[str] | None]:
-        """(0, what the user may see), or the close code: 4401 when the session no longer
-        holds this active user (logged out, flushed, expired, password changed,
-        deactivated), 4403 when the user lost the dashboard's permission."""
-        key = getattr(self.scope.get("session"), "session_key", None)
-        if not key:
-            return LOGGED_OUT, None
-        # Read anew, not the copy the socket opened with; as a request would.
-        session = import_module(settings.SESSION_ENGINE).SessionStore(key)
-        user = get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
-        if not user.is_authenticated or user.pk != self.user_pk or not user.is_active:
-            return LOGGED_OUT, None
-        if not user.has_perm(access.VIEW):
-            return NOT_PERMITTED, None
-        return 0, access.allowed(user)
 
     async def disconnect(self, code: int) -> None:
         self.leave()
@@ -261,6 +244,52 @@ BAD_MESSAGE, LOGGED_OUT, NOT_PERMITTED = 4400, 4401, 4403
 
 def _may_view(user: Any) -> bool:
     return bool(user.is_active and user.has_perm(access.VIEW))
+
+
+Access = tuple[int, frozenset[str] | None]
+# Per session key, the latest re-check (when, its answer): the sockets of one session
+# (tabs, dashboards) share one, so 300 open sockets are not 300 queries a period.
+_checks: dict[tuple[str, Any], tuple[float, asyncio.Future[Access | None]]] = {}
+
+
+async def shared_check(session_key: str, user_pk: Any) -> Access | None:
+    """access_now() of this session, asked at most once per half ACCESS_RECHECK; None
+    when it could not be told (said in the log once)."""
+    loop = asyncio.get_running_loop()
+    now, fresh_for = loop.time(), conf.get("ACCESS_RECHECK") / 2
+    found = _checks.get((session_key, user_pk))
+    if found is not None and now - found[0] < fresh_for and found[1].get_loop() is loop:
+        return await asyncio.shield(found[1])
+    for k, (when, _) in list(_checks.items()):  # forget the stale ones
+        if now - when >= fresh_for:
+            del _checks[k]
+    answer = asyncio.ensure_future(_checked(session_key, user_pk))
+    _checks[(session_key, user_pk)] = (now, answer)
+    return await asyncio.shield(answer)
+
+
+async def _checked(session_key: str, user_pk: Any) -> Access | None:
+    try:
+        return await database_sync_to_async(access_now)(session_key, user_pk)
+    except Exception:
+        logger.warning("dashboard: could not re-check a socket's access", exc_info=True)
+        return None
+
+
+def access_now(session_key: str, user_pk: Any) -> Access:
+    """(0, what the user may see), or the close code: 4401 when the session no longer
+    holds this active user (logged out, flushed, expired, password changed,
+    deactivated), 4403 when the user lost the dashboard's permission."""
+    if not session_key:
+        return LOGGED_OUT, None
+    # Read anew, not the copy the socket opened with; as a request would.
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
+    if not user.is_authenticated or user.pk != user_pk or not user.is_active:
+        return LOGGED_OUT, None
+    if not user.has_perm(access.VIEW):
+        return NOT_PERMITTED, None
+    return 0, access.allowed(user)
 
 
 class BadMessage(ValueError):
