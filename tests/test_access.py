@@ -279,7 +279,7 @@ def test_the_sockets_address_over_http_says_why_a_handshake_would_be_refused(
     assert client.get("/socket/").status_code == 426
 
 
-async def test_the_sockets_of_one_session_share_one_recheck(monkeypatch):
+async def test_the_sockets_of_one_session_share_one_recheck(monkeypatch, transactional_db):
     import asyncio
 
     from dashboard.live import consumer
