@@ -144,8 +144,8 @@ def test_resume_of_a_viewer_is_filtered_too(transactional_db, staff_user):
     from dashboard.core.filters import EventFilter
     from dashboard.history import access, reads
 
-    some_events(staff_user)
     viewer = user_with("viewer", VIEW)
+    some_events(staff_user)  # and everything before it stored
     missed = reads.backfill(0, EventFilter.from_query({}), {}, 500, access.allowed(viewer))
     assert not {r.sender for r in missed.rows} & {"blog.Post", "auth.User", "sessions.Session"}
     assert not {r.family for r in missed.rows} & {"auth"}
