@@ -19,12 +19,15 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from dashboard import conf
+from dashboard.capture.origin import is_project_file
 from dashboard.capture.signals import discovered, receivers_of
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.render import rates_json
 from dashboard.core.rows import to_json
 from dashboard.history import access, export, reads, snippets
+from dashboard.history.trace import place, request_bounds, subtree
+from dashboard.history.trace import tree as trace_tree
 from dashboard.models import StoredEvent
 
 
@@ -111,7 +114,8 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         "last_id": newest,
         "requests": json.dumps(reads.requests_of(rows)),
         "servers": json.dumps(reads.servers(shown)),
-        "selected": _detail_context(request, selected) if selected else None,
+        "selected": selected is not None,
+        **(_detail_context(request, selected) if selected else {}),
     }
     htmx = HtmxDetails(request)  # the host need not install django-htmx's middleware
     if htmx and htmx.target == "history":
@@ -161,8 +165,16 @@ def index(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+def _shown_in_trace(receiver: dict[str, Any]) -> bool:
+    """A receiver given a line of its own in a request's waterfall: the project's own,
+    or one that ran SQL or raised (Django's bookkeeping receivers are in each event's
+    own detail)."""
+    where = str(receiver.get("where", "")).rpartition(":")[0]
+    return bool(receiver.get("queries") or receiver.get("raised")) or is_project_file(where)
+
+
 def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
-    trace = []
+    trace: list[StoredEvent] = []
     request_info = None
     if event.request_id:
         trace = list(_visible(request).filter(request_id=event.request_id).order_by("id"))
@@ -173,18 +185,20 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
                 "status": finished.payload.get("status"),
                 "duration_ms": finished.payload.get("duration_ms"),
             }
-    # The tree: what this one was sent from, what was sent from it; in the trace, each
-    # event indented under its cause.
+    # The request's events as a tree (each under the receiver that sent it) placed in
+    # time; and this event's own tree: its receivers, with what each set off.
+    waterfall = trace_tree(trace, _shown_in_trace)
+    span_ms = place(waterfall, *request_bounds(trace))
+    own = trace_tree(subtree(event, _visible(request)))
+    place(own)
     cid, cause = event.detail.get("cid"), event.detail.get("cause")
     same_process = _visible(request).filter(process=event.process)
-    depth: dict[Any, int] = {}
-    for e in trace:
-        if e.process == event.process and (c := e.detail.get("cid")) is not None:
-            e.depth = depth[c] = depth.get(e.detail.get("cause"), -1) + 1
     return {
         "event": event,
         "payload_json": to_json(event.payload, pretty=True),
-        "trace": trace,
+        "trace": waterfall,
+        "span_ms": span_ms,
+        "own_tree": own if len(own) > 1 else [],
         "request_info": request_info,
         "caused_by": same_process.filter(detail__cid=cause).first() if cause else None,
         "caused": list(same_process.filter(detail__cause=cid).order_by("id")) if cid else [],

@@ -190,3 +190,138 @@ def test_the_detail_shows_the_tree_what_did_not_run_the_failing_lines_and_links(
     assert 'href="vscode://file/' in html and "blog/views.py:" in html
     html = staff_client.get(f"/events/{failed.key}/", **HTMX).content.decode()
     assert "vscode://" not in html  # off by default
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_receiver_counts_its_own_queries_not_those_it_sets_off():
+    def counting(sender, post, **kwargs):
+        Post.objects.count()
+        Post.objects.create(title="nested")  # fill_slug's query is its own; the INSERT ours
+
+    post_published.connect(counting)
+    try:
+        Post.objects.create(title="counted", status="published")
+    finally:
+        post_published.disconnect(counting)
+    settle()
+    published = StoredEvent.objects.get(signal="post_published")
+    receivers = {r["name"].rsplit(".", 1)[-1]: r for r in published.detail["receivers"]}
+    assert receivers["counting"]["queries"] == 2
+    assert receivers["stamp_publication"]["queries"] == 1  # its update()
+    assert all(r["sql_ms"] >= 0 for r in receivers.values())
+    nested = StoredEvent.objects.get(
+        signal="pre_save", payload__instance__str="nested", detail__cause=published.detail["cid"]
+    )
+    (fill_slug,) = nested.detail["receivers"]
+    assert fill_slug["name"] == "blog.signals.fill_slug" and fill_slug["queries"] == 1
+    order = [r["name"] for r in published.detail["receivers"]]
+    assert nested.detail["cause_receiver"] == order.index(f"{__name__}.{counting.__qualname__}")
+    assert published.detail["ms"] >= receivers["counting"]["ms"]
+    # The update stamp_publication ran is a row caused by it too.
+    update = StoredEvent.objects.get(signal="QuerySet.update")
+    assert update.detail["cause"] == published.detail["cid"]
+    assert update.detail["cause_receiver"] == order.index("blog.signals.stamp_publication")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counting_a_receivers_queries_leaves_the_connections_wrappers_as_they_were():
+    from django.db import connection
+
+    seen = []
+
+    def inner(sender, post, **kwargs):
+        seen.append(len(connection.execute_wrappers))
+        Post.objects.count()
+
+    before = list(connection.execute_wrappers)
+    post_published.connect(inner)
+    try:
+        post_published.send(sender=Post, post=Post.objects.create(title="w"))
+    finally:
+        post_published.disconnect(inner)
+    assert seen == [len(before) + 1]  # one counter while it ran
+    assert connection.execute_wrappers == before
+
+
+def _text(html: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def test_a_requests_detail_is_a_waterfall_of_its_tree_with_each_receivers_sql(staff_client):
+    import re
+
+    staff_client.post("/blog/playground/publish/", {"token": "waterfall"})
+    settle()
+    published = StoredEvent.objects.get(signal="post_published")
+    html = staff_client.get(f"/events/{published.key}/", **HTMX).content.decode()
+    waterfall = html.split('<div class="waterfall"')[1].split("</div>")[0]
+    lines = re.findall(r'<li class="([^"]*)" style="--depth: (\d+)">(.*?)</li>', waterfall, re.S)
+    labels = [
+        ("wf-receiver" if "receiver" in cls else "", int(depth), _text(body).split("\n")[1].strip())
+        for cls, depth, body in lines
+    ]
+    names = [label for _, _, label in labels]
+    at = names.index("post_published blog.Post")
+    assert labels[at + 1][:2] == ("wf-receiver", labels[at][1] + 1)
+    assert "stamp_publication" in names[at + 1]
+    assert names[at + 2] == "QuerySet.update blog.Post"  # under the receiver that ran it
+    assert labels[at + 2][1] == labels[at][1] + 2
+    assert names[0].startswith("request_started")  # in the order they began
+    # Each line a bar placed in time, and the receiver's own query shown.
+    bars = re.findall(r'class="wf-bar" style="--at: ([\d.]+)%; --w: ([\d.]+)%"', waterfall)
+    assert len(bars) == len(lines)
+    starts = [float(a) for a, _ in bars]
+    assert starts[0] == min(starts) and max(starts) > 0
+    assert all(float(a) >= 0 and float(a) + float(w) <= 100.01 for a, w in bars)
+    assert "1 query" in lines[at + 1][2]
+    assert re.search(r'<td class="sql">1 q · [\d.]+ ms</td>', html)  # the receivers table
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raw_sql_that_writes_is_an_event_with_its_table_model_and_call_site():
+    from django.db import DatabaseError, connection
+
+    from dashboard.core.quiet import quiet_block
+
+    post = Post.objects.create(title="raw")
+    Post.objects.filter(pk=post.pk).update(body="through the ORM")  # not raw
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE blog_post SET body = 'a secret' WHERE id = %s", [post.pk])
+        assert cursor.rowcount == 1  # Django's answer, as without the dashboard
+        cursor.execute("SELECT body FROM blog_post WHERE id = %s", [post.pk])
+        assert cursor.fetchone() == ("a secret",)
+        cursor.execute("CREATE TABLE scratch (n integer)")
+        cursor.executemany("INSERT INTO scratch (n) VALUES (%s)", [(1,), (2,)])
+        with quiet_block():
+            cursor.execute("DELETE FROM scratch")
+        with pytest.raises(DatabaseError):  # Django's error, unchanged
+            cursor.execute("UPDATE no_such_table SET n = 1")
+    settle()
+    found = list(StoredEvent.objects.filter(signal__startswith="cursor.").order_by("id"))
+    assert [(e.signal, e.family, e.sender, e.payload["rows"]) for e in found] == [
+        ("cursor.execute", "model", "blog.Post", 1),
+        ("cursor.executemany", "database", "scratch", 2),
+    ]
+    update = found[0]
+    assert update.payload["statement"] == "UPDATE blog_post SET body = '…' WHERE id = %s"
+    assert "a secret" not in str(update.payload) and "a secret" not in update.summary
+    assert update.summary.startswith("UPDATE blog_post · 1 row, raw SQL")
+    assert update.detail["origin"].startswith("tests/test_causes.py:")
+    # The ORM's own writes are never shown as raw SQL.
+    assert not StoredEvent.objects.filter(signal__startswith="cursor.", sender="blog.Post")[1:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_loaddata_saves_are_marked_raw_in_their_rows():
+    from django.core.management import call_command
+
+    from blog.models import Tag
+
+    call_command("loaddata", "playground_tags", verbosity=0)
+    settle()
+    assert Tag.objects.filter(name="from a fixture").exists()
+    saved = StoredEvent.objects.get(signal="post_save", sender="blog.Tag")
+    assert saved.payload["raw"] is True
+    assert "raw: loaded from a fixture (loaddata)" in saved.summary

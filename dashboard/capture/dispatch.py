@@ -17,8 +17,10 @@ their `(self, sender, **named)` signature, which `probe()` checks.
 import functools
 import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
+from time import perf_counter
 from typing import Any
 
 from django.dispatch import Signal
@@ -44,13 +46,15 @@ ORIGINAL: dict[str, Callable[..., Any]] = {}
 class Dispatch:
     """One recorded send under way: its event, and its receivers' times."""
 
-    __slots__ = ("event", "signal", "timings")
+    __slots__ = ("event", "signal", "started", "timings")
 
     def __init__(self, signal: Signal, event: Event) -> None:
         self.signal, self.event = signal, event
         self.timings: list[ReceiverTiming] | None = None  # set when its receivers are timed
+        self.started = perf_counter()
 
     def done(self) -> None:
+        self.event.duration = perf_counter() - self.started
         if self.timings:
             self.event.timings = self.timings
         handoff.publish(self.event)
@@ -64,9 +68,20 @@ recorders: ContextVar[tuple[Callable[[Signal, Any, dict[str, Any]], None], ...]]
 )
 
 
+# Since start-up, per signal: the ids of the senders it was sent with, up to
+# MAX_SENDERS (diagnostics: a signal never sent, a receiver whose sender never came).
+SENT: "weakref.WeakKeyDictionary[Signal, set[int]]" = weakref.WeakKeyDictionary()
+MAX_SENDERS = 1000
+
+
 def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | None:
     """The dispatch to record for this send, or None. Never raises."""
     try:
+        senders = SENT.get(signal)
+        if senders is None:
+            senders = SENT[signal] = set()
+        if len(senders) < MAX_SENDERS:
+            senders.add(id(sender))
         if (hook := context.BEFORE.get(signal)) is not None:
             hook(sender, named)
         for note in recorders.get():
@@ -81,12 +96,19 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
             return None
         event.cid, event.sender_id = keys.next_cid(), id(sender)
         event.receivers_then = list(signal.receivers)  # connect() and disconnect() mutate it
-        if (parent := current.get()) is not None:  # sent from another's receiver
-            event.cause = parent.event.cid
+        caused_by(event)
         return Dispatch(signal, event)
     except Exception:  # the sender must never fail because of the dashboard
         logger.exception("dashboard: could not capture a signal")
         return None
+
+
+def caused_by(event: Event) -> None:
+    """Name the dispatch (and its receiver) this event was sent, or written, from."""
+    if (parent := current.get()) is not None:
+        event.cause = parent.event.cid
+        if parent.timings is not None:  # receivers run in turn: the one running now
+            event.cause_receiver = len(parent.timings)
 
 
 def _end(signal: Signal, dispatch: Dispatch | None) -> None:

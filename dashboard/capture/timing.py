@@ -9,22 +9,33 @@ the receiver to whoever asks (`__qualname__`, `__wrapped__`...: Django's
 caller back the receivers it connected, never the wrappers; `has_listeners()`
 and every call outside a recorded dispatch get Django's answer untouched.
 
+A sync receiver's own SQL is counted too: while it runs, an execute wrapper
+(Django's public `connection.execute_wrapper()`) sits on each connection this
+thread has set up, and counts the queries and their time; a query of a
+receiver it sets off counts for that one (the innermost receiver running).
+The wrapper calls Django's executor as it is (same SQL, same parameters, its
+exceptions unchanged) and is taken off when the receiver returns or raises.
+
 `_live_receivers` is Django-internal. `probe()` checks its shape at start-up
 on the versions it was written for; anywhere else, or at the first surprise,
 dispatches are recorded untimed (seams.py).
 """
 
+import logging
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from time import perf_counter
 from typing import Any
 
 import django
+from django.db import connections
 from django.dispatch import Signal
 
 from dashboard.core.events import ReceiverTiming
 from dashboard.core.quiet import quiet_block
 from dashboard.seams import seam
 
+logger = logging.getLogger("dashboard")
 Receiver = Callable[..., Any]
 # Django versions whose Signal._live_receivers(sender) returns (sync, async) lists.
 KNOWN_VERSIONS = ((5, 0), (6, 1))  # from, up to (excluded)
@@ -36,6 +47,52 @@ SEAM = seam(
 )
 
 
+class SQLCount:
+    """An execute wrapper counting one receiver's own queries and their time."""
+
+    __slots__ = ("installed", "queries", "seconds", "token")
+
+    def __init__(self) -> None:
+        self.queries, self.seconds = 0, 0.0
+        self.token: Token[SQLCount | None] | None = None
+        self.installed: list[Any] = []
+
+    def __call__(self, execute: Callable[..., Any], sql: Any, params: Any, many: bool,
+                 context: dict[str, Any]) -> Any:  # fmt: skip
+        if counting.get() is not self:  # a receiver this one set off is running
+            return execute(sql, params, many, context)
+        started = perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.queries += 1
+            self.seconds += perf_counter() - started
+
+    def install(self) -> None:
+        """On every connection this thread has set up. Never raises."""
+        try:
+            self.token = counting.set(self)
+            for connection in connections.all(initialized_only=True):
+                manager = connection.execute_wrapper(self)
+                manager.__enter__()
+                self.installed.append(manager)
+        except Exception:
+            logger.exception("dashboard: could not count a receiver's queries")
+
+    def uninstall(self) -> None:
+        try:
+            for manager in reversed(self.installed):
+                manager.__exit__(None, None, None)
+            if self.token is not None:
+                counting.reset(self.token)
+        except Exception:
+            logger.exception("dashboard: could not stop counting a receiver's queries")
+
+
+# The receiver whose queries count now (the innermost one running, in this context).
+counting: ContextVar[SQLCount | None] = ContextVar("dashboard_sql_count", default=None)
+
+
 class Timed:
     """A receiver, timed; looks like it (`__qualname__` and the rest) to whoever asks."""
 
@@ -45,14 +102,20 @@ class Timed:
         self.receiver, self.timings = receiver, timings
 
     def __call__(self, **kwargs: Any) -> Any:
+        sql = SQLCount()
+        sql.install()
         started = perf_counter()
+        raised = True
         try:
             result = self.receiver(**kwargs)
-        except BaseException:
-            self.timings.append(ReceiverTiming(self.receiver, perf_counter() - started, True))
-            raise
-        self.timings.append(ReceiverTiming(self.receiver, perf_counter() - started))
-        return result
+            raised = False
+            return result
+        finally:
+            seconds = perf_counter() - started
+            sql.uninstall()
+            self.timings.append(
+                ReceiverTiming(self.receiver, seconds, raised, sql.queries, sql.seconds)
+            )
 
     @property
     def __wrapped__(self) -> Receiver:
@@ -68,6 +131,8 @@ class Timed:
 
 
 class ATimed(Timed):
+    """An async receiver, timed (its queries run in other threads: not counted)."""
+
     __slots__ = ()
 
     async def __call__(self, **kwargs: Any) -> Any:  # type: ignore[override]

@@ -1,5 +1,17 @@
 """Writes that send no signal, shown as events of their own.
 
+Raw SQL that writes (INSERT, UPDATE, DELETE run through a cursor by the project's
+code or a package's, not by the ORM) is seen by an execute wrapper put once on
+each connection as it opens (`connection_created`, seen through the dashboard's
+hook on Signal.send: no receiver is connected), first in the list so that any
+wrapper the host installs stays last, as Django's context manager expects. It
+reads the statement's first word (a read goes on at once) and, for a write, the
+few frames above the cursor: the ORM's writes (save, delete, update, bulk_*) come
+from django/db/models/ and are shown as their own events or signals; Django's own
+raw writes (a flush, the database cache, migrations) are not shown. It never
+changes the SQL or its parameters and never raises: Django's exceptions pass
+through unchanged. The dashboard's own history writes run quiet and are skipped.
+
 `QuerySet.update()`, `bulk_create()`, `bulk_update()` and a delete that Django
 takes its fast path for (no pre_delete/post_delete receiver, nothing to cascade)
 change rows without a pre_save/post_save or pre_delete/post_delete: a row that
@@ -11,13 +23,21 @@ is paid by these calls only (measured: bench/README.md).
 
 import functools
 import logging
+import os
+import re
+import sys
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
-from django.db.models import QuerySet
+import django
+from django.apps import apps
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.db.models import Model, QuerySet
 from django.db.models.signals import post_delete, pre_delete
 
-from dashboard.capture import context, record
+from dashboard.capture import context, dispatch, record
 from dashboard.capture.origin import origin
 from dashboard.capture.snapshot import model_label
 from dashboard.core import keys
@@ -30,31 +50,42 @@ ORIGINAL: dict[str, Callable[..., Any]] = {}
 NO_SAVE_SIGNALS = "no pre_save/post_save sent"
 
 
-def _publish(queryset: QuerySet, method: str, rows: int, extra: dict[str, Any]) -> None:
+def _publish(queryset: QuerySet, method: str, rows: int, extra: dict[str, Any],
+             started: float) -> None:  # fmt: skip
     """Never raises: the write has happened; telling of it must not undo the caller."""
     try:
         if quiet.get() or record.is_ignored_model(queryset.model):
             return
-        info = context.current_request.get()
-        event = Event(
-            signal=f"QuerySet.{method}",
-            family="model",
-            sender=model_label(queryset.model),
-            raw={"rows": rows, "using": queryset.db, **extra},
-            request_id=info.id if info else None,
-            origin=origin(),
-        )
-        event.cid = keys.next_cid()
-        handoff.publish(event)
+        _event(f"QuerySet.{method}", "model", model_label(queryset.model),
+               {"rows": rows, "using": queryset.db, **extra}, started)  # fmt: skip
     except Exception:
         logger.exception("dashboard: could not tell of a QuerySet.%s", method)
+
+
+def _event(signal: str, family: str, sender: str, raw: dict[str, Any], started: float) -> None:
+    info = context.current_request.get()
+    event = Event(
+        signal=signal,
+        family=family,
+        sender=sender,
+        raw=raw,
+        request_id=info.id if info else None,
+        origin=origin(),
+    )
+    event.time -= perf_counter() - started  # when the write began
+    event.duration = perf_counter() - started
+    event.cid = keys.next_cid()
+    dispatch.caused_by(event)  # a receiver's write: under its dispatch
+    handoff.publish(event)
 
 
 def _update(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def update(self: QuerySet, **kwargs: Any) -> Any:
+        started = perf_counter()
         rows = method(self, **kwargs)
-        _publish(self, "update", rows, {"fields": sorted(kwargs), "note": NO_SAVE_SIGNALS})
+        _publish(self, "update", rows, {"fields": sorted(kwargs), "note": NO_SAVE_SIGNALS},
+                 started)  # fmt: skip
         return rows
 
     return update
@@ -63,8 +94,9 @@ def _update(method: Callable[..., Any]) -> Callable[..., Any]:
 def _bulk_create(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        started = perf_counter()
         created = method(self, objs, *args, **kwargs)
-        _publish(self, "bulk_create", len(created), {"note": NO_SAVE_SIGNALS})
+        _publish(self, "bulk_create", len(created), {"note": NO_SAVE_SIGNALS}, started)
         return created
 
     return bulk_create
@@ -73,8 +105,10 @@ def _bulk_create(method: Callable[..., Any]) -> Callable[..., Any]:
 def _bulk_update(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def bulk_update(self: QuerySet, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> Any:
+        started = perf_counter()
         rows = method(self, objs, fields, *args, **kwargs)
-        _publish(self, "bulk_update", rows, {"fields": list(fields), "note": NO_SAVE_SIGNALS})
+        _publish(self, "bulk_update", rows, {"fields": list(fields), "note": NO_SAVE_SIGNALS},
+                 started)  # fmt: skip
         return rows
 
     return bulk_update
@@ -87,11 +121,12 @@ def _delete(method: Callable[..., Any]) -> Callable[..., Any]:
         # Django sends pre/post_delete only to listeners; without any it may delete
         # in one statement (its fast path), and no signal says so.
         silent = not (pre_delete.has_listeners(model) or post_delete.has_listeners(model))
+        started = perf_counter()
         deleted, per_model = result = method(self)
         if silent:
             _publish(self, "delete", deleted, {
                 "per_model": per_model, "note": "no pre_delete/post_delete sent",
-            })  # fmt: skip
+            }, started)  # fmt: skip
         return result
 
     return delete
@@ -107,9 +142,114 @@ def install() -> None:
     for name, wrap in WRAPS.items():
         ORIGINAL[name] = getattr(QuerySet, name)
         setattr(QuerySet, name, wrap(ORIGINAL[name]))
+    # Every connection opened from now on, and those this thread has open already.
+    context.BEFORE[connection_created] = lambda sender, named: watch(named.get("connection"))
+    for connection in connections.all(initialized_only=True):
+        watch(connection)
 
 
 def uninstall() -> None:
     for name, method in ORIGINAL.items():
         setattr(QuerySet, name, method)
     ORIGINAL.clear()
+    context.BEFORE.pop(connection_created, None)
+    for connection in connections.all(initialized_only=True):
+        unwatch(connection)
+
+
+# -- raw SQL through a cursor -----------------------------------------------------------
+
+WRITES = {"INSERT": "INSERT", "UPDATE": "UPDATE", "DELETE": "DELETE", "REPLAC": "REPLACE"}
+TABLE = re.compile(
+    r"^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
+    r"\s+[\"`\[]?([\w.$]+)",
+    re.IGNORECASE,
+)
+LITERAL = re.compile(r"'(?:[^']|'')*'")  # a value written into the SQL: never shown
+_DJANGO_DIR = os.path.dirname(django.__file__) + os.sep
+_BACKENDS = (os.path.join(_DJANGO_DIR, "db", "backends") + os.sep,
+             os.path.join(_DJANGO_DIR, "db", "utils.py"))  # fmt: skip
+NO_SIGNALS = "raw SQL: no model signal sent"
+
+
+def _caller_file() -> str:
+    """The file that called the cursor: past the wrappers (ours, any other), Django's
+    cursor and its debug cursor (CPython's _getframe, as Django's own code uses it)."""
+    frame = sys._getframe(2)
+    while frame is not None and not frame.f_code.co_filename.startswith(_BACKENDS):
+        frame = frame.f_back  # wrappers outside ours
+    while frame is not None and frame.f_code.co_filename.startswith(_BACKENDS):
+        frame = frame.f_back  # Django's cursor wrappers
+    return frame.f_code.co_filename if frame is not None else ""
+
+
+_tables: dict[str, type[Model]] = {}
+
+
+def _model_of(table: str) -> type[Model] | None:
+    if not _tables:
+        for model in apps.get_models(include_auto_created=True):
+            _tables[model._meta.db_table.lower()] = model
+    return _tables.get(table.lower())
+
+
+def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
+                 context_: dict[str, Any]) -> Any:  # fmt: skip
+    """The execute wrapper on every connection: a raw write becomes an event."""
+    if quiet.get() or type(sql) is not str or sql.lstrip()[:6].upper() not in WRITES:
+        return execute(sql, params, many, context_)  # a read, or the dashboard's own work
+    started = perf_counter()
+    result = execute(sql, params, many, context_)
+    try:
+        _raw_write(sql, many, context_, started)
+    except Exception:
+        logger.exception("dashboard: could not tell of a raw SQL write")
+    return result
+
+
+def _raw_write(sql: str, many: bool, context_: dict[str, Any], started: float) -> None:
+    caller = _caller_file()
+    if caller.startswith(_DJANGO_DIR):  # the ORM (shown otherwise) or Django's own upkeep
+        return
+    match = TABLE.match(sql)
+    table = match.group(1).strip('"`[]') if match else ""
+    model = _model_of(table.rsplit(".", 1)[-1]) if table else None
+    if model is not None and record.is_ignored_model(model):
+        return
+    cursor, connection = context_.get("cursor"), context_.get("connection")
+    rows = getattr(cursor, "rowcount", -1)
+    statement = " ".join(LITERAL.sub("'…'", sql).split())
+    _event(
+        "cursor.executemany" if many else "cursor.execute",
+        "model" if model is not None else "database",
+        model_label(model) if model is not None else (table or "?"),
+        {
+            "statement": statement,
+            "verb": WRITES[sql.lstrip()[:6].upper()],
+            "table": table,
+            "rows": rows if isinstance(rows, int) and rows >= 0 else None,
+            "using": getattr(connection, "alias", None),
+            "note": NO_SIGNALS,
+        },
+        started,
+    )
+
+
+def watch(connection: Any) -> None:
+    """Put the write detector on a connection, once, first in its list. Never raises."""
+    if connection is None:
+        return
+    try:
+        wrappers = connection.execute_wrappers
+        if isinstance(wrappers, list) and not any(w is detect_write for w in wrappers):
+            wrappers.insert(0, detect_write)
+    except Exception:
+        logger.exception("dashboard: could not watch a connection for raw SQL writes")
+
+
+def unwatch(connection: Any) -> None:
+    try:
+        while detect_write in connection.execute_wrappers:
+            connection.execute_wrappers.remove(detect_write)
+    except Exception:
+        logger.exception("dashboard: could not unwatch a connection")

@@ -33,11 +33,14 @@ class RequestSnapshot:
 
 @dataclass(slots=True)
 class ReceiverTiming:
-    """One receiver of a dispatch: the function, its seconds, and whether it raised."""
+    """One receiver of a dispatch: the function, its seconds, whether it raised, and
+    its own SQL (queries it ran itself, not those of dispatches it set off)."""
 
     receiver: Any
     seconds: float
     raised: bool = False
+    queries: int = 0
+    sql_seconds: float = 0.0
 
 
 @dataclass(slots=True, eq=False)
@@ -63,6 +66,10 @@ class Event:
     # receiver that saves, sends or deletes) can name it: its cause.
     cid: int = 0
     cause: int | None = None
+    # Which receiver of its cause sent it (its index among the cause's receivers).
+    cause_receiver: int | None = None
+    # How long the whole send took (its receivers, ours included), in seconds.
+    duration: float | None = None
     # The signal's receivers when it was sent, and id(sender): so describing can say
     # which did not run, and why.
     receivers_then: list[Any] | None = None

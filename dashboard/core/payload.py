@@ -207,6 +207,8 @@ def summarize(payload: dict[str, Any]) -> str:
         parts.append(f"{payload['duration_ms']} ms")
     if payload.get("created"):
         parts.append("created")
+    if payload.get("raw") is True:  # pre_save/post_save of loaddata
+        parts.append("raw: loaded from a fixture (loaddata), the model's save() not called")
     if payload.get("update_fields"):
         parts.append("fields " + ", ".join(map(str, payload["update_fields"])))
     if "action" in payload:
@@ -220,9 +222,13 @@ def summarize(payload: dict[str, Any]) -> str:
     if isinstance(conn := payload.get("connection"), dict):
         parts.append(f"{conn.get('alias')} · {conn.get('vendor')}")
     if "rows" in payload and "note" in payload:  # a write that sent no signal
+        if "verb" in payload:  # raw SQL through a cursor
+            parts.append(f"{payload['verb']} {payload.get('table') or '?'}")
         fields = payload.get("fields")
         on = f" of {', '.join(map(str, fields))}" if fields else ""
-        parts.append(f"{payload['rows']} rows{on}, {payload['note']}")
+        n = payload["rows"]
+        count = "? rows" if n is None else f"{n} row{'' if n == 1 else 's'}"
+        parts.append(f"{count}{on}, {payload['note']}")
     if isinstance(creds := payload.get("credentials"), dict):
         parts.append(f"credentials {creds.get('username', '')}".strip())
     return text(" · ".join(parts)) if parts else "—"
@@ -262,6 +268,8 @@ def describe_event(event: Event) -> Row:
         detail={
             "cid": event.cid,
             "cause": event.cause,
+            "cause_receiver": event.cause_receiver,
+            "ms": None if event.duration is None else round(event.duration * 1000, 3),
             "origin": event.origin,
             "diff": diff(event.before, event.raw.get("instance")),
             **(event.named or name_receivers(event)),
@@ -277,7 +285,10 @@ def describe_event(event: Event) -> Row:
 def name_receivers(event: Event) -> dict[str, Any]:
     """Who listened (timed) and who did not run: names, where the functions are."""
     return {
-        "receivers": [receiver_info(t.receiver, t.seconds, t.raised) for t in event.timings],
+        "receivers": [
+            receiver_info(t.receiver, t.seconds, t.raised, t.queries, t.sql_seconds)
+            for t in event.timings
+        ],
         "not_run": not_run(event),
     }
 
@@ -308,8 +319,15 @@ def not_run(event: Event) -> list[dict[str, Any]]:
     return found
 
 
-def receiver_info(func: Any, seconds: float | None = None, raised: bool = False) -> dict[str, Any]:
-    """A receiver as the dashboard names it: dotted name, file:line, and its time."""
+def receiver_info(
+    func: Any,
+    seconds: float | None = None,
+    raised: bool = False,
+    queries: int = 0,
+    sql_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """A receiver as the dashboard names it: dotted name, file:line, its time and its
+    own SQL (queries, and their time)."""
     try:
         name, where = _named(func)
     except TypeError:  # a callable object that cannot be hashed: named uncached
@@ -317,6 +335,8 @@ def receiver_info(func: Any, seconds: float | None = None, raised: bool = False)
     info: dict[str, Any] = {"name": name, "where": where}
     if seconds is not None:
         info["ms"] = round(seconds * 1000, 3)
+        info["queries"] = queries
+        info["sql_ms"] = round(sql_seconds * 1000, 3)
     if raised:
         info["raised"] = True
     return info
