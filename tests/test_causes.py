@@ -325,3 +325,23 @@ def test_loaddata_saves_are_marked_raw_in_their_rows():
     saved = StoredEvent.objects.get(signal="post_save", sender="blog.Tag")
     assert saved.payload["raw"] is True
     assert "raw: loaded from a fixture (loaddata)" in saved.summary
+
+
+def test_a_trace_with_a_nested_save_copies_as_a_test_in_the_order_sent(staff_client):
+    post = Post.objects.create(title="Commented", status="published")
+    settle()
+    staff_client.post(f"/blog/{post.slug}/comment/", {"name": "n", "body": "first!"})
+    settle()
+    comment_saved = StoredEvent.objects.get(signal="post_save", sender="blog.Comment")
+    bumped = StoredEvent.objects.filter(signal="post_save", sender="blog.Post").latest("id")
+    assert bumped.detail["cause"] == comment_saved.detail["cid"]  # the demo's nested save
+    assert bumped.id < comment_saved.id  # stored as it ended: before its cause
+    snippet = staff_client.get(f"/events/{comment_saved.key}/test.py").content.decode()
+    assert snippet.index("'blog.Comment'),\n        ('post_save', 'blog.Comment')") < snippet.index(
+        "('pre_save', 'blog.Post')"
+    )
+    namespace: dict = {}
+    exec(compile(snippet.replace("{}", "{'name': 'n', 'body': 'again'}"), "snippet", "exec"),
+         namespace)  # fmt: skip
+    (test,) = [f for name, f in namespace.items() if name.startswith("test_")]
+    test(staff_client)

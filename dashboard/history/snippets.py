@@ -3,17 +3,22 @@
 import re
 from collections.abc import Sequence
 
+from dashboard.history.trace import begun_order
 from dashboard.models import StoredEvent
 
 FIXTURE = "pytest-django's, logged in as a superuser"
 # Sent or not by the state of things rather than by the code under test (a new
 # database connection, every row a query loads): record_signals leaves them out too.
 UNASSERTED = frozenset({"connection_created", "pre_init", "post_init"})
+# Writes that sent no signal (capture/writes.py): rows of their own, never signals sent.
+WRITES = ("QuerySet.", "cursor.")
 
 
 def as_test(events: Sequence[StoredEvent]) -> str:
     """A ready test: the request again (or a placeholder for the code that sent the
-    events), inside record_signals(), and the signals and senders in this order."""
+    events), inside record_signals(), and the signals and senders in the order they
+    were sent."""
+    events = begun_order(list(events))
     started = next((e for e in events if e.signal == "request_started"), None)
     request = (started.payload.get("request") or {}) if started else {}
     method, path = str(request.get("method", "")).lower(), str(request.get("path", ""))
@@ -25,7 +30,9 @@ def as_test(events: Sequence[StoredEvent]) -> str:
     else:
         act = "...  # the code that sent them"
     pairs = "".join(
-        f"        ({e.signal!r}, {e.sender!r}),\n" for e in events if e.signal not in UNASSERTED
+        f"        ({e.signal!r}, {e.sender!r}),\n"
+        for e in events
+        if e.signal not in UNASSERTED and not e.signal.startswith(WRITES)
     )
     lines = [
         "from dashboard.testing import record_signals",

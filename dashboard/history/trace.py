@@ -44,6 +44,12 @@ class Line:
         return f"--at: {self.at:.2f}%; --w: {self.width:.2f}%"
 
 
+def begun_order(events: list[StoredEvent]) -> list[StoredEvent]:
+    """Events in the order their sends began (the history holds them as they ended: a
+    receiver's save before the dispatch it ran in). Capture numbers grow as sends begin."""
+    return sorted(events, key=lambda e: (e.process, e.detail.get("cid") or 0, e.pk or 0))
+
+
 def _start(event: StoredEvent) -> float:
     return event.time.timestamp()
 
