@@ -14,6 +14,7 @@ urlpatterns = [
     path("events/<str:key>/", views.detail, name="event"),
     path("events/<str:key>/test.py", views.as_test, name="event-as-test"),
     path("objects/<str:label>/<str:pk>/", views.object_timeline, name="object"),
+    path("diagnostics/", views.diagnostics, name="diagnostics"),
     path("export.ndjson", views.export_ndjson, name="export-ndjson"),
     path("export.csv", views.export_csv, name="export-csv"),
     # The live socket's address (dashboard/asgi.py routes the websocket here).

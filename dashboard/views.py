@@ -25,6 +25,7 @@ from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.render import rates_json
 from dashboard.core.rows import to_json
+from dashboard.diagnostics import report as diagnostics_report
 from dashboard.history import access, export, reads, snippets
 from dashboard.history.trace import place, request_bounds, subtree
 from dashboard.history.trace import tree as trace_tree
@@ -296,5 +297,15 @@ def object_timeline(request: HttpRequest, label: str, pk: str) -> HttpResponse:
     events = reads.about_object(label, pk, conf.get("MAX_ROWS"), _visible(request))
     return render(request, "dashboard/object.html", {
         "label": label, "pk": pk, "events": events, "admin_url": _admin_url(),
+        "links": conf.get("LINKS"),
+    })  # fmt: skip
+
+
+@viewer_required
+def diagnostics(request: HttpRequest) -> HttpResponse:
+    """What may keep a receiver from running, for the whole project (dashboard/diagnostics.py);
+    what the stored dispatches found, of the events this user may see."""
+    return render(request, "dashboard/diagnostics.html", {
+        "report": diagnostics_report(_visible(request)), "admin_url": _admin_url(),
         "links": conf.get("LINKS"),
     })  # fmt: skip

@@ -17,6 +17,7 @@ their `(self, sender, **named)` signature, which `probe()` checks.
 import functools
 import inspect
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -72,6 +73,7 @@ recorders: ContextVar[tuple[Callable[[Signal, Any, dict[str, Any]], None], ...]]
 # MAX_SENDERS (diagnostics: a signal never sent, a receiver whose sender never came).
 SENT: "weakref.WeakKeyDictionary[Signal, set[int]]" = weakref.WeakKeyDictionary()
 MAX_SENDERS = 1000
+STARTED = time.time()  # what "since start-up" means
 
 
 def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | None:

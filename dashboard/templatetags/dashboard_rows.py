@@ -3,6 +3,7 @@
 
 import os
 import re
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from django import template
@@ -38,3 +39,9 @@ def in_editor(where: str) -> SafeString:
         path = os.path.join(PROJECT_ROOT, path)
     url = template.format(path=quote(path), line=found["line"])
     return format_html('<a class="in-editor" href="{}">{}</a>', url, where)
+
+
+@register.filter
+def epoch_utc(seconds: float) -> str:
+    """Seconds since the epoch as a UTC date and time."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
