@@ -18,13 +18,14 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
-from django.db import transaction
+from django.core.management import call_command
+from django.db import connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.test.utils import override_settings
 from django.views.decorators.http import require_POST
 
-from blog.models import Post, Tag
+from blog.models import Comment, Post, Tag
 from blog.signals import post_viewed
 
 LEARNER = "learner"  # the account the login buttons use, in a session of its own
@@ -200,6 +201,35 @@ def bulk_create(request: HttpRequest, token: str) -> str:
     )
 
 
+def comment(request: HttpRequest, token: str) -> str:
+    post = _post()
+    Comment.objects.create(post=post, name="playground", body=f"A comment ({token}).")
+    return (
+        f"Commented on “{post}”: the blog's bump_post_on_comment receiver saved the post, so "
+        "its pre_save and post_save were caused by the comment's post_save (open its detail)."
+    )
+
+
+def raw_sql(request: HttpRequest, token: str) -> str:
+    post = _post()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE blog_post SET body = %s WHERE id = %s",
+                       [f"Written with raw SQL ({token}).", post.pk])  # fmt: skip
+        rows = cursor.rowcount
+    return (
+        f"Ran an UPDATE of blog_post through a cursor ({rows} row): no model signal; the "
+        "dashboard shows it as a cursor.execute row in blog.Post's family, with its call site."
+    )
+
+
+def load_fixture(request: HttpRequest, token: str) -> str:
+    call_command("loaddata", "playground_tags", verbosity=0)
+    return (
+        "Loaded blog/fixtures/playground_tags.json with loaddata: its saves send pre_save "
+        "and post_save with raw=True (marked raw in the rows)."
+    )
+
+
 SAVE_DOC = (
     "<code>pre_save</code> and <code>post_save</code> are sent before and after a model's "
     "<code>save()</code>: <code>instance</code> is the object saved, <code>created</code> "
@@ -268,7 +298,11 @@ ACTIONS = [
            "pre_save, post_save, post_published",
            "<code>post_published</code> (blog/signals.py) is sent once, when a post becomes "
            "published: <code>sender</code> is Post and <code>post</code> the post, already "
-           "saved; its receiver stamps <code>published_at</code>.", publish),
+           "saved; its receiver stamps <code>published_at</code> with <code>update()</code> "
+           "(a <code>QuerySet.update</code> row under it in the detail's tree). Its other "
+           "receiver, <code>notify_subscribers</code>, never runs: it was connected for the "
+           "string <code>\"blog.Post\"</code>, not the model (the detail says so, and the "
+           "Diagnostics page).", publish),
     Action("view", "The blog's own signals", "View a post", "post_viewed",
            "<code>post_viewed</code> (blog/signals.py) is sent by the post's page each time it "
            "is shown: <code>post</code> is the post and <code>request</code> the request.",
@@ -278,6 +312,13 @@ ACTIONS = [
            "<code>sender</code> is the handler class (None under ASGI) and "
            "<code>request</code> the request; the dashboard adds the exception and its last "
            "frames. The response is a 500.", fail),
+    Action("comment", "What caused what", "Comment on a post",
+           "post_save of the comment, then pre_save and post_save of its post",
+           "A receiver that saves another model causes new signals inside its own dispatch: "
+           "the blog's <code>bump_post_on_comment</code> (a <code>post_save</code> receiver for "
+           "Comment) saves the post. The dashboard records which dispatch each event was sent "
+           "from: the detail shows the tree, each receiver with its time and its own SQL "
+           "queries, and the request as a waterfall.", comment),
     Action("update-queryset", "Writes that send no signal", "QuerySet.update()",
            "no pre_save or post_save",
            "<code>QuerySet.update()</code> runs one SQL UPDATE: Django calls no "
@@ -291,6 +332,19 @@ ACTIONS = [
            "the model's <code>save()</code> is not called and <code>pre_save</code> and "
            "<code>post_save</code> are not sent; the dashboard shows the write as a "
            "<code>QuerySet.bulk_create</code> row.", bulk_create),
+    Action("raw-sql", "Writes that send no signal", "Raw SQL through a cursor",
+           "no model signal",
+           "SQL run through <code>connection.cursor()</code> bypasses the ORM: no "
+           "<code>save()</code>, no signal. The dashboard watches each connection's writes "
+           "(an execute wrapper, Django's <code>connection.execute_wrapper</code> API) and "
+           "shows an INSERT, UPDATE or DELETE the ORM did not run as a "
+           "<code>cursor.execute</code> row, in the family of the table's model.", raw_sql),
+    Action("loaddata", "Writes that send no signal", "loaddata (raw saves)",
+           "pre_save, post_save with raw=True",
+           "<code>loaddata</code> saves each object as it is in the fixture: Django sends "
+           "<code>pre_save</code> and <code>post_save</code> with <code>raw=True</code> and "
+           "does not call the model's <code>save()</code> (receivers should not query the "
+           "database then: it may be incomplete). The rows say <em>raw</em>.", load_fixture),
 ]  # fmt: skip
 BY_KEY = {a.key: a for a in ACTIONS}
 

@@ -345,3 +345,23 @@ def test_a_trace_with_a_nested_save_copies_as_a_test_in_the_order_sent(staff_cli
          namespace)  # fmt: skip
     (test,) = [f for name, f in namespace.items() if name.startswith("test_")]
     test(staff_client)
+
+
+def test_the_playground_shows_a_nested_save_a_raw_write_and_raw_saves(staff_client):
+    def events_of(action: str) -> list[StoredEvent]:
+        answer = staff_client.post(f"/blog/playground/{action}/", {"token": action}).json()
+        settle()
+        return list(StoredEvent.objects.filter(request_id=answer["request"]).order_by("id"))
+
+    comment = events_of("comment")
+    cause = next(e for e in comment if e.signal == "post_save" and e.sender == "blog.Comment")
+    caused = [(e.signal, e.sender) for e in comment if e.detail.get("cause") == cause.detail["cid"]]
+    assert caused == [("pre_save", "blog.Post"), ("post_save", "blog.Post")]
+
+    (raw,) = [e for e in events_of("raw-sql") if e.signal == "cursor.execute"]
+    assert (raw.family, raw.sender, raw.payload["rows"]) == ("model", "blog.Post", 1)
+    assert raw.detail["origin"].startswith("blog/playground.py:")
+
+    saves = [e for e in events_of("loaddata") if e.signal in ("pre_save", "post_save")]
+    assert [e.sender for e in saves] == ["blog.Tag", "blog.Tag"]
+    assert all(e.payload["raw"] is True and "raw: loaded" in e.summary for e in saves)
