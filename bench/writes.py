@@ -1,0 +1,115 @@
+"""What detecting writes that send no signal costs, and counting each receiver's SQL.
+
+    .venv/bin/python -m bench.writes [--n 1000] [--rounds 5]
+
+A few seconds on a throwaway SQLite database (DATABASE_URL, else a temporary file).
+Prints µs per operation, median of interleaved rounds, with and without:
+
+- the raw-SQL write detector (capture/writes.py: an execute wrapper on each
+  connection), around `Post.objects.create` with the dashboard's Signal hook off, so
+  that the detector is all that differs: every ORM write pays its check (the
+  statement's first word, then the frames above the cursor: the ORM's, so no event);
+- the same detector around a raw `UPDATE` through a cursor, which it reports as an
+  event (the capture of that event included);
+- counting each receiver's own SQL (capture/timing.py), around `Post.objects.create`
+  with the Signal hook on (the blog's pre_save receiver runs one query).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def per_op(fn: Callable[[int], None], n: int) -> float:
+    from django.db import transaction
+
+    with transaction.atomic():
+        started = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        elapsed = time.perf_counter() - started
+        transaction.set_rollback(True)  # the same table for every round
+    return elapsed / n * 1e6
+
+
+def compare(label: str, fn: Callable[[int], None], on: Callable[[], None],
+            off: Callable[[], None], n: int, rounds: int) -> None:  # fmt: skip
+    with_it, without = [], []
+    per_op(fn, n // 4)  # warm
+    for _ in range(rounds):
+        off()
+        without.append(per_op(fn, n))
+        on()
+        with_it.append(per_op(fn, n))
+    a, b = statistics.median(with_it), statistics.median(without)
+    print(f"{label:<58} {b:8.1f} µs → {a:8.1f} µs   +{a - b:6.1f} µs ({a / b:.3f}×)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="operations per run")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    tmp = tempfile.mkdtemp(prefix="bench-writes-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/writes.sqlite3")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from blog.models import Post
+    from dashboard.capture import dispatch, timing, writes
+    from dashboard.live.handoff import handoff
+
+    call_command("migrate", interactive=False, verbosity=0)
+    connection.ensure_connection()
+    post = Post.objects.create(title="raw target", slug="raw-target")
+
+    def create(i: int) -> None:
+        Post.objects.create(title=f"bench {i}", slug=f"bench-{i}-{time.perf_counter_ns()}")
+
+    def raw_update(i: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE blog_post SET body = %s WHERE id = %s", [str(i), post.pk])
+
+    def drain() -> None:
+        handoff.flush()
+        handoff.reset()
+
+    print(f"µs per operation, median of {args.rounds} interleaved rounds of {args.n}:")
+    dispatch.uninstall()
+    detector_on, detector_off = (lambda: writes.watch(connection)), (
+        lambda: writes.unwatch(connection)
+    )
+    compare("create, Signal hook off: write detector off → on", create,
+            detector_on, detector_off, args.n, args.rounds)  # fmt: skip
+    compare("raw UPDATE through a cursor: detector off → on (an event)", raw_update,
+            detector_on, detector_off, args.n, args.rounds)  # fmt: skip
+    drain()
+    dispatch.install()
+    writes.watch(connection)
+    install = timing.SQLCount.install
+
+    def counting_off() -> None:
+        timing.SQLCount.install = lambda self: None  # type: ignore[method-assign]
+
+    def counting_on() -> None:
+        timing.SQLCount.install = install  # type: ignore[method-assign]
+
+    compare("create, Signal hook on: receivers' SQL counting off → on", create,
+            counting_on, counting_off, args.n, args.rounds)  # fmt: skip
+    counting_on()
+    drain()
+
+
+if __name__ == "__main__":
+    main()
