@@ -3,13 +3,15 @@
     .venv/bin/python -m bench.writes [--n 1000] [--rounds 5]
 
 A few seconds on a throwaway SQLite database (DATABASE_URL, else a temporary file).
-Prints µs per operation, median of interleaved rounds, with and without:
+Prints µs per operation without, then the median of each round's own difference and
+ratio with (rounds alternate which runs first), for:
 
 - the raw-SQL write detector (capture/writes.py: an execute wrapper on each
   connection), around `Post.objects.create` with the dashboard's Signal hook off, so
   that the detector is all that differs: every ORM write pays its check (the
   statement's first word, then the frames above the cursor: the ORM's, so no event);
-- the same detector around a raw `UPDATE` through a cursor, which it reports as an
+- the same detector around a raw `SELECT` (a read: its first word only), and a raw
+  `UPDATE` through a cursor, which it reports as an
   event (the capture of that event included);
 - counting each receiver's own SQL (capture/timing.py), around `Post.objects.create`
   with the Signal hook on (the blog's pre_save receiver runs one query).
@@ -39,15 +41,21 @@ def per_op(fn: Callable[[int], None], n: int) -> float:
 
 def compare(label: str, fn: Callable[[int], None], on: Callable[[], None],
             off: Callable[[], None], n: int, rounds: int) -> None:  # fmt: skip
-    with_it, without = [], []
+    """Each round runs both, in turn first (drift between minutes is large here): the
+    median of each round's own difference and ratio."""
+    deltas, ratios, without_all = [], [], []
     per_op(fn, n // 4)  # warm
-    for _ in range(rounds):
-        off()
-        without.append(per_op(fn, n))
-        on()
-        with_it.append(per_op(fn, n))
-    a, b = statistics.median(with_it), statistics.median(without)
-    print(f"{label:<58} {b:8.1f} µs → {a:8.1f} µs   +{a - b:6.1f} µs ({a / b:.3f}×)")
+    for r in range(rounds):
+        order = ((off, "off"), (on, "on")) if r % 2 == 0 else ((on, "on"), (off, "off"))
+        got = {}
+        for switch, name in order:
+            switch()
+            got[name] = per_op(fn, n)
+        deltas.append(got["on"] - got["off"])
+        ratios.append(got["on"] / got["off"])
+        without_all.append(got["off"])
+    b, d, q = statistics.median(without_all), statistics.median(deltas), statistics.median(ratios)
+    print(f"{label:<58} {b:8.1f} µs  {d:+6.1f} µs (x{q:.3f})")
 
 
 def main() -> None:
@@ -81,16 +89,23 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("UPDATE blog_post SET body = %s WHERE id = %s", [str(i), post.pk])
 
+    def raw_select(i: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT body FROM blog_post WHERE id = %s", [post.pk])
+
     def drain() -> None:
         handoff.flush()
         handoff.reset()
 
-    print(f"µs per operation, median of {args.rounds} interleaved rounds of {args.n}:")
+    print(f"µs per operation without; with: median of {args.rounds} rounds' own difference "
+          f"and ratio ({args.n} a run):")  # fmt: skip
     dispatch.uninstall()
     detector_on, detector_off = (lambda: writes.watch(connection)), (
         lambda: writes.unwatch(connection)
     )
     compare("create, Signal hook off: write detector off → on", create,
+            detector_on, detector_off, args.n, args.rounds)  # fmt: skip
+    compare("raw SELECT through a cursor: detector off → on", raw_select,
             detector_on, detector_off, args.n, args.rounds)  # fmt: skip
     compare("raw UPDATE through a cursor: detector off → on (an event)", raw_update,
             detector_on, detector_off, args.n, args.rounds)  # fmt: skip
