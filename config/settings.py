@@ -150,5 +150,7 @@ LOGGING = {
 # The dashboard's own knobs; defaults live in dashboard/conf.py. It needs none:
 # the demo only links its blog from the dashboard's navigation.
 DASHBOARD = {"LINKS": [("Blog", "/blog/"), ("Playground", "/blog/playground/")]}
+if editor := os.environ.get("DASHBOARD_EDITOR_URL"):  # e.g. vscode://file/{path}:{line}
+    DASHBOARD["EDITOR_URL"] = editor
 if max_rows := os.environ.get("DASHBOARD_MAX_ROWS"):  # tests: a small cap, quickly passed
     DASHBOARD["MAX_ROWS"] = int(max_rows)

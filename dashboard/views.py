@@ -285,7 +285,7 @@ def as_test(request: HttpRequest, key: str) -> HttpResponse:
         if event.request_id
         else [event]
     )
-    return HttpResponse(snippets.as_test(events), content_type="text/x-python; charset=utf-8")
+    return HttpResponse(snippets.as_test(events), content_type="text/plain; charset=utf-8")
 
 
 @viewer_required
