@@ -2,7 +2,7 @@
 
 Read when the page is asked for, from this process as it is now: the apps'
 modules (imported or not), every signal found and its receivers, and what the
-dashboard's hook on Signal.send has seen since start-up (capture/dispatch.py
+dashboard's hook on Signal.send has seen since start-up (capture/seen.py
 `SENT`: the senders each signal was sent with). What a dispatch found gone or
 doubled (core/payload.py `not_run`) is read back from the history.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from django.apps import apps
 from django.dispatch import Signal
 
-from dashboard.capture import dispatch
+from dashboard.capture import seen
 from dashboard.capture.origin import project_path
 from dashboard.capture.signals import discovered
 from dashboard.core.payload import NO_SENDER, receiver_info
@@ -34,7 +34,7 @@ class Report:
     unmatched: list[dict[str, Any]] = field(default_factory=list)  # not a model
     waiting: list[dict[str, Any]] = field(default_factory=list)  # a model, not sent yet
     gone: list[dict[str, Any]] = field(default_factory=list)
-    started: float = field(default_factory=lambda: dispatch.STARTED)
+    started: float = field(default_factory=lambda: seen.STARTED)
     pid: int = field(default_factory=os.getpid)
 
     @property
@@ -107,7 +107,7 @@ def never_sent(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
     """Custom signals (not Django's) with receivers that were not sent since start-up."""
     out = []
     for signal, spec in found:
-        if spec.path.startswith("django.") or signal in dispatch.SENT:
+        if spec.path.startswith("django.") or signal in seen.SENT:
             continue
         receivers = [receiver_info(f) for _, f, _ in _live(signal) if f is not None]
         if receivers:
@@ -149,15 +149,15 @@ def unmatched_senders(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
     models = {id(m): m._meta.label for m in apps.get_models(include_auto_created=True)}
     out = []
     for signal, spec in found:
-        seen = dispatch.SENT.get(signal, set())
+        sent = seen.SENT.get(signal, set())
         for lookup, func, _ in _live(signal):
             sender_key = lookup[1]
-            if func is None or sender_key == NO_SENDER or sender_key in seen or not _mine(func):
+            if func is None or sender_key == NO_SENDER or sender_key in sent or not _mine(func):
                 continue
             model = models.get(sender_key)
             out.append({
                 "signal": spec.path, **receiver_info(func), "model": model,
-                "sent": bool(seen),
+                "sent": bool(sent),
             })  # fmt: skip
     out.sort(key=lambda r: (r["model"] is not None, r["signal"], r["name"]))
     return out

@@ -17,8 +17,6 @@ their `(self, sender, **named)` signature, which `probe()` checks.
 import functools
 import inspect
 import logging
-import time
-import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from time import perf_counter
@@ -26,7 +24,7 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from dashboard.capture import context, record, signals, timing
+from dashboard.capture import context, record, seen, signals, timing
 from dashboard.core import keys
 from dashboard.core.events import Event, ReceiverTiming
 from dashboard.core.quiet import quiet
@@ -69,21 +67,10 @@ recorders: ContextVar[tuple[Callable[[Signal, Any, dict[str, Any]], None], ...]]
 )
 
 
-# Since start-up, per signal: the ids of the senders it was sent with, up to
-# MAX_SENDERS (diagnostics: a signal never sent, a receiver whose sender never came).
-SENT: "weakref.WeakKeyDictionary[Signal, set[int]]" = weakref.WeakKeyDictionary()
-MAX_SENDERS = 1000
-STARTED = time.time()  # what "since start-up" means
-
-
 def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | None:
     """The dispatch to record for this send, or None. Never raises."""
     try:
-        senders = SENT.get(signal)
-        if senders is None:
-            senders = SENT[signal] = set()
-        if len(senders) < MAX_SENDERS:
-            senders.add(id(sender))
+        seen.note(signal, sender)
         if (hook := context.BEFORE.get(signal)) is not None:
             hook(sender, named)
         for note in recorders.get():
