@@ -174,7 +174,7 @@ def gone(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
                                                 "where": "", "why": _GONE, "seen": dead,
                                                 "event": None}  # fmt: skip
     recent = (
-        StoredEvent.objects.filter(detail__not_run__0__isnull=False)
+        StoredEvent.objects.exclude(detail__not_run=[])
         .order_by("-id")
         .only("id", "process", "seq", "signal", "detail")[:RECENT]
     )
