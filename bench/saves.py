@@ -54,30 +54,38 @@ def modes() -> tuple[str, ...]:
 
 
 def set_receivers(connected: bool) -> None:
-    """The dashboard's hook into Django's dispatch on (its Signal.send wrappers and
-    receiver timing) or off: "off" is the project without the dashboard."""
-    from dashboard.capture import dispatch
+    """The dashboard's hooks on (its Signal.send wrappers and receiver timing, its
+    QuerySet wraps and raw-write detector) or off: "off" is the project without it."""
+    from dashboard.capture import dispatch, writes
 
     if connected:
         dispatch.install()
+        writes.install()
     else:
+        writes.uninstall()
         dispatch.uninstall()
 
 
 def dashboard_left() -> list[str]:
-    """What of the dashboard is still hooked into Django's dispatch (empty: nothing)."""
+    """What of the dashboard is still hooked into Django (empty: nothing)."""
+    from django.db import connections
+    from django.db.models import QuerySet
     from django.dispatch import Signal
 
-    from dashboard.capture import dispatch
+    from dashboard.capture import dispatch, writes
 
     names = (*dispatch.METHODS, "_live_receivers")
     ours = [
-        name
+        f"Signal.{name}"
         for name in names
         if hasattr(getattr(Signal, name), "__wrapped__")  # functools.wraps
         or getattr(Signal, name).__module__.startswith("dashboard")
     ]
-    return [f"Signal.{name}" for name in ours]
+    ours += [f"QuerySet.{name}" for name in writes.WRAPS if hasattr(getattr(QuerySet, name),
+                                                                   "__wrapped__")]  # fmt: skip
+    ours += [f"{c.alias}.execute_wrappers" for c in connections.all(initialized_only=True)
+             if writes.detect_write in c.execute_wrappers]  # fmt: skip
+    return ours
 
 
 def settle(handoff: Any, timeout: float = 30.0) -> bool:
