@@ -365,3 +365,45 @@ def test_the_playground_shows_a_nested_save_a_raw_write_and_raw_saves(staff_clie
     saves = [e for e in events_of("loaddata") if e.signal in ("pre_save", "post_save")]
     assert [e.sender for e in saves] == ["blog.Tag", "blog.Tag"]
     assert all(e.payload["raw"] is True and "raw: loaded" in e.summary for e in saves)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sql_counters_and_the_write_detector_pass_django_the_same_sql():
+    """Observe, never alter: what reaches Django's executor, innermost, is the same with
+    the dashboard's execute wrappers and without them (the diff's pre-read switched off)."""
+    import re
+
+    from django.db import connection
+    from django.test import override_settings
+
+    from dashboard.capture import dispatch, writes
+
+    def work(n: int) -> list[tuple[str, int]]:
+        reached: list[tuple[str, int]] = []
+
+        def innermost(execute, sql, params, many, context):
+            reached.append((re.sub(r"\d+", "N", sql), len(params or ())))
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(innermost):
+            post = Post.objects.create(title=f"same {n}", status="published")  # receivers' SQL
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE blog_post SET body = %s WHERE id = %s", ["raw", post.pk])
+            post.delete()
+        return reached
+
+    with override_settings(DASHBOARD={"DIFFS": False}):
+        connection.ensure_connection()
+        assert writes.detect_write in connection.execute_wrappers
+        with_them = work(1)
+        writes.uninstall()
+        dispatch.uninstall()
+        try:
+            assert writes.detect_write not in connection.execute_wrappers
+            without = work(2)
+        finally:
+            dispatch.install()
+            writes.install()
+    settle()
+    assert with_them == without and len(with_them) >= 5
+    assert connection.execute_wrappers == [writes.detect_write]
