@@ -168,7 +168,9 @@ def gone(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
     dispatch (the history keeps what it found); and receivers a dispatch ran twice."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for signal, spec in found:
-        dead = sum(1 for _, f, _ in _live(signal) if f is None)
+        # A method whose object was collected goes with it, as designed: not counted.
+        dead = sum(1 for lookup, f, _ in _live(signal) if f is None
+                   and not isinstance(lookup[0], tuple))  # fmt: skip
         if dead:
             out[(spec.path, "(gone)", "now")] = {"signal": spec.path, "name": "(gone)",
                                                 "where": "", "why": _GONE, "seen": dead,

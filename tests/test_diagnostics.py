@@ -111,3 +111,21 @@ def test_a_garbage_collected_receiver_seen_by_a_dispatch_is_listed(staff_client)
     assert gone["why"].startswith("garbage-collected") and gone["event"]
     html = staff_client.get("/diagnostics/").content.decode()
     assert "garbage-collected" in html.split('id="diag-gone"')[1]
+
+
+def test_a_method_collected_with_its_object_is_no_finding(transactional_db):
+    from dashboard.models import StoredEvent
+
+    class Listener:
+        def on_published(self, sender, **kwargs):
+            pass
+
+    listener = Listener()
+    post_published.connect(listener.on_published)  # a weak method: goes with its object
+    del listener
+    gc.collect()
+    Post.objects.create(title="method", status="published")
+    settle()
+    assert not [g for g in diagnostics.report().gone if g["signal"] == "post_published"]
+    event = StoredEvent.objects.get(signal="post_published")
+    assert [r for r in event.detail["not_run"] if r["name"] == "(gone)"] == []

@@ -302,8 +302,10 @@ def not_run(event: Event) -> list[dict[str, Any]]:
     if not event.receivers_then:
         return []
     found: list[dict[str, Any]] = []
-    for (_, sender_key), ref, _ in event.receivers_then:
+    for (receiver_key, sender_key), ref, _ in event.receivers_then:
         func = ref() if isinstance(ref, weakref.ReferenceType) else ref
+        if func is None and isinstance(receiver_key, tuple):
+            continue  # a method whose object was collected: it went with it, as designed
         if func is None:
             found.append({"name": "(gone)", "where": "", "why": (
                 "garbage-collected: it was connected by a weak reference and nothing else "

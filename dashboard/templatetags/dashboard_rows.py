@@ -45,3 +45,9 @@ def in_editor(where: str) -> SafeString:
 def epoch_utc(seconds: float) -> str:
     """Seconds since the epoch as a UTC date and time."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@register.filter
+def short_name(dotted: str) -> str:
+    """A receiver's last name ("fill_slug" of "blog.signals.fill_slug"): the tree's lines."""
+    return str(dotted).rpartition(".")[2] or str(dotted)
