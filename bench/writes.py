@@ -100,8 +100,9 @@ def main() -> None:
     print(f"µs per operation without; with: median of {args.rounds} rounds' own difference "
           f"and ratio ({args.n} a run):")  # fmt: skip
     dispatch.uninstall()
-    detector_on, detector_off = (lambda: writes.watch(connection)), (
-        lambda: writes.unwatch(connection)
+    detector_on, detector_off = (
+        (lambda: writes.watch(connection)),
+        (lambda: writes.unwatch(connection)),
     )
     compare("create, Signal hook off: write detector off → on", create,
             detector_on, detector_off, args.n, args.rounds)  # fmt: skip

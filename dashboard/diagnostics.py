@@ -197,4 +197,3 @@ _GONE = (
     "garbage-collected: connected by a weak reference that nothing else held (a function "
     "defined inside another?); Django drops it at the signal's next send or connect"
 )
-
