@@ -96,7 +96,11 @@ def test_failing_lines_an_objects_timeline_and_a_trace_as_a_test(context, server
     dash = open_dashboard(context, server)
     failing = context.new_page()
     failing.goto(server.url + "/blog/error/")
-    card = open_detail(dash, row(dash, "got_request_exception", "RuntimeError").first)
+    failed = row(dash, "got_request_exception", "RuntimeError").first
+    failed.wait_for(timeout=5000)
+    assert "error" in failed.get_attribute("class").split()  # marked as an error
+    assert failed.locator(".badge.error").inner_text() == "error"
+    card = open_detail(dash, failed)
     assert card.locator(".frame").first.inner_text().startswith("blog/views.py:")
     assert "raise RuntimeError" in card.locator("pre.source .here").first.inner_text()
     assert "in-editor" not in card.inner_html()  # EDITOR_URL is off by default

@@ -45,3 +45,10 @@ def test_rolled_back_rows_are_marked_and_frames_carry_exact_counts():
     assert frame.dropped == 3 and frame.unstored == 5
     assert 'class="event fam-model rolled-back"' in html and 'data-rolled-back="host-1.2"' in html
     assert html.isascii()  # daphne encodes each frame once per socket: ASCII is a copy
+
+
+def test_an_unhandled_exceptions_row_is_marked_as_an_error():
+    html = render_row(make_row(signal="got_request_exception", family="request"))
+    assert 'class="event fam-request error"' in html
+    assert '<span class="badge error"' in html and ">error</span>" in html
+    assert " error" not in render_row(make_row()).split(">")[0]

@@ -21,6 +21,12 @@ ROLLED_BACK_BADGE = (
 )
 
 
+ERROR_BADGE = (
+    ' <span class="badge error" title="An unhandled exception: the request failed">error</span>'
+)
+ERRORS = frozenset({"got_request_exception"})
+
+
 PLUMBING = " data-plumbing"  # hidden by "my project" (core/filters.py)
 
 
@@ -40,15 +46,18 @@ def render_row(row: Row) -> str:
     family, signal, sender = escape(row.family), escape(row.signal), escape(row.sender)
     url = escape(row.url)
     rolled_back = row.rolled_back
+    error = row.signal in ERRORS
     request = f' data-request="{escape(rid)}"' if (rid := row.request_id) else ""
     stored = f' data-id="{int(pk)}"' if (pk := row.id) else ""  # the history's rows
     return (
-        f'<tr class="event fam-{family}{" rolled-back" if rolled_back else ""}" '
+        f'<tr class="event fam-{family}{" rolled-back" if rolled_back else ""}'
+        f'{" error" if error else ""}" '
         f'data-key="{escape(row.key)}" data-signal="{signal}" data-family="{family}" '
         f'data-sender="{sender}"{request}{stored}{PLUMBING if row.plumbing else ""}>'
         f'<td class="t"><time datetime="{escape(row.time_iso)}">'
         f"{escape(row.time_text)}</time></td>"
-        f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}</td>'
+        f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}'
+        f'{ERROR_BADGE if error else ""}</td>'
         f'<td class="sender">{sender}</td>'
         f'<td class="payload"><details><summary>{_text(row.summary)}</summary>'
         f"<pre>{_text(row.payload_json)}</pre></details>"
