@@ -166,6 +166,9 @@ def index(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+TRACE_LINES = 400  # of a request's waterfall in the detail
+
+
 def _shown_in_trace(receiver: dict[str, Any]) -> bool:
     """A receiver given a line of its own in a request's waterfall: the project's own,
     or one that ran SQL or raised (Django's bookkeeping receivers are in each event's
@@ -190,6 +193,7 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
     # time; and this event's own tree: its receivers, with what each set off.
     waterfall = trace_tree(trace, _shown_in_trace)
     span_ms = place(waterfall, *request_bounds(trace))
+    more = max(len(waterfall) - TRACE_LINES, 0)  # a bulk delete's request: thousands
     own = trace_tree(subtree(event, _visible(request)))
     place(own)
     cid, cause = event.detail.get("cid"), event.detail.get("cause")
@@ -197,7 +201,8 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
     return {
         "event": event,
         "payload_json": to_json(event.payload, pretty=True),
-        "trace": waterfall,
+        "trace": waterfall[:TRACE_LINES],
+        "trace_more": more,
         "span_ms": span_ms,
         "own_tree": own if len(own) > 1 else [],
         "request_info": request_info,

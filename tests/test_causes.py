@@ -1,6 +1,8 @@
 """What caused what, exceptions that point at the project's code, and a request's
 trace as a test: dashboard.testing.record_signals and the snippet built on it."""
 
+import re
+
 import pytest
 
 from blog.models import Post
@@ -407,3 +409,16 @@ def test_the_sql_counters_and_the_write_detector_pass_django_the_same_sql():
     settle()
     assert with_them == without and len(with_them) >= 5
     assert connection.execute_wrappers == [writes.detect_write]
+
+
+def test_a_long_requests_waterfall_is_cut_and_says_how_much(staff_client, monkeypatch):
+    from dashboard import views
+
+    staff_client.post("/blog/playground/publish/", {"token": "long"})
+    settle()
+    published = StoredEvent.objects.get(signal="post_published")
+    monkeypatch.setattr(views, "TRACE_LINES", 3)
+    html = staff_client.get(f"/events/{published.key}/", **HTMX).content.decode()
+    waterfall = html.split('<div class="waterfall"')[1].split("</div>")[0]
+    assert waterfall.count('<span class="wf-bar"') == 3
+    assert re.search(r"… and \d+ more lines", waterfall)
