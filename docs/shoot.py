@@ -1,7 +1,9 @@
-"""Take the README's screenshots: `.venv/bin/python docs/shoot.py` (Debian's Chromium).
+"""Take the README's screenshots: `.venv/bin/python docs/shoot.py [demo causes host]`.
 
 The demo (docs/dashboard.png, the requests view docs/requests.png, an update's
-detail docs/detail.png, docs/playground.png, a phone docs/phone.png) and
+detail docs/detail.png, docs/playground.png, a phone docs/phone.png), a
+publish's causes and waterfall (docs/causes.png) and the diagnostics page
+(docs/diagnostics.png), and
 tests/host/, the host project that uses the dashboard as any project would
 (docs/host.png), each served on a free loopback port from a throwaway
 database, driven as a person would.
@@ -126,6 +128,37 @@ def demo(browser, tmp: Path) -> None:
         server.wait(10)
 
 
+def causes(browser, tmp: Path) -> None:
+    """What caused what: a publish's detail (each receiver's SQL, the tree, the request's
+    waterfall), and the diagnostics page (docs/causes.png, docs/diagnostics.png)."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'causes.sqlite3'}",
+           "DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_PASSWORD": PASSWORD}  # fmt: skip
+    subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([PYTHON, "manage.py", "demo_setup"], cwd=ROOT, env=env, check=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = serve([PYTHON, "-m", "daphne", "-p", str(port), "config.asgi:application"],
+                   ROOT, env, port)  # fmt: skip
+    try:
+        page = browser.new_page(viewport={"width": 1440, "height": 1300})
+        log_in(page, url, "/")
+        play = browser.new_page()
+        log_in(play, url, "/blog/playground/", live=False)
+        card = play.locator('.card[data-action="publish"]')
+        card.locator("button.run").click()
+        card.locator(".outcome").filter(has_text=re.compile(r"\d+ events?:")).wait_for()
+        page.locator('#events tr[data-signal="post_published"] a.open').first.click()
+        page.wait_for_selector(".detail-card .waterfall", timeout=10_000)
+        time.sleep(0.5)
+        page.locator(".detail-card").screenshot(path=DOCS / "causes.png")
+        page.set_viewport_size({"width": 1100, "height": 900})
+        page.goto(f"{url}/diagnostics/")
+        page.screenshot(path=DOCS / "diagnostics.png", full_page=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def host(browser, tmp: Path) -> None:
     project = tmp / "host"
     shutil.copytree(ROOT / "tests" / "host", project)
@@ -151,12 +184,17 @@ def host(browser, tmp: Path) -> None:
         server.wait(10)
 
 
+SHOTS = {"demo": demo, "causes": causes, "host": host}
+
+
 def main() -> None:
+    """Every shot, or those named (`docs/shoot.py causes`)."""
+    names = sys.argv[1:] or list(SHOTS)
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        demo(browser, Path(tmp))
-        host(browser, Path(tmp))
+        for name in names:
+            SHOTS[name](browser, Path(tmp))
         browser.close()
     print("wrote", *(p.name for p in sorted(DOCS.glob("*.png"))))
 
