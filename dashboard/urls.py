@@ -17,6 +17,7 @@ urlpatterns = [
     path("diagnostics/", views.diagnostics, name="diagnostics"),
     path("export.ndjson", views.export_ndjson, name="export-ndjson"),
     path("export.csv", views.export_csv, name="export-csv"),
+    path("export-test.py", views.export_test, name="export-test"),
     # The live socket's address (dashboard/asgi.py routes the websocket here).
     path("socket/", views.socket, name="socket"),
 ]

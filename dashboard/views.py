@@ -132,6 +132,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         now=time.time(),
         senders=reads.senders(shown),
         max_rows=conf.get("MAX_ROWS"),
+        test_events=TEST_EVENTS,
         family_names=[family for family, _ in families],
         grouped=request.GET.get("view") == "requests",
         admin_url=_admin_url(),
@@ -167,6 +168,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 TRACE_LINES = 400  # of a request's waterfall in the detail
+TEST_EVENTS = 100  # the newest events a selection copies as a test
 
 
 def _shown_in_trace(receiver: dict[str, Any]) -> bool:
@@ -290,7 +292,17 @@ def as_test(request: HttpRequest, key: str) -> HttpResponse:
         if event.request_id
         else [event]
     )
-    return HttpResponse(snippets.as_test(events), content_type="text/plain; charset=utf-8")
+    snippet = snippets.as_test(events, whole=bool(event.request_id))
+    return HttpResponse(snippet, content_type="text/plain; charset=utf-8")
+
+
+@staff_member_required
+def export_test(request: HttpRequest) -> HttpResponse:
+    """The events the filters select (the newest TEST_EVENTS), oldest first, as a test."""
+    filters = EventFilter.from_query(request.GET)
+    events = list(filters.apply(StoredEvent.objects.order_by("-id"))[:TEST_EVENTS])[::-1]
+    snippet = snippets.as_test(events, whole=False)
+    return HttpResponse(snippet, content_type="text/plain; charset=utf-8")
 
 
 @viewer_required

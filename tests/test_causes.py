@@ -422,3 +422,30 @@ def test_a_long_requests_waterfall_is_cut_and_says_how_much(staff_client, monkey
     waterfall = html.split('<div class="waterfall"')[1].split("</div>")[0]
     assert waterfall.count('<span class="wf-bar"') == 3
     assert re.search(r"… and \d+ more lines", waterfall)
+
+
+def test_a_selection_of_events_copies_as_a_test(staff_client):
+    post = Post.objects.create(title="Selected")  # outside any request
+    staff_client.get("/blog/error/")
+    post.title = "Selected again"
+    post.save()
+    settle()
+    snippet = staff_client.get("/export-test.py?signal=post_save&sender=post").content.decode()
+    assert "...  # the code that sent them" in snippet  # no one request to replay
+    assert snippet.count("('post_save', 'blog.Post')") == 2
+    assert "got_request_exception" not in snippet and "pre_save" not in snippet
+
+    def test_with(code: str):
+        namespace: dict = {"Post": Post}
+        filled = snippet.replace("...  # the code that sent them", code)
+        exec(compile(filled, "snippet", "exec"), namespace)
+        (test,) = [f for name, f in namespace.items() if name.startswith("test_")]
+        return test
+
+    # In this order among others (pre_save too): with the code filled in, it passes;
+    # with code that sends them once, it fails.
+    test_with("Post.objects.create(title='x').save()")()
+    with pytest.raises(AssertionError):
+        test_with("Post.objects.create(title='y')")()
+    assert 'id="export-test" href="/export-test.py?' in staff_client.get("/").content.decode()
+    assert staff_client.get("/export-test.py?signal=nothing").status_code == 200  # empty: ok

@@ -46,8 +46,11 @@ class Line:
 
 def begun_order(events: list[StoredEvent]) -> list[StoredEvent]:
     """Events in the order their sends began (the history holds them as they ended: a
-    receiver's save before the dispatch it ran in). Capture numbers grow as sends begin."""
-    return sorted(events, key=lambda e: (e.process, e.detail.get("cid") or 0, e.pk or 0))
+    receiver's save before the dispatch it ran in). Capture numbers grow as sends begin
+    in a process; across processes, their times say."""
+    if len({e.process for e in events}) > 1:
+        return sorted(events, key=lambda e: (e.time, e.process, e.detail.get("cid") or 0))
+    return sorted(events, key=lambda e: (e.detail.get("cid") or 0, e.pk or 0))
 
 
 def _start(event: StoredEvent) -> float:

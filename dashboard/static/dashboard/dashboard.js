@@ -772,6 +772,7 @@
     var q = query(false);
     $("export-ndjson").search = q;
     $("export-csv").search = q;
+    $("export-test").search = q;
     $("older-note").textContent = "";
     $("load-older").disabled = false;
     if (!suppressPush) pushUrl(location.pathname);
