@@ -20,6 +20,7 @@ class DashboardConfig(AppConfig):
         timing.SEAM.check(timing.probe)
         transactions.SEAM.check(transactions.probe)
         daphne.SEAM.check(daphne.probe)
+        writes.SEAM.check(writes.probe)
         if dispatch.SEAM.check(dispatch.probe):
             dispatch.install()
             writes.install()

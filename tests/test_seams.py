@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from blog.models import Post
 from blog.signals import post_published
-from dashboard.capture import dispatch, timing, transactions
+from dashboard.capture import dispatch, timing, transactions, writes
 from dashboard.core import keys
 from dashboard.history import store
 from dashboard.live import daphne
@@ -34,8 +34,9 @@ def test_every_private_api_is_as_expected_on_the_pinned_versions():
     assert transactions.probe() is None
     assert daphne.probe() is None
     assert dispatch.probe() is None
+    assert writes.probe() is None
     assert all(seam.ok for seam in SEAMS.values())
-    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4)}
+    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4, 6)}
     assert dashboard_checks() == []
 
 
@@ -247,3 +248,34 @@ def test_the_history_is_kept_bounded_without_private_queryset_api(monkeypatch):
     settle()
     assert StoredEvent.objects.count() == 4
     assert store.prune(now=time.time() + 10 * 365 * 86400) == 4  # all past HISTORY_MAX_AGE
+
+
+# -- connection.execute_wrappers: the raw-SQL write detector ---------------------------
+
+
+class TupleWrappers:
+    """A connection whose execute_wrappers is no longer a list."""
+
+    execute_wrappers = ()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_list_of_execute_wrappers_means_no_raw_write_rows_and_no_error(caplog):
+    from django.db import connection
+
+    writes.watch(TupleWrappers())  # as on connection_created: never raises
+    writes.watch(TupleWrappers())
+    assert not writes.SEAM.ok
+    assert len([r for r in caplog.records if "execute_wrappers" in r.getMessage()]) == 1
+    assert dashboard_checks() == ["dashboard.W006"]
+    writes.unwatch(connection)
+    writes.watch(connection)  # off for good: nothing is put on a connection any more
+    assert writes.detect_write not in connection.execute_wrappers
+    post = Post.objects.create(title="raw, unseen")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE blog_post SET body = 'x' WHERE id = %s", [post.pk])
+        assert cursor.rowcount == 1
+    settle()
+    assert not StoredEvent.objects.filter(signal__startswith="cursor.").exists()
+    writes.SEAM.ok = True
+    writes.watch(connection)  # as the next test finds it

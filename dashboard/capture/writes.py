@@ -32,7 +32,7 @@ from typing import Any
 
 import django
 from django.apps import apps
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
 from django.db.models import Model, QuerySet
 from django.db.models.signals import post_delete, pre_delete
@@ -44,8 +44,14 @@ from dashboard.core import keys
 from dashboard.core.events import Event
 from dashboard.core.quiet import quiet
 from dashboard.live.handoff import handoff
+from dashboard.seams import seam
 
 logger = logging.getLogger("dashboard")
+SEAM = seam(
+    "dashboard.W006",
+    "connection.execute_wrappers (the list behind connection.execute_wrapper())",
+    "raw SQL writes through a cursor are not shown",
+)
 ORIGINAL: dict[str, Callable[..., Any]] = {}
 NO_SAVE_SIGNALS = "no pre_save/post_save sent"
 
@@ -236,15 +242,37 @@ def _raw_write(sql: str, many: bool, context_: dict[str, Any], started: float) -
 
 
 def watch(connection: Any) -> None:
-    """Put the write detector on a connection, once, first in its list. Never raises."""
-    if connection is None:
+    """Put the write detector on a connection, once, first in its list (for the
+    connection's life: execute_wrapper() is a context manager). Never raises."""
+    if connection is None or not SEAM.ok:
         return
     try:
         wrappers = connection.execute_wrappers
-        if isinstance(wrappers, list) and not any(w is detect_write for w in wrappers):
+        if not isinstance(wrappers, list):
+            SEAM.fail(f"it is a {type(wrappers).__name__}, not a list")
+            return
+        if not any(w is detect_write for w in wrappers):
             wrappers.insert(0, detect_write)
-    except Exception:
-        logger.exception("dashboard: could not watch a connection for raw SQL writes")
+    except Exception as exc:
+        SEAM.fail(f"{type(exc).__name__}: {exc}")
+
+
+def probe() -> str | None:
+    """At start-up: does execute_wrapper() still push onto a list `execute_wrappers`?"""
+    connection = connections[DEFAULT_DB_ALIAS]
+    wrappers = getattr(connection, "execute_wrappers", None)
+    if not isinstance(wrappers, list):
+        return f"it is a {type(wrappers).__name__}, not a list"
+
+    def marker(execute: Callable[..., Any], *args: Any) -> Any:
+        return execute(*args)
+
+    with connection.execute_wrapper(marker):
+        if not wrappers or wrappers[-1] is not marker:
+            return "execute_wrapper() no longer appends to it"
+    if marker in wrappers:
+        return "execute_wrapper() no longer takes its wrapper off it"
+    return None
 
 
 def unwatch(connection: Any) -> None:
