@@ -41,10 +41,13 @@ def play(context, server: Server, action: str):
 
 
 def open_detail(dash, event_row):
+    """Open a row's detail; its card (not the one shown before it)."""
     event_row.wait_for(timeout=5000)
+    key = event_row.get_attribute("data-key")
     event_row.locator("a.open").click()
-    dash.wait_for_selector(".detail-card", timeout=5000)
-    return dash.locator(".detail-card")
+    card = dash.locator(f'.detail-card[data-event="{key}"]')
+    card.wait_for(timeout=5000)
+    return card
 
 
 def test_the_cause_tree_with_each_receivers_sql_the_waterfall_and_bypassing_writes(
@@ -75,6 +78,9 @@ def test_the_cause_tree_with_each_receivers_sql_the_waterfall_and_bypassing_writ
     assert texts[0].startswith("request_started") and texts[-1].startswith("request_finished")
     at = next(i for i, t in enumerate(texts) if t.startswith("post_published"))
     assert "stamp_publication" in texts[at + 1] and texts[at + 2].startswith("QuerySet.update")
+    boxes = [t.bounding_box() for t in card.locator(".waterfall .wf-track").all()]
+    tracks = {(b["x"], b["width"]) for b in boxes}
+    assert len(tracks) == 1  # one time scale for every line
     track = lines.first.locator(".wf-track").bounding_box()
     first, last = (lines.nth(i).locator(".wf-bar").bounding_box() for i in (0, len(texts) - 1))
     assert track["x"] - 0.5 <= first["x"] < last["x"] <= track["x"] + track["width"]
