@@ -12,6 +12,7 @@ from django.test import Client
 from blog.models import Post
 from blog.signals import post_published
 from dashboard import diagnostics
+from dashboard.capture.signals import discovered
 from tests.helpers import settle
 
 # A custom signal of this module (discovered as tests.test_diagnostics.parcel_shipped).
@@ -129,3 +130,19 @@ def test_a_method_collected_with_its_object_is_no_finding(transactional_db):
     assert not [g for g in diagnostics.report().gone if g["signal"] == "post_published"]
     event = StoredEvent.objects.get(signal="post_published")
     assert [r for r in event.detail["not_run"] if r["name"] == "(gone)"] == []
+
+
+def test_one_receiver_imported_under_two_module_names_is_found_connected_twice():
+    """The classic: `signals` and `app.signals` both imported, each connecting its copy."""
+    copy = types.FunctionType(on_shipped.__code__, {}, "on_shipped")
+    copy.__module__, copy.__qualname__ = "test_diagnostics", on_shipped.__qualname__
+    parcel_shipped.connect(on_shipped)
+    parcel_shipped.connect(copy)  # another object: Django keeps both, and runs both
+    try:
+        twice = diagnostics.connected_twice(discovered())
+        (doubled,) = [r for r in twice if r["name"].endswith("on_shipped")]
+        assert (doubled["times"], doubled["uids"]) == (2, 0)
+        assert doubled["modules"] == ["test_diagnostics", "tests.test_diagnostics"]
+    finally:
+        parcel_shipped.disconnect(on_shipped)
+        parcel_shipped.disconnect(copy)
