@@ -224,7 +224,8 @@ def _raw_write(sql: str, many: bool, context_: dict[str, Any], started: float) -
         return
     cursor, connection = context_.get("cursor"), context_.get("connection")
     rows = getattr(cursor, "rowcount", -1)
-    statement = " ".join(LITERAL.sub("'…'", sql).split())
+    # Its start is enough (the row cuts it at VALUE_LIMIT): a long one costs no more.
+    statement = " ".join(LITERAL.sub("'…'", sql[:2000]).split())
     _event(
         "cursor.executemany" if many else "cursor.execute",
         "model" if model is not None else "database",
