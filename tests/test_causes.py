@@ -449,3 +449,16 @@ def test_a_selection_of_events_copies_as_a_test(staff_client):
         test_with("Post.objects.create(title='y')")()
     assert 'id="export-test" href="/export-test.py?' in staff_client.get("/").content.decode()
     assert staff_client.get("/export-test.py?signal=nothing").status_code == 200  # empty: ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raw_writes_values_never_show_even_in_a_long_statement():
+    from django.db import connection
+
+    post = Post.objects.create(title="long")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE blog_post SET body = '{'s3cret' * 500}' WHERE id = %s", [post.pk])
+    settle()
+    (event,) = StoredEvent.objects.filter(signal="cursor.execute")
+    assert event.payload["statement"].startswith("UPDATE blog_post SET body = '…'")
+    assert "s3cret" not in str(event.payload) + event.summary

@@ -172,6 +172,7 @@ TABLE = re.compile(
     re.IGNORECASE,
 )
 LITERAL = re.compile(r"'(?:[^']|'')*'")  # a value written into the SQL: never shown
+OPEN_LITERAL = re.compile(r"'[^']*$")  # one the cut left open
 _DJANGO_DIR = os.path.dirname(django.__file__) + os.sep
 _BACKENDS = (os.path.join(_DJANGO_DIR, "db", "backends") + os.sep,
              os.path.join(_DJANGO_DIR, "db", "utils.py"))  # fmt: skip
@@ -225,7 +226,8 @@ def _raw_write(sql: str, many: bool, context_: dict[str, Any], started: float) -
     cursor, connection = context_.get("cursor"), context_.get("connection")
     rows = getattr(cursor, "rowcount", -1)
     # Its start is enough (the row cuts it at VALUE_LIMIT): a long one costs no more.
-    statement = " ".join(LITERAL.sub("'…'", sql[:2000]).split())
+    blanked = OPEN_LITERAL.sub("\x00", LITERAL.sub("\x00", sql[:2000]))
+    statement = " ".join(blanked.replace("\x00", "'…'").split())
     _event(
         "cursor.executemany" if many else "cursor.execute",
         "model" if model is not None else "database",
