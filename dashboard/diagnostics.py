@@ -43,7 +43,8 @@ class Report:
                              self.gone)))  # fmt: skip
 
 
-def report() -> Report:
+def report(events: Any = None) -> Report:
+    """`events`: the stored events whose findings are read (default: all)."""
     found = discovered()
     unmatched = unmatched_senders(found)
     return Report(
@@ -52,7 +53,7 @@ def report() -> Report:
         twice=connected_twice(found),
         unmatched=[r for r in unmatched if r["model"] is None],
         waiting=[r for r in unmatched if r["model"] is not None],
-        gone=gone(found),
+        gone=gone(found, events),
     )
 
 
@@ -163,7 +164,7 @@ def unmatched_senders(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def gone(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
+def gone(found: list[tuple[Signal, Any]], events: Any = None) -> list[dict[str, Any]]:
     """Weak receivers garbage-collected: found dead in a signal's list now, or by a
     dispatch (the history keeps what it found); and receivers a dispatch ran twice."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -176,7 +177,8 @@ def gone(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
                                                 "where": "", "why": _GONE, "seen": dead,
                                                 "event": None}  # fmt: skip
     recent = (
-        StoredEvent.objects.exclude(detail__not_run=[])
+        (StoredEvent.objects.all() if events is None else events)
+        .exclude(detail__not_run=[])
         .order_by("-id")
         .only("id", "process", "seq", "signal", "detail")[:RECENT]
     )

@@ -296,11 +296,12 @@ def as_test(request: HttpRequest, key: str) -> HttpResponse:
     return HttpResponse(snippet, content_type="text/plain; charset=utf-8")
 
 
-@staff_member_required
+@viewer_required
 def export_test(request: HttpRequest) -> HttpResponse:
-    """The events the filters select (the newest TEST_EVENTS), oldest first, as a test."""
+    """The events the filters select (the newest TEST_EVENTS this user may see), oldest
+    first, as a test."""
     filters = EventFilter.from_query(request.GET)
-    events = list(filters.apply(StoredEvent.objects.order_by("-id"))[:TEST_EVENTS])[::-1]
+    events = list(filters.apply(_visible(request).order_by("-id"))[:TEST_EVENTS])[::-1]
     snippet = snippets.as_test(events, whole=False)
     return HttpResponse(snippet, content_type="text/plain; charset=utf-8")
 
