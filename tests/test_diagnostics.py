@@ -146,3 +146,20 @@ def test_one_receiver_imported_under_two_module_names_is_found_connected_twice()
     finally:
         parcel_shipped.disconnect(on_shipped)
         parcel_shipped.disconnect(copy)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_diagnostics_and_a_selection_as_a_test_need_the_permission_and_show_what_may_be_seen():
+    from tests.test_permissions import client_of, user_with
+
+    Post.objects.create(title="not for everyone")
+    settle()
+    assert client_of(user_with("plain-staff")).get("/diagnostics/").status_code == 403
+    assert client_of(user_with("plain-staff2")).get("/export-test.py").status_code == 403
+    viewer = client_of(user_with("viewer", "dashboard.view_storedevent"))
+    assert viewer.get("/diagnostics/").status_code == 200
+    snippet = viewer.get("/export-test.py?sender=post").content.decode()
+    assert "blog.Post" not in snippet  # no blog.view_post: none of the post's events
+    reader = client_of(user_with("reader", "dashboard.view_storedevent", "blog.view_post"))
+    snippet = reader.get("/export-test.py?sender=post").content.decode()
+    assert "('post_save', 'blog.Post')" in snippet
