@@ -103,12 +103,12 @@ def main() -> None:
             tx, auto, repeats = (600, 100, 3) if quick else (3000, 300, 5)
             step(procs.python("-m", "bench.saves", str(workdir / "saves.json"), "--tx", str(tx),
                               "--auto", str(auto), "--repeats", str(repeats)),
-                 env, workdir / "saves.log", 180)
+                 env, workdir / "saves.log", 600)
             result["saves"] = json.loads((workdir / "saves.json").read_text())
             say("1b. per request and bulk delete (interleaved, medians)…")
             step(procs.python("-m", "bench.requests", str(workdir / "requests.json"),
                               "--rounds", "2" if quick else "5"),
-                 env, workdir / "requests.log", 240)
+                 env, workdir / "requests.log", 900)
             result["requests"] = json.loads((workdir / "requests.json").read_text())
         say("2-3. end to end: daphne vs bare websockets…")
         result["e2e"], result["sample_rows"] = e2e.run_matrix(prep, db, workdir, plan, say)

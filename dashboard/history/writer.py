@@ -137,14 +137,6 @@ class Writer:
             self.unstored += lost
             self.stored_seq = pending[-1][2]
 
-    async def caught_up(self, timeout: float = 2.0) -> int:
-        """Until what this process has kept so far is stored (a page resuming reads it);
-        the newest seq stored then."""
-        target, deadline = self.kept_seq, time.monotonic() + timeout
-        while self.stored_seq < target and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
-        return self.stored_seq
-
     @property
     def idle(self) -> bool:
         storing = self._storing

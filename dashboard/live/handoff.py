@@ -25,11 +25,11 @@ from dashboard import conf
 from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
 from dashboard.core.quiet import quiet
-from dashboard.history.writer import writer
+from dashboard.history.writer import Writer, writer
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames
 from dashboard.live.pacing import Pacer
-from dashboard.sidecar.link import link
+from dashboard.sidecar.link import Link, link
 
 logger = logging.getLogger("dashboard")
 
@@ -147,12 +147,15 @@ class Handoff:
             return await link.hand_on(batch, self.dropped)
         return await frames.hand_on(batch, self.dropped)
 
-    async def caught_up(self) -> int:
+    async def caught_up(self, timeout: float = 2.0) -> int:
         """Until what this process has handed on so far is stored (a page resuming
-        reads it); the newest seq stored then."""
-        if link.sent:
-            return await link.caught_up()
-        return await writer.caught_up()
+        reads it); the newest seq stored then. The sidecar's count, or this process's
+        writer's where the pipeline stayed here."""
+        source: Link | Writer = link if link.sent else writer
+        target, deadline = source.kept_seq, time.monotonic() + timeout
+        while source.stored_seq < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        return source.stored_seq
 
     def _drain(self) -> Batch:
         batch: Batch = []

@@ -5,7 +5,7 @@ batch (sidecar/wire.py) and queues the bytes for a writer thread, so neither
 the loop nor a save ever waits on the pipe. A reader thread takes the
 sidecar's answers: frames go back to the pump's loop, to the fanout (this
 process's sockets and the channel layer: sockets live here); "stored" tells
-`caught_up()` (a resuming dashboard) how far the history is written.
+a resuming dashboard (live/handoff.py caught_up) how far the history is written.
 
 When no sidecar can run (settings configured in code, no Python executable,
 DASHBOARD["SIDECAR"] off) or it fails to start twice, the pipeline stays in
@@ -284,12 +284,6 @@ class Link:
                 done.set_result(None)
 
     # -- waiting for it ------------------------------------------------------------------
-
-    async def caught_up(self, timeout: float = 2.0) -> int:
-        target, deadline = self.kept_seq, time.monotonic() + timeout
-        while self.stored_seq < target and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
-        return self.stored_seq
 
     @property
     def idle(self) -> bool:
