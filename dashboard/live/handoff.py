@@ -132,7 +132,10 @@ class Handoff:
                     # Unwatched, nobody waits: one window, so the saves are not
                     # interrupted by a pump that has nothing to show.
                     pause = pacer.after(len(batch), started, cost, window) if watched else window
-                    await asyncio.sleep(pause)
+                    # A pause that flush() cuts short (wake): what is queued goes now.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), pause)
+                    wake.clear()
                     continue
                 pacer.idle()
                 # Idle: disarm, then look once more, since a publish() that saw
@@ -186,9 +189,12 @@ class Handoff:
         """
         loop = self._loop
         if loop is not None and loop.is_running():
-            # The pump is alive: it sends what is queued. Wait until it idles,
-            # so a frame on its way now (a command that exits right after its
-            # last save) is not cut off with the process.
+            # The pump is alive: it sends what is queued, now (its pause cut short).
+            # Wait until it idles, so a frame on its way now (a command that exits
+            # right after its last save) is not cut off with the process.
+            if (wake := self._wake) is not None:
+                with contextlib.suppress(RuntimeError):  # closed under us: nothing to wake
+                    loop.call_soon_threadsafe(wake.set)
             deadline = time.monotonic() + timeout
             while not self.drained and time.monotonic() < deadline:
                 time.sleep(0.002)
