@@ -66,7 +66,7 @@ class Link:
         self._out: deque[asyncio.Future[None]] = deque()
         self._relay_task: asyncio.Future[None] | None = None
         self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # -- which pipeline ------------------------------------------------------------
 
@@ -145,7 +145,7 @@ class Link:
             "dashboard": getattr(settings, "DASHBOARD", {}),
             "urlconf": settings.ROOT_URLCONF,
         }
-        with self._lock:
+        with self._lock:  # reentrant: _start() sends it first, holding the lock
             self._put(wire.encode(("config", config)))
 
     # -- the sidecar process ---------------------------------------------------------
@@ -181,6 +181,7 @@ class Link:
             self._config_key = None
             self._outbox = queue.SimpleQueue()
             self._outboxed = 0
+            self._send_config()  # its first message, whatever is asked of it next
             threading.Thread(
                 target=self._write_all, args=(proc, self._outbox), name="dashboard-sidecar-write",
                 daemon=True,

@@ -48,18 +48,31 @@ def reconfigure(config: dict[str, Any]) -> None:
     from dashboard.core import rows
 
     if config["databases"] != settings.DATABASES:
-        connections.close_all()
+        from dashboard.history.writer import writer
+
         settings.DATABASES = config["databases"]
         connections.__dict__.pop("settings", None)  # ConnectionHandler's cached_property
-        for alias in list(connections):
-            with contextlib.suppress(Exception):  # not opened in this thread
-                del connections[alias]
+        # Connections are per thread: the store thread's too must open anew.
+        for forget in (_forget_connections, lambda: writer._thread.submit(
+                _forget_connections).result(timeout=30)):  # fmt: skip
+            forget()
     settings.DASHBOARD = config["dashboard"]
     conf.forget()
     if config["urlconf"] != settings.ROOT_URLCONF:
         settings.ROOT_URLCONF = config["urlconf"]
         clear_url_caches()
         rows._detail_url_template.cache_clear()
+
+
+def _forget_connections() -> None:
+    """This thread's connections closed and dropped: the next query opens anew, on
+    the databases now configured (a test database, once created)."""
+    from django.db import connections
+
+    for alias in list(connections.settings):
+        with contextlib.suppress(Exception):  # never opened in this thread
+            connections[alias].close()
+            del connections[alias]
 
 
 class Sidecar:
