@@ -41,7 +41,6 @@ def configure(config: dict[str, Any]) -> None:
 
 def reconfigure(config: dict[str, Any]) -> None:
     from django.conf import settings
-    from django.db import connections
     from django.urls import clear_url_caches
 
     from dashboard import conf
@@ -50,8 +49,14 @@ def reconfigure(config: dict[str, Any]) -> None:
     if config["databases"] != settings.DATABASES:
         from dashboard.history.writer import writer
 
-        settings.DATABASES = config["databases"]
-        connections.__dict__.pop("settings", None)  # ConnectionHandler's cached_property
+        # In place: the connection handler keeps the dict it first read (and each
+        # connection its own entry of it), so a new dict would not be seen.
+        current, new = settings.DATABASES, config["databases"]
+        for alias in [a for a in current if a not in new]:
+            del current[alias]
+        for alias, entry in new.items():
+            current.setdefault(alias, {}).clear()
+            current[alias].update(entry)
         # Connections are per thread: the store thread's too must open anew.
         for forget in (_forget_connections, lambda: writer._thread.submit(
                 _forget_connections).result(timeout=30)):  # fmt: skip
@@ -69,7 +74,7 @@ def _forget_connections() -> None:
     the databases now configured (a test database, once created)."""
     from django.db import connections
 
-    for alias in list(connections.settings):
+    for alias in list(connections):
         with contextlib.suppress(Exception):  # never opened in this thread
             connections[alias].close()
             del connections[alias]
