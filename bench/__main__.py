@@ -34,7 +34,7 @@ def options() -> argparse.Namespace:
     parser.add_argument("--rates", type=lambda s: tuple(int(x) for x in s.split(",")),
                         help="posts per second, 0 = as fast as possible, e.g. 100,1000,0")
     parser.add_argument("--seconds", type=float, help="of production per run (default 3)")
-    parser.add_argument("--budget", type=float, default=400,
+    parser.add_argument("--budget", type=float, default=900,
                         help="seconds for the whole run; end-to-end runs past it are skipped")
     parser.add_argument("--window", type=float,
                         help="what-if: DASHBOARD['BATCH_WINDOW'] in seconds for daphne and "

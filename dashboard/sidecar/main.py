@@ -148,6 +148,17 @@ class Sidecar:
                 self.send(("frame", None))  # the parent's pump waits for one
             else:
                 self.send(("frame", message))
+        else:
+            # Described now, on this loop, while the store thread may be waiting for the
+            # database (SQLite's lock, held through the host's transaction): at the
+            # commit only the INSERT is left.
+            from dashboard.core.events import Event
+            from dashboard.core.payload import describe_event
+
+            try:
+                kept = [describe_event(i) if isinstance(i, Event) else i for i in kept]
+            except Exception:  # left to the writer, which says what it cannot store
+                logger.exception("dashboard: could not describe %d events", len(kept))
         self.writer.keep(kept, marks)
 
 
