@@ -57,15 +57,20 @@ def log_in(page, url: str, next_path: str, live: bool = True) -> None:
         page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
 
 
-def demo(browser, tmp: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'demo.sqlite3'}",
+def demo_server(db: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    """The demo as `make run` sets it up (migrated, demo account, sample posts), on its
+    own database, served by daphne on a free port: (server, its URL, its environment)."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}",
            "DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_PASSWORD": PASSWORD}  # fmt: skip
     subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run([PYTHON, "manage.py", "demo_setup"], cwd=ROOT, env=env, check=True)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = serve([PYTHON, "-m", "daphne", "-p", str(port), "config.asgi:application"],
-                   ROOT, env, port)  # fmt: skip
+    command = [PYTHON, "-m", "daphne", "-p", str(port), "config.asgi:application"]
+    return serve(command, ROOT, env, port), f"http://127.0.0.1:{port}", env
+
+
+def demo(browser, tmp: Path) -> None:
+    server, url, env = demo_server(tmp / "demo.sqlite3")
     try:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         log_in(page, url, "/")
@@ -131,14 +136,7 @@ def demo(browser, tmp: Path) -> None:
 def causes(browser, tmp: Path) -> None:
     """What caused what: a publish's detail (each receiver's SQL, the tree, the request's
     waterfall), and the diagnostics page (docs/causes.png, docs/diagnostics.png)."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'causes.sqlite3'}",
-           "DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_PASSWORD": PASSWORD}  # fmt: skip
-    subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([PYTHON, "manage.py", "demo_setup"], cwd=ROOT, env=env, check=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = serve([PYTHON, "-m", "daphne", "-p", str(port), "config.asgi:application"],
-                   ROOT, env, port)  # fmt: skip
+    server, url, _ = demo_server(tmp / "causes.sqlite3")
     try:
         page = browser.new_page(viewport={"width": 1440, "height": 1300})
         log_in(page, url, "/")
