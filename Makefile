@@ -47,4 +47,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 staticfiles
+	rm -rf $(VENV) db.sqlite3 db-history.sqlite3 test-db.sqlite3 test-db-history.sqlite3 staticfiles

@@ -32,10 +32,12 @@ def staff_session() -> str:
 def main(out: Path) -> None:
     django.setup()
     from django.core.management import call_command
+    from django.db import connections
 
     from dashboard.live.handoff import handoff
 
-    call_command("migrate", interactive=False, verbosity=0)
+    for alias in connections:  # the history may have a database of its own
+        call_command("migrate", database=alias, interactive=False, verbosity=0)
     out.write_text(json.dumps({"session": staff_session()}))
     handoff.reset()  # setup's own events are nobody's business
 

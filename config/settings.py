@@ -95,6 +95,21 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: the test server (a subprocess) must see the test's rows.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
+    def _beside(name: str | Path) -> str:
+        """db.sqlite3 → db-history.sqlite3, in the same directory."""
+        path = Path(name)
+        return str(path.with_name(f"{path.stem}-history{path.suffix}"))
+
+    # The dashboard's history in a file of its own (dashboard/routers.py): SQLite
+    # locks a whole file for a write, and the history must not wait for the
+    # blog's transactions, nor make them wait.
+    DATABASES["dashboard"] = {
+        **DATABASES["default"],
+        "NAME": _beside(DATABASES["default"]["NAME"]),
+        "TEST": {"NAME": _beside(DATABASES["default"]["TEST"]["NAME"])},
+    }
+    DATABASE_ROUTERS = ["dashboard.routers.HistoryRouter"]
+
 if redis_url := os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {

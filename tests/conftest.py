@@ -141,5 +141,17 @@ def context(browser, transactional_db):
 
 
 def pytest_collection_modifyitems(items):
-    """Browser tests last: Playwright's event loop must not overlap the others."""
+    """Browser tests last: Playwright's event loop must not overlap the others. A test
+    with the database has every database: the history has one of its own (a second
+    SQLite file, config/settings.py), which the capture writes to whatever the test
+    asked for."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and "databases" not in marker.kwargs:
+            item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs,
+                                                  databases="__all__"), append=False)
+        elif marker is None and {"db", "transactional_db", "live_server"} & set(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.django_db(databases="__all__"), append=False)

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 from django.conf import settings
-from django.db import connections
+from django.db import connections, router
 
 from blog.models import Post
 from dashboard.history import writer as writer_module
@@ -89,22 +89,24 @@ def test_without_the_sidecar_the_pipeline_stays_in_this_process(in_process):
 
 
 def test_the_sidecar_follows_a_change_of_database(tmp_path):
-    """A database renamed under a running sidecar (as a test database is, once created):
-    its events go to the new one, never the old (a real database, in the test's case)."""
+    """The history's database renamed under a running sidecar (as a test database is,
+    once created): its events go to the new one, never the old (a real database, in
+    the test's case)."""
     Post.objects.create(title="Into the first")
     settle()
-    first = settings.DATABASES["default"]["NAME"]
+    alias = router.db_for_write(StoredEvent)
+    first = settings.DATABASES[alias]["NAME"]
     second = str(tmp_path / "second.sqlite3")
     with sqlite3.connect(first) as source, sqlite3.connect(second) as target:
         source.backup(target)
-    connections["default"].close()
-    settings.DATABASES["default"]["NAME"] = second  # the connections' own entry, too
+    connections[alias].close()
+    settings.DATABASES[alias]["NAME"] = second  # the connections' own entry, too
     try:
         Post.objects.create(title="Into the second")
         settle()
         here = stored_titles()
     finally:
-        connections["default"].close()
-        settings.DATABASES["default"]["NAME"] = first
+        connections[alias].close()
+        settings.DATABASES[alias]["NAME"] = first
     assert here == ["Into the first", "Into the second"]
     assert stored_titles() == ["Into the first"]

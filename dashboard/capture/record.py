@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler, StaticFilesHandler
 from django.core.signals import got_request_exception, request_finished, request_started
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.signals import connection_created
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal
@@ -26,6 +27,7 @@ from dashboard.capture.origin import is_project_file, origin, project_path
 from dashboard.capture.signals import Spec
 from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
 from dashboard.core.events import Event, RequestSnapshot
+from dashboard.routers import history_alias
 
 # Static files are served by handlers that send request signals of their own.
 QUIET_SENDERS = (ASGIStaticFilesHandler, StaticFilesHandler)
@@ -144,9 +146,18 @@ def _ignored_label(label: str) -> bool:
     return any(fnmatchcase(label, pattern) for pattern in conf.get("IGNORE_SENDERS"))
 
 
+def _own_connection(kwargs: dict[str, Any]) -> bool:
+    """connection_created of the history's own database (routers.py): the dashboard's."""
+    return getattr(kwargs.get("connection"), "alias", None) == history_alias()
+
+
+# Sends of these signals left out when their kwargs say they are the dashboard's own.
+OWN_SENDS: dict[Signal, Callable[[dict[str, Any]], bool]] = {connection_created: _own_connection}
+
+
 def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> Event | None:
     """The event for this send, or None (an ignored sender)."""
-    if _ignored(sender):
+    if _ignored(sender) or ((own := OWN_SENDS.get(signal)) is not None and own(kwargs)):
         return None
     label = sender_label(sender, kwargs)
     if _ignored_label(label):

@@ -1,14 +1,17 @@
-"""Create the demo superuser (once) and a few sample posts (once)."""
+"""Migrate the dashboard's history database, create the demo superuser (once) and a
+few sample posts (once). Run after `migrate`."""
 
 import os
 import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from blog.models import Comment, Post, Tag
+from dashboard.routers import history_alias
 
 SAMPLES = [
     (
@@ -39,6 +42,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if alias := history_alias():  # the dashboard's history, in a file of its own
+            call_command("migrate", database=alias, interactive=False, verbosity=0)
         user = self.ensure_superuser()
         self.ensure_samples(user)
 
