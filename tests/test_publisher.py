@@ -268,3 +268,17 @@ def test_a_pump_start_overtaken_by_a_reset_leaves_nothing_stuck():
         loop.close()
     handoff.publish(event(1))
     wait_for(lambda: handoff.drained, 5, "a pump to take the event")
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD={"BATCH_WINDOW": 5})  # the longest there is
+def test_flush_does_not_wait_out_the_pumps_pause(caplog):
+    """The pump sends pre_save at once, then pauses (a whole window, unwatched) while
+    post_save waits. A flush (a command's exit, a resuming page, the bench settling)
+    cuts the pause short, and returns once that batch is handed on: not a window
+    after it, with the pump pausing again with nothing to send."""
+    Post.objects.create(title="Sent at once")
+    handoff.flush(timeout=2)
+    assert handoff.drained
+    assert "flush timed out" not in caplog.text
+    assert StoredEvent.objects.filter(summary__startswith="blog.Post").count() == 2

@@ -9,12 +9,11 @@ the receiver to whoever asks (`__qualname__`, `__wrapped__`...: Django's
 caller back the receivers it connected, never the wrappers; `has_listeners()`
 and every call outside a recorded dispatch get Django's answer untouched.
 
-A sync receiver's own SQL is counted too: while it runs, an execute wrapper
-(Django's public `connection.execute_wrapper()`) sits on each connection this
-thread has set up, and counts the queries and their time; a query of a
-receiver it sets off counts for that one (the innermost receiver running).
-The wrapper calls Django's executor as it is (same SQL, same parameters, its
-exceptions unchanged) and is taken off when the receiver returns or raises.
+A sync receiver's own SQL is counted too: while it runs, it is the `counting`
+receiver of its context, and the execute wrapper already on every connection
+(capture/writes.py, put there once as each opens) adds each query and its time
+to it; a query of a receiver it sets off counts for that one (the innermost
+receiver running). Nothing is put on or taken off a connection per receiver.
 
 `_live_receivers` is Django-internal. `probe()` checks its shape at start-up
 on the versions it was written for; anywhere else, or at the first surprise,
@@ -23,12 +22,11 @@ dispatches are recorded untimed (seams.py).
 
 import logging
 from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
 
 import django
-from django.db import connections
 from django.dispatch import Signal
 
 from dashboard.core.events import ReceiverTiming
@@ -48,45 +46,12 @@ SEAM = seam(
 
 
 class SQLCount:
-    """An execute wrapper counting one receiver's own queries and their time."""
+    """One receiver's own queries and their time (capture/writes.py adds to it)."""
 
-    __slots__ = ("installed", "queries", "seconds", "token")
+    __slots__ = ("queries", "seconds")
 
     def __init__(self) -> None:
         self.queries, self.seconds = 0, 0.0
-        self.token: Token[SQLCount | None] | None = None
-        self.installed: list[Any] = []
-
-    def __call__(self, execute: Callable[..., Any], sql: Any, params: Any, many: bool,
-                 context: dict[str, Any]) -> Any:  # fmt: skip
-        if counting.get() is not self:  # a receiver this one set off is running
-            return execute(sql, params, many, context)
-        started = perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.queries += 1
-            self.seconds += perf_counter() - started
-
-    def install(self) -> None:
-        """On every connection this thread has set up. Never raises."""
-        try:
-            self.token = counting.set(self)
-            for connection in connections.all(initialized_only=True):
-                manager = connection.execute_wrapper(self)
-                manager.__enter__()
-                self.installed.append(manager)
-        except Exception:
-            logger.exception("dashboard: could not count a receiver's queries")
-
-    def uninstall(self) -> None:
-        try:
-            for manager in reversed(self.installed):
-                manager.__exit__(None, None, None)
-            if self.token is not None:
-                counting.reset(self.token)
-        except Exception:
-            logger.exception("dashboard: could not stop counting a receiver's queries")
 
 
 # The receiver whose queries count now (the innermost one running, in this context).
@@ -103,7 +68,7 @@ class Timed:
 
     def __call__(self, **kwargs: Any) -> Any:
         sql = SQLCount()
-        sql.install()
+        token = counting.set(sql)
         started = perf_counter()
         raised = True
         try:
@@ -112,7 +77,7 @@ class Timed:
             return result
         finally:
             seconds = perf_counter() - started
-            sql.uninstall()
+            counting.reset(token)
             self.timings.append(
                 ReceiverTiming(self.receiver, seconds, raised, sql.queries, sql.seconds)
             )

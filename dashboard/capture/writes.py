@@ -11,6 +11,8 @@ from django/db/models/ and are shown as their own events or signals; Django's ow
 raw writes (a flush, the database cache, migrations) are not shown. It never
 changes the SQL or its parameters and never raises: Django's exceptions pass
 through unchanged. The dashboard's own history writes run quiet and are skipped.
+The same wrapper counts a running receiver's queries (capture/timing.py): one
+wrapper for the connection's life, none put on or taken off per receiver.
 
 `QuerySet.update()`, `bulk_create()`, `bulk_update()` and a delete that Django
 takes its fast path for (no pre_delete/post_delete receiver, nothing to cascade)
@@ -37,7 +39,7 @@ from django.db.backends.signals import connection_created
 from django.db.models import Model, QuerySet
 from django.db.models.signals import post_delete, pre_delete
 
-from dashboard.capture import context, dispatch, record
+from dashboard.capture import context, dispatch, record, timing
 from dashboard.capture.origin import origin
 from dashboard.capture.snapshot import model_label
 from dashboard.core import keys
@@ -202,15 +204,24 @@ def _model_of(table: str) -> type[Model] | None:
 
 def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
                  context_: dict[str, Any]) -> Any:  # fmt: skip
-    """The execute wrapper on every connection: a raw write becomes an event."""
-    if quiet.get() or type(sql) is not str or sql.lstrip()[:6].upper() not in WRITES:
+    """The execute wrapper on every connection: a raw write becomes an event, and a
+    running receiver's query is counted (capture/timing.py)."""
+    count = timing.counting.get()
+    write = type(sql) is str and sql.lstrip()[:6].upper() in WRITES and not quiet.get()
+    if count is None and not write:
         return execute(sql, params, many, context_)  # a read, or the dashboard's own work
     started = perf_counter()
-    result = execute(sql, params, many, context_)
     try:
-        _raw_write(sql, many, context_, started)
-    except Exception:
-        logger.exception("dashboard: could not tell of a raw SQL write")
+        result = execute(sql, params, many, context_)
+    finally:
+        if count is not None:
+            count.queries += 1
+            count.seconds += perf_counter() - started
+    if write:
+        try:
+            _raw_write(sql, many, context_, started)
+        except Exception:
+            logger.exception("dashboard: could not tell of a raw SQL write")
     return result
 
 

@@ -26,7 +26,6 @@ from dashboard import conf
 from dashboard.core.events import Event
 from dashboard.core.keys import parse_key
 from dashboard.core.rows import Row
-from dashboard.history.reads import last_id
 from dashboard.models import StoredEvent
 
 logger = logging.getLogger("dashboard")
@@ -94,13 +93,20 @@ def _write(rows: list[Row], rolled_back: Iterable[Event]) -> None:
             StoredEvent.objects.using(alias).filter(process=process, seq__in=seqs).update(
                 rolled_back=True
             )
-        if rows and (last := last_id(alias)):
+        if rows and (last := _last_id(cursor, connection)):
             # The count caps every batch (index ranges: cheap), the age about
             # once per PRUNE_EVERY events.
             _cap_families(cursor, connection, {row.family for row in rows})
             _cap(cursor, connection)
             if last % PRUNE_EVERY < len(rows):
                 _prune(cursor, connection)
+
+
+def _last_id(cursor: Any, connection: Any) -> int:
+    """The newest event's id (the ORM's last_id() costs ~100 µs more a batch)."""
+    quote, meta = connection.ops.quote_name, StoredEvent._meta
+    cursor.execute(f"SELECT MAX({quote(meta.pk.column)}) FROM {quote(meta.db_table)}")
+    return cursor.fetchone()[0] or 0
 
 
 def _insert_statement(connection: Any, rows: list[Row]) -> tuple[str, list[tuple]]:
@@ -131,18 +137,8 @@ def _by_process(events: Iterable[Event]) -> dict[str, list[int]]:
 
 
 def _cap(cursor: Any, connection: Any) -> int:
-    """Delete all but the newest HISTORY_MAX_EVENTS (ids grow with time). By position,
-    not by id range: the family caps leave gaps in the ids."""
-    quote, meta = connection.ops.quote_name, StoredEvent._meta
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    cursor.execute(
-        f"SELECT {pk} FROM {table} ORDER BY {pk} DESC LIMIT 1 OFFSET %s",
-        [conf.get("HISTORY_MAX_EVENTS")],
-    )
-    if (newest_dropped := cursor.fetchone()) is None:
-        return 0
-    cursor.execute(f"DELETE FROM {table} WHERE {pk} <= %s", [newest_dropped[0]])
-    return cursor.rowcount
+    """Delete all but the newest HISTORY_MAX_EVENTS (ids grow with time)."""
+    return _keep_newest(cursor, connection, conf.get("HISTORY_MAX_EVENTS"))
 
 
 def family_cap(family: str) -> int | None:
@@ -154,26 +150,34 @@ def family_cap(family: str) -> int | None:
 def _cap_families(cursor: Any, connection: Any, families: Iterable[str]) -> int:
     """Delete all but the newest of each capped family: so a flood of one family
     (requests, new connections) pushes out its own oldest, never another's."""
-    quote, meta = connection.ops.quote_name, StoredEvent._meta
-    table, pk, family_column = (
-        quote(meta.db_table), quote(meta.pk.column), quote(meta.get_field("family").column)
-    )
     deleted = 0
     for family in families:
-        if (cap := family_cap(family)) is None:
-            continue
-        cursor.execute(
-            f"SELECT {pk} FROM {table} WHERE {family_column} = %s "
-            f"ORDER BY {pk} DESC LIMIT 1 OFFSET %s",
-            [family, cap],
-        )
-        if (oldest_dropped := cursor.fetchone()) is not None:
-            cursor.execute(
-                f"DELETE FROM {table} WHERE {family_column} = %s AND {pk} <= %s",
-                [family, oldest_dropped[0]],
-            )
-            deleted += cursor.rowcount
+        if (cap := family_cap(family)) is not None:
+            deleted += _keep_newest(cursor, connection, cap, family)
     return deleted
+
+
+def _keep_newest(cursor: Any, connection: Any, cap: int, family: str | None = None) -> int:
+    """Delete the oldest events (of a family) past `cap`. Counted, then the excess is
+    found from the oldest end: a few rows walked, where an OFFSET from the newest
+    end walked the whole history (4 ms a batch at 10,000 events on SQLite). By
+    position, not by id range: the family caps leave gaps in the ids."""
+    quote, meta = connection.ops.quote_name, StoredEvent._meta
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    where, params = "", []
+    if family is not None:
+        where, params = f" WHERE {quote(meta.get_field('family').column)} = %s", [family]
+    cursor.execute(f"SELECT COUNT(*) FROM {table}{where}", params)
+    excess = cursor.fetchone()[0] - cap
+    if excess <= 0:
+        return 0
+    cursor.execute(
+        f"SELECT {pk} FROM {table}{where} ORDER BY {pk} LIMIT 1 OFFSET %s", [*params, excess - 1]
+    )
+    newest_dropped = cursor.fetchone()[0]
+    and_ = " AND" if where else " WHERE"
+    cursor.execute(f"DELETE FROM {table}{where}{and_} {pk} <= %s", [*params, newest_dropped])
+    return cursor.rowcount
 
 
 def _prune(cursor: Any, connection: Any, now: float | None = None) -> int:

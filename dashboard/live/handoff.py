@@ -43,6 +43,7 @@ class Handoff:
         self._capacity: int | None = None
         self._lock = threading.Lock()  # guards binding and the drop counter
         self._armed = False  # True while the pump will drain without being woken
+        self._sending = False  # True from a drain until its batch is handed on
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
@@ -125,8 +126,12 @@ class Handoff:
             while self._loop is loop:
                 if self.queue:
                     started = loop.time()
-                    batch = self._drain()
-                    watched = await self._hand_on(batch)
+                    self._sending = True
+                    try:
+                        batch = self._drain()
+                        watched = await self._hand_on(batch)
+                    finally:
+                        self._sending = False
                     window = conf.get("BATCH_WINDOW")
                     cost = loop.time() - started
                     # Unwatched, nobody waits: one window, so the saves are not
@@ -172,8 +177,9 @@ class Handoff:
 
     @property
     def drained(self) -> bool:
-        """Nothing queued, no frame in flight (the pump disarms only when done)."""
-        return not self.queue and not self._armed
+        """Nothing queued, nothing being handed on (the pump's pause after a frame does
+        not count: flush() would otherwise wait out a window with nothing to send)."""
+        return not self.queue and not self._sending
 
     @property
     def idle(self) -> bool:
@@ -213,7 +219,7 @@ class Handoff:
         with self._lock:
             self.queue.clear()
             self.dropped = 0
-            self._armed = False
+            self._armed = self._sending = False
             self._capacity = None
             self._retire()
             self._loop = None
@@ -249,7 +255,7 @@ class Handoff:
         """In a forked child: the parent's loop thread is not here, nor are its events."""
         self.queue.clear()
         self._lock = threading.Lock()
-        self._armed = False
+        self._armed = self._sending = False
         self._loop = self._wake = self._thread_loop = self._task = None
 
 
