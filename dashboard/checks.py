@@ -29,6 +29,7 @@ def register() -> None:
     checks.register(urls, checks.Tags.urls)
     checks.register(asgi_application)
     checks.register(dashboard_setting)
+    checks.register(history_database)
 
 
 def private_apis(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -124,3 +125,24 @@ def dashboard_setting(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
             )
         )
     return found
+
+
+def history_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """DATABASES["dashboard"] without the router that sends the history there."""
+    from dashboard.routers import ALIAS, HistoryRouter
+
+    if ALIAS not in settings.DATABASES:
+        return []
+    routers = getattr(settings, "DATABASE_ROUTERS", [])
+    if any(r == "dashboard.routers.HistoryRouter" or isinstance(r, HistoryRouter)
+           or r is HistoryRouter for r in routers):  # fmt: skip
+        return []
+    return [
+        checks.Warning(
+            f"DATABASES has a '{ALIAS}' database, but the dashboard's history is not "
+            "routed there: it is stored in 'default'.",
+            hint='Add "dashboard.routers.HistoryRouter" to DATABASE_ROUTERS, then run '
+            f"`manage.py migrate --database {ALIAS}`.",
+            id="dashboard.W007",
+        )
+    ]

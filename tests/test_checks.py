@@ -44,6 +44,15 @@ def test_daphne_must_come_first():
     assert "Move 'daphne' to the top" in found[0].hint
 
 
+def test_a_history_database_the_history_is_not_routed_to_is_warned_about():
+    assert settings.DATABASE_ROUTERS == ["dashboard.routers.HistoryRouter"]  # the demo's
+    assert "dashboard" in settings.DATABASES
+    with override_settings(DATABASE_ROUTERS=[]):
+        (warning,) = checks.history_database()
+    assert warning.id == "dashboard.W007"
+    assert "DATABASE_ROUTERS" in warning.hint and "--database dashboard" in warning.hint
+
+
 @override_settings(ROOT_URLCONF="tests.urls_without_dashboard")
 def test_a_urlconf_without_the_dashboard_is_reported():
     (error,) = checks.urls()

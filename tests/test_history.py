@@ -178,3 +178,16 @@ def test_prune_events_applies_the_family_caps():
     assert kept.filter(family="model").count() <= 2  # "*": every other family
     assert kept.filter(family="model", seq=3).exists()  # the newest kept
     assert kept.filter(family="database").count() == 3
+
+
+def test_the_history_has_a_database_of_its_own_with_nothing_else_in_it():
+    """The demo's settings: a second SQLite file (its own write lock), routed to."""
+    from django.db import router
+
+    from blog.models import Post
+
+    assert router.db_for_write(StoredEvent) == router.db_for_read(StoredEvent) == "dashboard"
+    assert router.db_for_write(Post) == "default"
+    assert router.allow_migrate("dashboard", "dashboard") is True
+    assert router.allow_migrate("dashboard", "blog") is False
+    assert router.allow_migrate("default", "blog") is True
