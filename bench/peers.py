@@ -14,12 +14,18 @@
   when absent). Its patches cannot be removed: "off" for it is its client
   unset, which leaves Django's dispatch as it was but for one check per send.
 
+- `busy`: nothing listening (the dashboard's hook off), while another process
+  spins pure Python on the machine's other core: what any work done beside the
+  host, in a sidecar or anywhere, costs it on this kind of machine (the cores
+  share caches: a busy neighbour slows the host's own CPU time).
+
 Each is on only for its own runs; the dashboard's hook is off meanwhile.
 """
 
 import contextlib
 import contextvars
 import functools
+import subprocess
 import sys
 import time
 from collections import deque
@@ -50,6 +56,18 @@ def floor() -> Iterator[None]:
     finally:
         for sig in sigs:
             sig.disconnect(dispatch_uid="bench-floor")
+
+
+@contextlib.contextmanager
+def busy() -> Iterator[None]:
+    """Another process spinning pure Python meanwhile, stopped by its PID after."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: sum(range(1000))"])
+    time.sleep(0.1)  # running before the timed creates start
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 class Reference:

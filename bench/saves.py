@@ -42,9 +42,11 @@ _runs = itertools.count(1)
 # connected, nothing handed on.
 DASHBOARD_MODES = ("connected", "watched", "capture-only")
 # Peers (bench/peers.py), each with the dashboard's hook off: Django's dispatch with
-# no-op receivers (the floor), our lean same-record reference, sentry-sdk.
-PEER_MODES = ("floor", "reference", "sentry")
-MODES = ("connected", "disconnected", "watched", "capture-only", "floor", "reference", "sentry")
+# no-op receivers (the floor), our lean same-record reference, sentry-sdk; and nothing
+# listening while the other core is busy (what work beside the host costs it here).
+PEER_MODES = ("floor", "reference", "sentry", "busy")
+MODES = ("connected", "disconnected", "watched", "capture-only", "floor", "reference", "sentry",
+         "busy")  # fmt: skip
 
 
 def modes() -> tuple[str, ...]:
@@ -193,6 +195,7 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
         "floor": peers.floor,
         "reference": peers.reference,
         "sentry": peers.sentry,
+        "busy": peers.busy,
     }.get(mode, contextlib.nullcontext)
     with context():
         cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()

@@ -119,8 +119,8 @@ class Sidecar:
             reconfigure(message[1])
         elif kind == "flush":
             self.writer.flush(timeout=10.0)
+            self.report()  # first: once flush() returns there, what is stored is known
             self.send(("flushed", message[1]))
-            self.report()
         elif kind == "reset":
             with self.writer.held():
                 self.writer.reset()
