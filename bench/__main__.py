@@ -110,6 +110,11 @@ def main() -> None:
                               "--rounds", "2" if quick else "5"),
                  env, workdir / "requests.log", 900)
             result["requests"] = json.loads((workdir / "requests.json").read_text())
+        say("1c. Django's own production ceiling (the end-to-end producer, no dashboard)…")
+        step(procs.python("-m", "bench.ceiling", str(workdir / "ceiling.json")),
+             env, workdir / "ceiling.log", 60)
+        result["ceiling"] = json.loads((workdir / "ceiling.json").read_text())
+        say(f"  {result['ceiling']['posts_per_s']:,.0f} posts/s")
         say("2-3. end to end: daphne vs bare websockets…")
         result["e2e"], result["sample_rows"] = e2e.run_matrix(prep, db, workdir, plan, say)
         say("4. across processes: two daphnes, one Redis, one PostgreSQL…")
@@ -127,7 +132,8 @@ def main() -> None:
     result["machine"]["loadavg_after"] = os.getloadavg()
     result["elapsed_s"] = time.monotonic() - start
     result["targets"] = report.targets(
-        result.get("saves"), result["e2e"], result.get("requests"), result.get("twin")
+        result.get("saves"), result["e2e"], result.get("requests"), result.get("twin"),
+        result.get("ceiling")
     )
     print_report(result)
     opts.out.parent.mkdir(parents=True, exist_ok=True)

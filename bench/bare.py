@@ -35,11 +35,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Request, Response, ServerConnection, broadcast, serve
 
+from bench import FAST_CHUNK
 from bench.sample import KEY_SEQ_TOKEN, RUN_TOKEN, SEQ_TOKEN, TNS_TOKEN
 from dashboard.live.pacing import Pacer  # no Django: the pump's own pacing rule
 
 WINDOW = 0.05  # dashboard.conf BATCH_WINDOW
-FAST_CHUNK = 25  # as fast as possible: posts between looks at the queue, as bench.server
 MAX_ROWS = 500  # dashboard.conf MAX_ROWS
 QUEUE_SIZE = 10_000  # dashboard.conf QUEUE_SIZE
 HIGH_WATER = 1 << 20  # bytes waiting in one client's write buffer before we hold back

@@ -279,6 +279,7 @@ def targets(
     runs: list[Result],
     requests: Result | None = None,
     twin: Result | None = None,
+    ceiling: Result | None = None,
 ) -> list[Result]:
     """Each target: what it asks, the figure measured, met or missed (never an assertion)."""
     out: list[Result] = []
@@ -345,6 +346,13 @@ def targets(
     add("fastest to 100 dashboards", ">= 0.65 x bare batched",
         "-" if share is None else f"{fmt(ours, 0)} vs {fmt(bare, 0)} deliv/s = {share:.2f}x",
         None if share is None else share >= 0.65)
+    if ceiling and bare and ours is not None:
+        # Not a target: how much of the bare server's rate Django's own creates allow.
+        most = ceiling["posts_per_s"] * 100
+        add("  ...Django alone, same producer, no dashboard", "(context, not a target)",
+            f"{fmt(most, 0)} deliv/s at most = {most / bare:.2f}x bare; ours "
+            f"{ours / most:.2f}x of it", None)  # fmt: skip
+        out[-1]["verdict"] = "-"
     return out
 
 

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from bench import probes
+from bench import FAST_CHUNK, probes
 from config.asgi import application as django_application  # sets Django up first
 
 probes.install()  # after Django's setup: it imports dashboard modules
@@ -38,7 +38,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 TICK = 0.01  # seconds: the producer's pacing granularity
 CHUNK = 50  # saves in one transaction, at most
-FAST_CHUNK = 25  # ... as fast as possible: posts between looks at the queue, as bench.bare
 PREFIX = "/__bench__/"
 
 
