@@ -4,11 +4,9 @@ The capturing process only captures and pickles (dashboard/sidecar/). These
 tests use the real sidecar the suite's pipeline runs on.
 """
 
-import asyncio
 import os
 import signal
 import sqlite3
-import threading
 
 import pytest
 from django.conf import settings
@@ -17,7 +15,6 @@ from django.db import connections, router
 from blog.models import Post
 from dashboard.history import writer as writer_module
 from dashboard.live import frames as frames_module
-from dashboard.live.fanout import fanout
 from dashboard.live.handoff import handoff
 from dashboard.models import StoredEvent
 from dashboard.sidecar.link import link
@@ -81,38 +78,6 @@ def test_a_killed_sidecar_costs_what_it_held_counted_and_a_new_one_takes_over():
     settle()
     assert link.proc is not None and link.proc.pid != first.pid
     assert stored_titles() == ["Stored by the first", "Stored by the second"]
-
-
-class HeldSocket:
-    """A dashboard open in this process whose socket takes nothing until let go."""
-
-    def __init__(self) -> None:
-        self.go, self.got = threading.Event(), threading.Event()
-
-    async def deliver(self, frame) -> None:
-        self.got.set()
-        while not self.go.is_set():
-            await asyncio.sleep(0.01)
-
-
-def test_a_watched_batch_is_stored_once_its_frame_has_left_this_process():
-    """As when the whole pipeline ran here: if this process dies before a frame leaves
-    it, that frame was shown nowhere, and its events are not stored either (a page of
-    another server would otherwise find stored events it never got, and no later frame
-    of a dead process tells it of the gap)."""
-    socket = HeldSocket()
-    fanout.subscribers[socket] = None  # as fanout.subscribe() would, minus the relay
-    try:
-        Post.objects.create(title="Shown first")
-        assert socket.got.wait(10), "the frame came back"
-        assert link._ask("flush", 10)  # the sidecar stores all it may: not this batch
-        assert not StoredEvent.objects.exists()  # (pre_save's batch, its frame held here)
-        socket.go.set()
-        settle()
-        assert stored_titles() == ["Shown first"]
-    finally:
-        socket.go.set()
-        fanout.unsubscribe(socket)
 
 
 def test_without_the_sidecar_the_pipeline_stays_in_this_process(in_process):

