@@ -128,19 +128,20 @@ def dashboard_setting(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 
 
 def history_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """DATABASES["dashboard"] without the router that sends the history there."""
-    from dashboard.routers import ALIAS, HistoryRouter
+    """DATABASES["dashboard"], but the history is not routed there (by HistoryRouter or
+    any router of the project's)."""
+    from django.db import router
 
-    if ALIAS not in settings.DATABASES:
-        return []
-    routers = getattr(settings, "DATABASE_ROUTERS", [])
-    if any(r == "dashboard.routers.HistoryRouter" or isinstance(r, HistoryRouter)
-           or r is HistoryRouter for r in routers):  # fmt: skip
+    from dashboard.models import StoredEvent
+    from dashboard.routers import ALIAS
+
+    used = router.db_for_write(StoredEvent)
+    if ALIAS not in settings.DATABASES or used == ALIAS:
         return []
     return [
         checks.Warning(
             f"DATABASES has a '{ALIAS}' database, but the dashboard's history is not "
-            "routed there: it is stored in 'default'.",
+            f"routed there: it is stored in '{used}'.",
             hint='Add "dashboard.routers.HistoryRouter" to DATABASE_ROUTERS, then run '
             f"`manage.py migrate --database {ALIAS}`.",
             id="dashboard.W007",

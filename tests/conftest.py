@@ -31,9 +31,12 @@ def fresh_pipeline(request):
     handoff.reset()
 
 
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}  # pytest-django's
+
+
 def uses_database(request) -> bool:
     return request.node.get_closest_marker("django_db") is not None or bool(
-        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+        DATABASE_FIXTURES & set(request.fixturenames)
     )
 
 
@@ -151,7 +154,5 @@ def pytest_collection_modifyitems(items):
         if marker is not None and "databases" not in marker.kwargs:
             item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs,
                                                   databases="__all__"), append=False)
-        elif marker is None and {"db", "transactional_db", "live_server"} & set(
-            getattr(item, "fixturenames", ())
-        ):
+        elif marker is None and DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.django_db(databases="__all__"), append=False)

@@ -151,13 +151,9 @@ def _own_connection(kwargs: dict[str, Any]) -> bool:
     return getattr(kwargs.get("connection"), "alias", None) == history_alias()
 
 
-# Sends of these signals left out when their kwargs say they are the dashboard's own.
-OWN_SENDS: dict[Signal, Callable[[dict[str, Any]], bool]] = {connection_created: _own_connection}
-
-
 def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> Event | None:
     """The event for this send, or None (an ignored sender)."""
-    if _ignored(sender) or ((own := OWN_SENDS.get(signal)) is not None and own(kwargs)):
+    if _ignored(sender) or (signal is connection_created and _own_connection(kwargs)):
         return None
     label = sender_label(sender, kwargs)
     if _ignored_label(label):
