@@ -165,3 +165,27 @@ def test_a_relay_left_on_a_closed_loop_is_replaced():
         assert asyncio.run(open_socket(second))  # before the fix: RuntimeError, loop is closed
     finally:
         fanout.reset()
+
+
+@CROSSING
+async def test_a_frame_of_another_process_that_came_before_the_resume_is_not_lost(staff_client):
+    """Another process's frame leaves before its events are stored (its sidecar stores
+    after it sends): one that reaches a socket between its open and the page's resume
+    is not in the backfill yet, and nothing later of that process may come to fill it."""
+    await in_thread(settle)
+    after = await in_thread(reads.last_id)
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    await asyncio.sleep(0.05)  # the relay joins the group
+    row = make_row(process="elsewhere-8", seq=1, summary="sent, not stored yet")
+    await get_channel_layer().group_send(conf.get("GROUP"), {
+        "type": "events.batch", "process": "elsewhere-8", "first_seq": 1, "last_seq": 1,
+        "html": render_frame([row], {"post_save": 1}),
+    })  # fmt: skip
+    await asyncio.sleep(0.1)  # relayed to the socket, held there until the resume
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    got = rows(await collect(comm))
+    assert [r.summary for r in got if r.key.startswith("elsewhere-8.")] == [
+        "sent, not stored yet"
+    ]
+    await comm.disconnect()

@@ -6,6 +6,8 @@ the newest stored id its history covers, and per process the newest event it
 holds. It gets exactly what it missed, once, in order, before anything newer:
 
 - live frames forwarded before the resume is answered are left out of the backfill;
+- live frames that came before it are held, and forwarded after the backfill unless
+  it held their events (another process's frame may leave before they are stored);
 - live frames whose events the backfill already held are not forwarded;
 - events this process sent before the socket joined are stored before the backfill reads.
 
@@ -131,7 +133,12 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.resume(after, seen, filters)
 
     async def resume(self, after: int, seen: dict[str, int], filters: EventFilter) -> None:
-        self.held = []
+        # Frames held since the open stay held, and go after the backfill: those whose
+        # events it holds are skipped then (forward). Another process's frame leaves
+        # before its events are stored, so the backfill may not hold them yet, and no
+        # later frame of that process may come to fill the gap.
+        if self.held is None:
+            self.held = []
         try:
             # What this process sent before the socket joined is readable now: up to
             # `stored`, its own events come from the history, later ones live.
