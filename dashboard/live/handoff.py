@@ -133,7 +133,10 @@ class Handoff:
                     finally:
                         self._sending = False
                     window = conf.get("BATCH_WINDOW")
-                    cost = loop.time() - started
+                    # This process's own time on the batch: not the wait for an earlier
+                    # frame the sidecar renders meanwhile (pausing for it too would wait
+                    # twice, and the render costs this process nothing).
+                    cost = loop.time() - started - link.waited
                     # Unwatched, nobody waits: one window, so the saves are not
                     # interrupted by a pump that has nothing to show.
                     pause = pacer.after(len(batch), started, cost, window) if watched else window

@@ -52,6 +52,7 @@ class Link:
         self.unstored = 0  # the sidecar's count of events it could not store
         self.lost = 0  # events this process sent but no sidecar stored (it died; a full outbox)
         self.unavailable = False
+        self.waited = 0.0  # seconds the last hand_on() waited for an earlier frame to leave
         self._base = 0  # batches sent before the current sidecar started
         self._unacked: deque[tuple[int, int]] = deque()  # (batch number, events) not yet stored
         self._config_key: Any = None
@@ -94,6 +95,7 @@ class Link:
 
     async def hand_on(self, batch: list[Event | RolledBack], dropped: int) -> bool:
         """Send the batch to the sidecar (a frame comes back if watched); True if watched."""
+        self.waited = 0.0
         watched = fanout.watched()
         self._loop = asyncio.get_running_loop()
         proc = self.proc
@@ -125,8 +127,10 @@ class Link:
                 done = self._loop.create_future()
                 self._out.append(done)
         if watched and len(self._out) >= IN_FLIGHT:
+            waiting = self._loop.time()
             with contextlib.suppress(TimeoutError):  # a frame lost on the way: go on
                 await asyncio.wait_for(asyncio.shield(self._out[-IN_FLIGHT]), FRAME_WAIT)
+            self.waited = self._loop.time() - waiting
         return watched
 
     def _put(self, data: bytes | None) -> None:
@@ -338,6 +342,7 @@ class Link:
             self.sent = self.acked = self._base = self.kept_seq = self.stored_seq = 0
             self.unstored = self.lost = 0
             self.unavailable = False
+            self.waited = 0.0
             self._unacked.clear()
             self._frames.clear()
             out, self._out = self._out, deque()
