@@ -37,7 +37,7 @@ from dashboard.sidecar import wire
 
 logger = logging.getLogger("dashboard")
 
-IN_FLIGHT = 2  # watched batches whose frames may be on their way at once (see _out)
+IN_FLIGHT = 1  # watched batches whose frames may be on their way at once (see _out)
 FRAME_WAIT = 5.0  # seconds the pump waits for a batch's frame to come back and leave
 OUTBOX_AT_MOST = 1_000  # batches waiting for the pipe; past it they are lost, and counted
 STARTS_AT_MOST = 3  # sidecars started in one process before it keeps the pipeline itself
@@ -63,12 +63,13 @@ class Link:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._frames: deque[dict[str, Any] | None] = deque()  # None: a batch that made none
         # Per watched batch sent, in order: done once its frame has left this process. The
-        # pump lets IN_FLIGHT of them be on their way, then waits for the oldest: behind a
-        # slow layer what arrives meanwhile becomes the next frame (not a queue of small
-        # ones), while the round trip to the sidecar overlaps the pump's pause (waiting
-        # for each frame before the next drain: 1,000 posts/s to 10 dashboards p99 59 ms,
-        # against 33 ms with two on their way). Frames then run further ahead of their
-        # store: a page resuming meanwhile keeps them (live/consumer.py resume).
+        # pump lets IN_FLIGHT of them be on their way, then waits for the oldest: while a
+        # frame is on its way, what arrives meanwhile becomes the next one (not a queue
+        # of small frames). Two on their way overlapped the round trip with the pump's
+        # pause, but made more, smaller frames, and a server relaying another's frames
+        # through Redis fell behind on them (each frame is a read and a write per socket,
+        # each waiting for the GIL beside a saving thread): two daphnes at 1,000
+        # events/s, p99 600-960 ms against 81-106 ms with one (bench/twin.py, same hour).
         self._out: deque[asyncio.Future[None]] = deque()
         self._relay_task: asyncio.Future[None] | None = None
         self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
