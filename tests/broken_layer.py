@@ -27,3 +27,12 @@ class GatedLayer(InMemoryChannelLayer):
 class CrossingLayer(InMemoryChannelLayer):
     """The in-memory layer, taken for one that reaches other processes (as channels-redis
     does): the dashboard then relays through it instead of reading the history."""
+
+
+class SlowJoinLayer(CrossingLayer):
+    """A crossing layer whose group_add takes a while, as a remote Redis's round trip
+    can: a frame sent meanwhile reaches no listener yet."""
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await asyncio.sleep(0.3)
+        await super().group_add(group, channel)

@@ -189,3 +189,25 @@ async def test_a_frame_of_another_process_that_came_before_the_resume_is_not_los
         "sent, not stored yet"
     ]
     await comm.disconnect()
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.SlowJoinLayer"}})
+async def test_a_socket_opens_once_other_processes_frames_reach_it(staff_client):
+    """The relay joins the layer's group when the first socket opens; a frame another
+    process publishes before it has joined reaches nobody here. So the socket's opening
+    waits for the join: whatever is published once it is open reaches the page."""
+    await in_thread(settle)
+    after = await in_thread(reads.last_id)
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    row = make_row(process="elsewhere-9", seq=1, summary="right after the open")
+    await get_channel_layer().group_send(conf.get("GROUP"), {
+        "type": "events.batch", "process": "elsewhere-9", "first_seq": 1, "last_seq": 1,
+        "html": render_frame([row], {"post_save": 1}),
+    })  # fmt: skip
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    got = rows(await collect(comm))
+    assert [r.summary for r in got if r.key.startswith("elsewhere-9.")] == [
+        "right after the open"
+    ]
+    await comm.disconnect()

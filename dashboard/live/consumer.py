@@ -94,8 +94,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.socket = self.scope.get(SCOPE_KEY)
         handoff.bind_running_loop()
         link.warm()
+        fanout.subscribe(self)  # holds what comes from now on (see `held`)
+        await fanout.listening()  # and hears other processes' frames before it opens
         await self.accept()
-        fanout.subscribe(self)
         self.watching = asyncio.ensure_future(self.recheck())
 
     async def recheck(self) -> None:

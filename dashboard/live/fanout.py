@@ -34,6 +34,7 @@ logger = logging.getLogger("dashboard")
 RENEW_EVERY = 3600.0
 RETRY_AFTER = 1.0  # seconds before the relay tries the layer again, doubling per failure
 RETRY_AT_MOST = 30.0
+JOIN_WAIT = 2.0  # seconds a socket's opening waits, at most, for the relay to listen
 
 
 class Subscriber(Protocol):
@@ -45,6 +46,8 @@ class Fanout:
         # A dict keeps subscription order; values unused.
         self.subscribers: dict[Subscriber, None] = {}
         self._relay: asyncio.Task[None] | None = None
+        # Set once the relay listens to the group (per relay: a new one starts unset).
+        self._joined = asyncio.Event()
         self._tail: asyncio.Task[None] | None = None
         # The channel layer failed its last send or receive: frames say so (the page
         # shows "this process only"), the log said it once, until it works again.
@@ -57,6 +60,16 @@ class Fanout:
             self._ensure_relay()
         else:  # other processes' events come from the history (live/tail.py)
             self._ensure_tail()
+
+    async def listening(self, timeout: float = JOIN_WAIT) -> None:
+        """Until the relay listens to the group (at most `timeout`): a frame another
+        process publishes before that reaches no socket of this process, so a socket
+        opens only once it would hear it. Nothing to wait for without a crossing layer."""
+        if not crosses_processes():
+            return
+        self._ensure_relay()
+        with contextlib.suppress(TimeoutError):  # the layer down: the relay retries
+            await asyncio.wait_for(self._joined.wait(), timeout)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.pop(subscriber, None)
@@ -117,15 +130,17 @@ class Fanout:
         if relay is not None and not relay.done() and relay.get_loop() is loop:
             return
         _stop(relay)
-        self._relay = loop.create_task(self._listen(), name="dashboard-relay")
+        self._joined = asyncio.Event()
+        self._relay = loop.create_task(self._listen(self._joined), name="dashboard-relay")
 
-    async def _listen(self) -> None:
+    async def _listen(self, joined: asyncio.Event) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
         group = conf.get("GROUP")
         channel = await layer.new_channel()
         await self._join(layer, group, channel)
+        joined.set()
         renewing = asyncio.ensure_future(self._renew(layer, group, channel))
         try:
             delay = RETRY_AFTER
