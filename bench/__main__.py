@@ -150,7 +150,8 @@ def twin_brief(r: dict[str, Any]) -> str:
     return (f"{r['produced']} posts, {r['achieved_rate']:.0f}/s achieved, lost {r['lost']}, "
             f"trimmed {r['trimmed']}, p99 {r['p99_ms']} ms, servers' CPU "
             f"{', '.join(f'{c:.0f}%' for c in r['server_cpu_pct'])}"
-            + (f", errors {r['errors']}" if r["errors"] else ""))
+            + (f", errors {r['errors']}" if r["errors"] else "")
+            + (f", warm-up lost {r['warm_up_lost']}" if r.get("warm_up_lost") else ""))
 
 
 def print_report(result: dict[str, Any]) -> None:

@@ -47,18 +47,20 @@ def database() -> Any:
 WARM_POSTS = 10  # from each server, before the timed run
 
 
-def warm(servers: list[e2e.Server], swarms: list[Any], plan: e2e.Plan) -> None:
+def warm(servers: list[e2e.Server], swarms: list[Any], plan: e2e.Plan) -> dict[str, Any]:
     """A few posts from each server, seen on every dashboard and not counted: each
     server's sidecar started (a dashboard's opening starts it, and Django's set-up in
     it takes a second) and its connections to Redis and PostgreSQL open, as in the
-    single-server runs, whose sample post does the same."""
+    single-server runs, whose sample post does the same. What it lost is reported."""
     brief = dataclasses.replace(plan, seconds=WARM_POSTS / 100)
     runs = [next(e2e._run_ids) for _ in servers]
     for server, run_id in zip(servers, runs, strict=True):
-        e2e.produce(server, run_id, 100, brief)
-    for swarm in swarms:
-        for run_id in runs:
-            swarm.collect(run_id, WARM_POSTS, plan.drain_quiet, plan.drain_limit)
+        started = e2e.produce(server, run_id, 100, brief)
+        if "http_status" in started or started.get("error"):
+            return {"error": f"warm-up producer refused: {started}"}
+    parts = [swarm.collect(run_id, WARM_POSTS, plan.drain_quiet, plan.drain_limit)
+             for swarm in swarms for run_id in runs]  # fmt: skip
+    return {"lost": sum(int(p.get("lost", 0)) for p in parts)}
 
 
 def run(workdir: Path, k: int, rate: int, plan: e2e.Plan, step: Any, say: Any) -> dict[str, Any]:
@@ -92,7 +94,10 @@ def run(workdir: Path, k: int, rate: int, plan: e2e.Plan, step: Any, say: Any) -
                 for s in servers
             ]
             say(f"  twin: clients ready: {[s.ready for s in swarms]}")
-            warm(servers, swarms, plan)
+            warmed = warm(servers, swarms, plan)
+            if "error" in warmed:
+                return {**record, "skipped": warmed["error"]}
+            record["warm_up_lost"] = warmed["lost"]
             runs = [next(e2e._run_ids) for _ in servers]
             cpu = [procs.CpuMeter(s.proc.pid) for s in servers]
             wall0 = time.monotonic()

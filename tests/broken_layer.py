@@ -36,3 +36,10 @@ class SlowJoinLayer(CrossingLayer):
     async def group_add(self, group: str, channel: str) -> None:
         await asyncio.sleep(0.3)
         await super().group_add(group, channel)
+
+
+class NoJoinLayer(CrossingLayer):
+    """A crossing layer that cannot be joined, as a Redis that is down at start-up."""
+
+    async def group_add(self, group: str, channel: str) -> None:
+        raise ConnectionError("channel layer is down")

@@ -175,8 +175,7 @@ async def test_a_frame_of_another_process_that_came_before_the_resume_is_not_los
     await in_thread(settle)
     after = await in_thread(reads.last_id)
     comm = communicator(staff_client)
-    assert (await comm.connect())[0]
-    await asyncio.sleep(0.05)  # the relay joins the group
+    assert (await comm.connect())[0]  # open: the relay has joined the group
     row = make_row(process="elsewhere-8", seq=1, summary="sent, not stored yet")
     await get_channel_layer().group_send(conf.get("GROUP"), {
         "type": "events.batch", "process": "elsewhere-8", "first_seq": 1, "last_seq": 1,
@@ -211,3 +210,18 @@ async def test_a_socket_opens_once_other_processes_frames_reach_it(staff_client)
         "right after the open"
     ]
     await comm.disconnect()
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.NoJoinLayer"}})
+async def test_sockets_open_at_once_while_the_layer_cannot_be_joined(staff_client):
+    """A socket waits for the relay's join, not for a layer that is down to come back:
+    each opens at once (the relay keeps trying), and its frames say the layer is down."""
+    await in_thread(settle)
+    for _ in range(2):
+        comm = communicator(staff_client)
+        started = asyncio.get_running_loop().time()
+        assert (await comm.connect(timeout=5))[0]
+        assert asyncio.get_running_loop().time() - started < 1.0
+        await comm.disconnect()
+    assert fanout.layer_down
+    fanout.reset()

@@ -46,7 +46,8 @@ class Fanout:
         # A dict keeps subscription order; values unused.
         self.subscribers: dict[Subscriber, None] = {}
         self._relay: asyncio.Task[None] | None = None
-        # Set once the relay listens to the group (per relay: a new one starts unset).
+        # Set once the relay listens to the group, or could not join it (the layer down:
+        # sockets then open at once, "this process only"). Per relay: a new one starts unset.
         self._joined = asyncio.Event()
         self._tail: asyncio.Task[None] | None = None
         # The channel layer failed its last send or receive: frames say so (the page
@@ -62,13 +63,14 @@ class Fanout:
             self._ensure_tail()
 
     async def listening(self, timeout: float = JOIN_WAIT) -> None:
-        """Until the relay listens to the group (at most `timeout`): a frame another
-        process publishes before that reaches no socket of this process, so a socket
-        opens only once it would hear it. Nothing to wait for without a crossing layer."""
+        """Until the relay listens to the group, or its first try to join failed (at most
+        `timeout`): a frame another process publishes before the join reaches no socket
+        of this process, so a socket opens only once it would hear it. Nothing to wait
+        for without a crossing layer."""
         if not crosses_processes():
             return
         self._ensure_relay()
-        with contextlib.suppress(TimeoutError):  # the layer down: the relay retries
+        with contextlib.suppress(TimeoutError):  # a layer that does not answer
             await asyncio.wait_for(self._joined.wait(), timeout)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -139,7 +141,7 @@ class Fanout:
             return
         group = conf.get("GROUP")
         channel = await layer.new_channel()
-        await self._join(layer, group, channel)
+        await self._join(layer, group, channel, joined)
         joined.set()
         renewing = asyncio.ensure_future(self._renew(layer, group, channel))
         try:
@@ -170,15 +172,24 @@ class Fanout:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(layer.group_discard(group, channel))
 
-    async def _join(self, layer: Any, group: str, channel: str) -> None:
+    async def _join(
+        self, layer: Any, group: str, channel: str, tried: asyncio.Event | None = None
+    ) -> None:
+        """Join the group, retrying until it works; `tried` is set after the first try
+        either way (a socket waits for the join, not for the layer to come back)."""
         delay = RETRY_AFTER
         while True:
             try:
-                return await layer.group_add(group, channel)
-            except Exception:
-                logger.exception("dashboard: could not join the layer group; retrying")
+                await layer.group_add(group, channel)
+            except Exception as exc:
+                self._down(f"could not join the layer group: {exc!r}")
+                if tried is not None:
+                    tried.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_AT_MOST)
+            else:
+                self._up()
+                return
 
     async def _renew(self, layer: Any, group: str, channel: str) -> None:
         while True:

@@ -133,9 +133,10 @@ class Handoff:
                     finally:
                         self._sending = False
                     window = conf.get("BATCH_WINDOW")
-                    # This process's own time on the batch: not the wait for an earlier
-                    # frame the sidecar renders meanwhile (pausing for it too would wait
-                    # twice, and the render costs this process nothing).
+                    # This process's own time on the batch (draining, pickling, relaying
+                    # the frame to its sockets): not the wait while the sidecar rendered
+                    # it, which costs this process nothing (pausing for it as well would
+                    # wait for it twice).
                     cost = loop.time() - started - link.waited
                     # Unwatched, nobody waits: one window, so the saves are not
                     # interrupted by a pump that has nothing to show.
@@ -154,6 +155,7 @@ class Handoff:
                 self._armed = True
 
     async def _hand_on(self, batch: Batch) -> bool:
+        link.waited = 0.0  # the sidecar's part of this batch's time (none in-process)
         if link.enabled():
             return await link.hand_on(batch, self.dropped)
         return await frames.hand_on(batch, self.dropped)

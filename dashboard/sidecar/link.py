@@ -52,7 +52,10 @@ class Link:
         self.unstored = 0  # the sidecar's count of events it could not store
         self.lost = 0  # events this process sent but no sidecar stored (it died; a full outbox)
         self.unavailable = False
-        self.waited = 0.0  # seconds the last hand_on() waited for an earlier frame to leave
+        # Seconds the last hand_on() waited while the sidecar held the frame it waited
+        # for (until the frame came back: relaying it is this process's own work).
+        self.waited = 0.0
+        self._arrived = 0.0  # when the sidecar's latest frame came back (the loop's clock)
         self._base = 0  # batches sent before the current sidecar started
         self._unacked: deque[tuple[int, int]] = deque()  # (batch number, events) not yet stored
         self._config_key: Any = None
@@ -131,7 +134,7 @@ class Link:
             waiting = self._loop.time()
             with contextlib.suppress(TimeoutError):  # a frame lost on the way: go on
                 await asyncio.wait_for(asyncio.shield(self._out[-IN_FLIGHT]), FRAME_WAIT)
-            self.waited = self._loop.time() - waiting
+            self.waited = max(0.0, self._arrived - waiting)
         return watched
 
     def _put(self, data: bytes | None) -> None:
@@ -270,6 +273,7 @@ class Link:
     def _relay(self, message: dict[str, Any], epoch: int) -> None:
         if epoch != self._epoch:  # a frame of before a reset (tests)
             return
+        self._arrived = asyncio.get_running_loop().time()
         self._frames.append(message)
         if not self._relaying:
             self._relay_task = asyncio.ensure_future(self._relay_all())
