@@ -25,6 +25,15 @@ CROSSING = override_settings(
     CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.CrossingLayer"}}
 )
 
+async def published_elsewhere(process: str, summary: str) -> None:
+    """Another process's frame of one post_save (seq 1), sent to the layer's group."""
+    row = make_row(process=process, seq=1, summary=summary)
+    await get_channel_layer().group_send(conf.get("GROUP"), {
+        "type": "events.batch", "process": process, "first_seq": 1, "last_seq": 1,
+        "html": render_frame([row], {"post_save": 1}),
+    })  # fmt: skip
+
+
 @CROSSING
 async def test_sockets_share_one_layer_channel_per_process(staff_client):
     await in_thread(settle)
@@ -50,12 +59,7 @@ async def test_other_processes_frames_are_relayed_and_ours_are_not_repeated(staf
     assert (await dashboard.connect())[0]
     await resumed(dashboard)
     await asyncio.sleep(0.05)  # the relay joins the group
-    row = make_row(process="elsewhere-7", seq=1, summary="from another process")
-    message = {
-        "type": "events.batch", "process": "elsewhere-7", "first_seq": 1, "last_seq": 1,
-        "html": render_frame([row], {"post_save": 1}),
-    }
-    await get_channel_layer().group_send(conf.get("GROUP"), message)
+    await published_elsewhere("elsewhere-7", "from another process")
     got = rows(await collect(dashboard))
     assert [r.summary for r in got if r.key.startswith("elsewhere-7.")] == ["from another process"]
 
@@ -176,11 +180,7 @@ async def test_a_frame_of_another_process_that_came_before_the_resume_is_not_los
     after = await in_thread(reads.last_id)
     comm = communicator(staff_client)
     assert (await comm.connect())[0]  # open: the relay has joined the group
-    row = make_row(process="elsewhere-8", seq=1, summary="sent, not stored yet")
-    await get_channel_layer().group_send(conf.get("GROUP"), {
-        "type": "events.batch", "process": "elsewhere-8", "first_seq": 1, "last_seq": 1,
-        "html": render_frame([row], {"post_save": 1}),
-    })  # fmt: skip
+    await published_elsewhere("elsewhere-8", "sent, not stored yet")
     await asyncio.sleep(0.1)  # relayed to the socket, held there until the resume
     await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
     got = rows(await collect(comm))
@@ -199,11 +199,7 @@ async def test_a_socket_opens_once_other_processes_frames_reach_it(staff_client)
     after = await in_thread(reads.last_id)
     comm = communicator(staff_client)
     assert (await comm.connect())[0]
-    row = make_row(process="elsewhere-9", seq=1, summary="right after the open")
-    await get_channel_layer().group_send(conf.get("GROUP"), {
-        "type": "events.batch", "process": "elsewhere-9", "first_seq": 1, "last_seq": 1,
-        "html": render_frame([row], {"post_save": 1}),
-    })  # fmt: skip
+    await published_elsewhere("elsewhere-9", "right after the open")
     await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
     got = rows(await collect(comm))
     assert [r.summary for r in got if r.key.startswith("elsewhere-9.")] == [
