@@ -113,6 +113,11 @@ def clients(url: str, k: int, cookie: str, log: Path) -> Iterator[Clients]:
         swarm.close()
 
 
+def refused(started: dict[str, Any]) -> bool:
+    """A producer's answer that started nothing (an HTTP error, or one it reported)."""
+    return "http_status" in started or bool(started.get("error"))
+
+
 def produce(server: Server, run: int, rate: int, plan: Plan) -> dict[str, Any]:
     count = MAX_COUNT if rate == 0 else max(1, round(rate * plan.seconds))
     params: dict[str, Any] = {"run": run, "rate": rate, "count": count, "seconds": plan.seconds}
@@ -137,7 +142,7 @@ def one_run(server: Server, swarm: Clients, rate: int, plan: Plan) -> dict[str, 
     server_cpu, client_cpu = procs.CpuMeter(server.proc.pid), procs.CpuMeter(swarm.proc.pid)
     wall0 = time.monotonic()
     started = produce(server, run, rate, plan)
-    if "http_status" in started or started.get("error"):
+    if refused(started):
         return {**record, "skipped": f"producer refused: {started}"}
     status = started
     while not status.get("done") and time.monotonic() - wall0 < plan.seconds + 10:

@@ -56,7 +56,7 @@ def warm(servers: list[e2e.Server], swarms: list[Any], plan: e2e.Plan) -> dict[s
     runs = [next(e2e._run_ids) for _ in servers]
     for server, run_id in zip(servers, runs, strict=True):
         started = e2e.produce(server, run_id, 100, brief)
-        if "http_status" in started or started.get("error"):
+        if e2e.refused(started):
             return {"error": f"warm-up producer refused: {started}"}
     parts = [swarm.collect(run_id, WARM_POSTS, plan.drain_quiet, plan.drain_limit)
              for swarm in swarms for run_id in runs]  # fmt: skip
@@ -103,7 +103,7 @@ def run(workdir: Path, k: int, rate: int, plan: e2e.Plan, step: Any, say: Any) -
             wall0 = time.monotonic()
             for server, run_id in zip(servers, runs, strict=True):
                 started = e2e.produce(server, run_id, rate, plan)
-                if "http_status" in started or started.get("error"):
+                if e2e.refused(started):
                     return {**record, "skipped": f"producer refused: {started}"}
             statuses = []
             for server, run_id in zip(servers, runs, strict=True):

@@ -284,6 +284,20 @@ def test_flush_does_not_wait_out_the_pumps_pause(caplog):
     assert StoredEvent.objects.filter(summary__startswith="blog.Post").count() == 2
 
 
+@pytest.fixture
+def costs(monkeypatch) -> list[float]:
+    """The cost of each batch, as the pump gives it to its pacer."""
+    noted: list[float] = []
+    after = Pacer.after
+
+    def noting(self, events, started, cost, window):
+        noted.append(cost)
+        return after(self, events, started, cost, window)
+
+    monkeypatch.setattr(Pacer, "after", noting)
+    return noted
+
+
 class SlowSockets:
     """Sockets of this process whose writes take this loop 80 ms a frame (as writing
     to many of them does): relaying is this process's own work."""
@@ -297,19 +311,11 @@ class SlowSockets:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_pause_counts_relaying_a_frame_but_not_the_sidecars_render(monkeypatch):
+async def test_the_pause_counts_relaying_a_frame_but_not_the_sidecars_render(costs):
     """The pump waits for each frame to come back from the sidecar and leave. The time
     the sidecar held it costs this process nothing and is left out of the pause (it
     would wait for it twice); relaying it to this process's sockets is counted, so
     sending stays at most about half the loop."""
-    costs: list[float] = []
-    after = Pacer.after
-
-    def noting(self, events, started, cost, window):
-        costs.append(cost)
-        return after(self, events, started, cost, window)
-
-    monkeypatch.setattr(Pacer, "after", noting)
     sockets = SlowSockets()
     fanout.subscribe(sockets)
     handoff.bind_running_loop()
@@ -329,21 +335,13 @@ async def test_the_pause_counts_relaying_a_frame_but_not_the_sidecars_render(mon
     assert len(costs) >= 2 and all(0.07 < cost < 1.0 for cost in costs[:2]), costs
 
 
-async def test_a_pipeline_kept_in_process_counts_its_whole_time(group, monkeypatch):
+async def test_a_pipeline_kept_in_process_counts_its_whole_time(group, costs, monkeypatch):
     """Where the sidecar is off (or could not start again), nothing of the batch's time
     is the sidecar's: a wait noted for an earlier sidecar must not shorten the pause."""
-    costs: list[float] = []
-    after = Pacer.after
-
-    def noting(self, events, started, cost, window):
-        costs.append(cost)
-        return after(self, events, started, cost, window)
-
     async def slow_render(batch, dropped):
         await asyncio.sleep(0.1)  # describing and rendering here
         return True
 
-    monkeypatch.setattr(Pacer, "after", noting)
     monkeypatch.setattr(link, "waited", 5.0)  # noted for a sidecar that has since gone
     monkeypatch.setattr(link, "enabled", lambda: False)
     monkeypatch.setattr(live_frames, "hand_on", slow_render)

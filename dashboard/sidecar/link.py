@@ -99,7 +99,6 @@ class Link:
 
     async def hand_on(self, batch: list[Event | RolledBack], dropped: int) -> bool:
         """Send the batch to the sidecar (a frame comes back if watched); True if watched."""
-        self.waited = 0.0
         watched = fanout.watched()
         self._loop = asyncio.get_running_loop()
         proc = self.proc
