@@ -3,7 +3,7 @@
 Read when the page is asked for, from this process as it is now: the apps'
 modules (imported or not), every signal found and its receivers, and what the
 dashboard's hook on Signal.send has seen since start-up (capture/seen.py
-`SENT`: the senders each signal was sent with). What a dispatch found gone or
+`senders()`: those each signal was sent with). What a dispatch found gone or
 doubled (core/payload.py `not_run`) is read back from the history.
 """
 
@@ -108,7 +108,7 @@ def never_sent(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
     """Custom signals (not Django's) with receivers that were not sent since start-up."""
     out = []
     for signal, spec in found:
-        if spec.path.startswith("django.") or signal in seen.SENT:
+        if spec.path.startswith("django.") or seen.senders(signal) is not None:
             continue
         receivers = [receiver_info(f) for _, f, _ in _live(signal) if f is not None]
         if receivers:
@@ -150,7 +150,7 @@ def unmatched_senders(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
     models = {id(m): m._meta.label for m in apps.get_models(include_auto_created=True)}
     out = []
     for signal, spec in found:
-        sent = seen.SENT.get(signal, set())
+        sent = seen.senders(signal) or set()
         for lookup, func, _ in _live(signal):
             sender_key = lookup[1]
             if func is None or sender_key == NO_SENDER or sender_key in sent or not _mine(func):

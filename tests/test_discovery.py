@@ -64,6 +64,24 @@ def test_a_signal_sent_with_no_receivers_is_captured_too():
     assert event.family == "other" and event.payload == {"n": 1}
 
 
+def test_what_a_send_leaves_per_signal_goes_with_the_signal():
+    """Per-signal answers are kept by id(signal): one collected must take its entries
+    along, or a new signal given the same id would inherit them (sent, recorded)."""
+    import gc
+
+    from dashboard.capture import seen
+
+    adhoc = Signal()
+    adhoc.send(sender=Post)
+    key = id(adhoc)
+    assert seen.senders(adhoc) == {id(Post)}
+    assert key in signals._recorded
+    del adhoc
+    gc.collect()
+    assert key not in seen._sent and key not in signals._recorded
+    assert key not in seen._sent._tied and key not in signals._recorded._tied
+
+
 @pytest.mark.django_db(transaction=True)
 def test_pre_init_and_post_init_are_listed_but_not_recorded_unless_asked_for():
     Post.objects.create(title="loaded")

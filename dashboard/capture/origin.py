@@ -15,10 +15,13 @@ from django.conf import settings
 PROJECT_ROOT = os.path.abspath(str(getattr(settings, "BASE_DIR", None) or os.getcwd()))
 _PROJECT_ROOT = PROJECT_ROOT + os.sep
 _DASHBOARD_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_is_project_code: dict[CodeType, bool] = {}
+# Keyed by id(): hashing a code object hashes its bytecode and constants anew on
+# every call (~0.2 µs for one of Django's), and the walk asks for several per event.
+# The code objects are held here, so their ids are never reused meanwhile.
+_is_project_code: dict[int, tuple[CodeType, bool]] = {}
 # "file:line in function" per (code, instruction): the same call sites send
 # again and again, and a line number is looked up, and formatted, once.
-_origins: dict[tuple[CodeType, int], str] = {}
+_origins: dict[tuple[int, int], str] = {}
 
 
 def is_project_file(filename: str) -> bool:
@@ -36,7 +39,8 @@ def project_path(filename: str) -> str:
 
 
 def _project_code(code: CodeType) -> bool:
-    mine = _is_project_code[code] = is_project_file(code.co_filename)
+    mine = is_project_file(code.co_filename)
+    _is_project_code[id(code)] = (code, mine)
     return mine
 
 
@@ -46,11 +50,10 @@ def origin() -> str | None:
     known = _is_project_code
     while frame is not None:
         code = frame.f_code
-        mine = known.get(code)
-        if mine is None:
-            mine = _project_code(code)
+        entry = known.get(id(code))
+        mine = entry[1] if entry is not None else _project_code(code)
         if mine:
-            site = (code, frame.f_lasti)
+            site = (id(code), frame.f_lasti)
             where = _origins.get(site)
             if where is None:
                 path = project_path(code.co_filename)

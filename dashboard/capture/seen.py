@@ -1,24 +1,30 @@
 """What the hook on Signal.send has seen since start-up: each signal's senders.
 
-Noted by capture/dispatch.py on every send (one weak-dict lookup and a set add);
+Noted by capture/dispatch.py on every send (one dict lookup and a set add);
 read by the diagnostics page (a custom signal never sent, a receiver whose sender
 never came). Per signal, the ids of at most MAX_SENDERS senders: a signal sent with
 ever new instances as senders stops growing there.
 """
 
 import time
-import weakref
 
 from django.dispatch import Signal
 
-SENT: "weakref.WeakKeyDictionary[Signal, set[int]]" = weakref.WeakKeyDictionary()
+from dashboard.capture.signals import BySignal
+
+_sent: BySignal[set[int]] = BySignal()
 MAX_SENDERS = 1000
 STARTED = time.time()  # what "since start-up" means
 
 
 def note(signal: Signal, sender: object) -> None:
-    senders = SENT.get(signal)
+    senders = _sent.get(id(signal))
     if senders is None:
-        senders = SENT[signal] = set()
+        senders = _sent.put(signal, set())
     if len(senders) < MAX_SENDERS:
         senders.add(id(sender))
+
+
+def senders(signal: Signal) -> set[int] | None:
+    """The ids of the senders it was sent with, or None if never sent since start-up."""
+    return _sent.get(id(signal))

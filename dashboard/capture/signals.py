@@ -18,7 +18,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.dispatch import Signal
@@ -34,6 +34,7 @@ DJANGO_FAMILIES = {
     "django.test.signals": "settings",
 }
 FAMILY_OF = {"django.core.signals.setting_changed": "settings"}
+T = TypeVar("T")
 FAMILY_ORDER = ("model", "request", "database", "settings", "auth")
 
 
@@ -135,10 +136,37 @@ def _family_rank(family: str) -> tuple[int, str]:
 
 # -- what is recorded: SIGNALS and IGNORE_SIGNALS --------------------------------------
 
+class BySignal(dict[int, T]):
+    """Answers per signal, asked on every send: keyed by id(signal), as a
+    WeakKeyDictionary lookup costs a weak reference and a Python call each time.
+    An entry goes when its signal is collected (so its id is never reused meanwhile);
+    a signal that cannot be weakly referenced keeps its entry for the process's life."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tied: set[int] = set()  # ids whose signal will tell us when it goes
+
+    def put(self, signal: Signal, value: T) -> T:
+        key = id(signal)
+        if key not in self._tied:
+            try:
+                weakref.finalize(signal, self._forget, key).atexit = False
+                self._tied.add(key)
+            except TypeError:
+                pass
+        self[key] = value
+        return value
+
+    def _forget(self, key: int) -> None:
+        self._tied.discard(key)
+        self.pop(key, None)
+
+
 # Per signal, its spec if recorded, else None: asked on every send of every
-# signal (pre_init: every row a query loads), so one weak-dict lookup.
-_recorded: "weakref.WeakKeyDictionary[Signal, Spec | None]" = weakref.WeakKeyDictionary()
+# signal (pre_init: every row a query loads), so one dict lookup.
+_recorded: BySignal[Spec | None] = BySignal()
 _recorded_for = [-1]  # the settings' generation those answers are for
+_UNKNOWN = Spec("", "", "")
 
 
 def recorded(signal: Signal) -> Spec | None:
@@ -146,12 +174,11 @@ def recorded(signal: Signal) -> Spec | None:
     if _recorded_for[0] != conf.current_generation():
         _recorded.clear()
         _recorded_for[0] = conf.generation
-    try:
-        return _recorded[signal]
-    except KeyError:
+    answer = _recorded.get(id(signal), _UNKNOWN)
+    if answer is _UNKNOWN:
         spec = spec_of(signal)
-        answer = _recorded[signal] = spec if spec.recorded else None
-        return answer
+        answer = _recorded.put(signal, spec if spec.recorded else None)
+    return answer
 
 
 def _matches(spec: Spec, patterns: Any) -> bool:

@@ -312,13 +312,29 @@ def not_run(event: Event) -> list[dict[str, Any]]:
                 "held it (a function defined inside another?); define it at module level, "
                 "or connect it with weak=False")})  # fmt: skip
         elif sender_key not in (NO_SENDER, event.sender_id):
-            found.append({**receiver_info(func), "why": "connected for another sender"})
+            found.append(_for_another_sender(func))
     ran = [t.receiver for t in event.timings]
+    if len({id(f) for f in ran}) == len(ran):
+        return found
     for func in {id(f): f for f in ran if ran.count(f) > 1}.values():
         found.append({**receiver_info(func), "why": (
             f"ran {ran.count(func)} times: connected more than once (give connect() a "
             "dispatch_uid)")})  # fmt: skip
     return found
+
+
+def _for_another_sender(func: Any) -> dict[str, Any]:
+    """The same dict for every event a receiver connected for another sender skipped
+    (read only, never changed: a batch pickles it once)."""
+    try:
+        return _another_sender(func)
+    except TypeError:  # a callable object that cannot be hashed
+        return _another_sender.__wrapped__(func)
+
+
+@lru_cache(maxsize=1024)
+def _another_sender(func: Any) -> dict[str, Any]:
+    return {**receiver_info(func), "why": "connected for another sender"}
 
 
 def receiver_info(

@@ -9,6 +9,7 @@ and crosses as its Row: one odd value never costs a batch.
 
 import dataclasses
 import logging
+import operator
 import pickle
 import struct
 from typing import IO, Any
@@ -25,6 +26,7 @@ PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 _RAW = EVENT_FIELDS.index("raw")
+_values = operator.attrgetter(*EVENT_FIELDS)  # one C call for every field, in order
 
 
 def portable(event: Event) -> Event:
@@ -40,7 +42,7 @@ def portable(event: Event) -> Event:
 # Events and snapshots cross as plain tuples: pickling a slots dataclass goes through
 # copyreg per object, about ten times the cost (31 µs an event against 3, measured).
 def flat(event: Event) -> tuple[Any, ...]:
-    values = [getattr(event, name) for name in EVENT_FIELDS]
+    values = list(_values(event))
     values[_RAW] = {
         k: ("I", v.label, v.pk, v.text, v.fields) if type(v) is InstanceSnapshot
         else ("Q", v.method, v.path) if type(v) is RequestSnapshot

@@ -1,0 +1,152 @@
+"""Instructions per create under callgrind: what the capture costs, without the drift.
+
+    .venv/bin/python -m bench.instructions OUT.json [--creates 300]
+
+This kind of machine's speed moves by up to 2x between minutes, so timed ratios
+of a few percent need many rounds and still wander. Callgrind counts
+instructions instead: the same count twice, within about 0.2 %, whatever else
+the machine does. Each mode runs in a process of its own under
+`valgrind --tool=callgrind`, with counting switched on (`callgrind_control -i`)
+only around the counted creates, in one transaction, after a warm-up. The
+figure is instructions per `Post.objects.create`, on the saving thread and in
+all the process's threads (the pump and the sidecar link's threads); the
+sidecar is another process and runs outside valgrind, uncounted. Valgrind
+makes a create about 50x slower, so the pump's window (BATCH_WINDOW) is made
+50x longer too: its batches hold about as many events as in the timed runs.
+
+Instructions are not time (a cache miss costs no instruction), so this tells
+whose code does more work, not the whole cost: the timed tables stay the
+figures; this one says where a change moved the work.
+
+Modes: off (the dashboard's hook out), floor and reference (bench/peers.py),
+capture (the hook in, the pump dropping what it drains), unwatched and watched
+(as bench/saves.py runs them: the sidecar describes and stores; watched, a
+frame comes back for a socket that drops it).
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+SLOWER = 50  # about how much slower a create runs under callgrind
+MODES = ("off", "floor", "reference", "capture", "unwatched", "watched")
+
+
+def available() -> str | None:
+    """Why this cannot run here, or None."""
+    missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
+    return f"{' and '.join(missing)} not found" if missing else None
+
+
+def _switch(on: bool) -> None:
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
+                   capture_output=True, check=False, timeout=60)  # fmt: skip
+
+
+def child(mode: str, creates: int) -> None:
+    """Inside valgrind: warm up, then count `creates` creates in one transaction."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import transaction
+
+    from bench import peers, saves
+    from blog.models import Post
+    from dashboard import conf
+    from dashboard.live.handoff import handoff
+
+    # Valgrind makes a create ~50x slower: the pump's window is stretched as much, so
+    # its batches hold about as many events as in the timed runs.
+    settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}),
+                          "BATCH_WINDOW": SLOWER * conf.get("BATCH_WINDOW")}  # fmt: skip
+    conf.forget()
+    saves.set_receivers(mode in ("capture", "unwatched", "watched"))
+    context = {
+        "floor": peers.floor,
+        "reference": peers.reference,
+        "capture": saves.capture_only,
+        "watched": saves.watched,
+    }.get(mode, contextlib.nullcontext)
+
+    # Titles unique to this process: a title seen before makes fill_slug query again.
+    prefix = f"instructions {uuid.uuid4().hex[:8]} {mode}"
+
+    def run(tag: str) -> None:
+        with transaction.atomic():
+            for i in range(creates):
+                Post.objects.create(title=f"{prefix} {tag} {i}")
+
+    with context():
+        run("warm-up")  # imports, statements, the sidecar started and set up
+        handoff.flush(timeout=60)
+        saves.settle(handoff, timeout=60)
+        _switch(True)
+        run("counted")
+        handoff.flush(timeout=60)  # what the creates left queued is their cost too
+        _switch(False)
+        saves.settle(handoff, timeout=60)
+
+
+def _totals(paths: list[Path]) -> dict[str, int]:
+    """Instructions per thread file (callgrind's `totals:` line)."""
+    found = {}
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                found[path.name] = int(line.split()[1])
+    return found
+
+
+def count(mode: str, creates: int, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    out = workdir / f"callgrind.{mode}"
+    args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+            f"--callgrind-out-file={out}.%p", sys.executable, "-m", "bench.instructions",
+            "--child", mode, "--creates", str(creates)]  # fmt: skip
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
+    files = sorted(workdir.glob(f"callgrind.{mode}.*"))
+    totals = _totals(files)
+    if done.returncode != 0 or not totals:
+        raise RuntimeError(f"{mode}: callgrind run failed ({done.returncode}):\n"
+                           f"{done.stderr[-2000:]}")  # fmt: skip
+    main = next((n for t, n in sorted(totals.items()) if t.endswith("-01")), 0)
+    return {
+        "saving_thread": main / creates,
+        "all_threads": sum(totals.values()) / creates,
+        "threads": len(totals),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path, nargs="?")
+    parser.add_argument("--creates", type=int, default=300)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--child", choices=MODES)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.creates)
+        return
+    if args.out is None:
+        parser.error("OUT.json is required")
+    modes = [m for m in args.modes.split(",") if m]
+    with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
+        result = {m: count(m, args.creates, Path(tmp), dict(os.environ)) for m in modes}
+    if "off" in result:
+        base = result["off"]
+        for r in result.values():
+            r["saving_ratio"] = r["saving_thread"] / base["saving_thread"]
+            r["all_ratio"] = r["all_threads"] / base["all_threads"]
+    args.out.write_text(json.dumps({"creates": args.creates, "modes": result}))
+
+
+if __name__ == "__main__":
+    main()
