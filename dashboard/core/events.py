@@ -74,8 +74,8 @@ class Event:
     # which did not run, and why.
     receivers_then: list[Any] | None = None
     sender_id: int = 0
-    # The receivers named ({"receivers": [...], "not_run": [...]}) where the functions
-    # live, before the event crosses to the sidecar process (sidecar/wire.py).
+    # The receivers named ({"timed": [...], "not_run": [...]}, core/payload.py) where
+    # the functions live, before the event crosses to the sidecar process (sidecar/wire.py).
     named: dict[str, Any] | None = None
 
     def described(self) -> None:

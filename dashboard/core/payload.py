@@ -272,7 +272,7 @@ def describe_event(event: Event) -> Row:
             "ms": None if event.duration is None else round(event.duration * 1000, 3),
             "origin": event.origin,
             "diff": diff(event.before, event.raw.get("instance")),
-            **(event.named or name_receivers(event)),
+            **receivers_detail(event.named or name_receivers(event)),
         },
         request_id=event.request_id or "",
         rolled_back=event.rolled_back,
@@ -283,14 +283,21 @@ def describe_event(event: Event) -> Row:
 
 
 def name_receivers(event: Event) -> dict[str, Any]:
-    """Who listened (timed) and who did not run: names, where the functions are."""
+    """Who listened (timed) and who did not run, named where the functions live (the
+    capturing process): each timed one as (name, where, seconds, raised, queries,
+    sql_seconds), made readable by receivers_detail() wherever it is described."""
     return {
-        "receivers": [
-            receiver_info(t.receiver, t.seconds, t.raised, t.queries, t.sql_seconds)
+        "timed": [
+            (*_names_of(t.receiver), t.seconds, t.raised, t.queries, t.sql_seconds)
             for t in event.timings
         ],
         "not_run": not_run(event),
     }
+
+
+def receivers_detail(named: dict[str, Any]) -> dict[str, Any]:
+    """The detail's receivers (times in ms, rounded) and those that did not run."""
+    return {"receivers": [timed_info(*t) for t in named["timed"]], "not_run": named["not_run"]}
 
 
 NO_SENDER = id(None)  # how Django keys a receiver connected for every sender
@@ -346,10 +353,24 @@ def receiver_info(
 ) -> dict[str, Any]:
     """A receiver as the dashboard names it: dotted name, file:line, its time and its
     own SQL (queries, and their time)."""
+    return timed_info(*_names_of(func), seconds, raised, queries, sql_seconds)
+
+
+def _names_of(func: Any) -> tuple[str, str]:
     try:
-        name, where = _named(func)
+        return _named(func)
     except TypeError:  # a callable object that cannot be hashed: named uncached
-        name, where = _named.__wrapped__(func)
+        return _named.__wrapped__(func)
+
+
+def timed_info(
+    name: str,
+    where: str,
+    seconds: float | None = None,
+    raised: bool = False,
+    queries: int = 0,
+    sql_seconds: float = 0.0,
+) -> dict[str, Any]:
     info: dict[str, Any] = {"name": name, "where": where}
     if seconds is not None:
         info["ms"] = round(seconds * 1000, 3)
