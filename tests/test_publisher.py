@@ -201,6 +201,30 @@ def test_unwatched_events_are_stored_without_a_frame(monkeypatch):
     assert "nobody watching" in stored.summary
 
 
+@override_settings(DASHBOARD={"BATCH_WINDOW": WINDOW})
+def test_an_unwatched_pump_lets_a_burst_come_before_its_first_batch(monkeypatch):
+    """Nobody in this process waits for a frame: woken by a request's first event, the
+    pump lets the rest of the request come first instead of taking the GIL from the
+    sender half-way through it; one batch holds the burst."""
+    batches: list[list[int]] = []
+
+    async def noting(batch) -> bool:
+        batches.append([item.raw["n"] for item in batch])
+        return False
+
+    handoff.flush(timeout=2)  # override_settings' own events, out of the way
+    wait_for(lambda: not handoff._armed, 5, "the pump to idle")
+    monkeypatch.setattr(handoff, "_hand_on", noting)
+    try:
+        handoff.publish(event(1))
+        time.sleep(WINDOW / 5)  # the rest of the request
+        handoff.publish(event(2))
+        wait_for(lambda: batches and handoff.drained, 5, "the pump to take the burst")
+        assert batches == [[1, 2]]
+    finally:
+        handoff.reset()
+
+
 def test_the_pause_grows_under_load_and_drops_back_below_it():
     pacer, window = Pacer(), 0.05
     assert pacer.after(events=1, started=0.0, cost=0.0, window=window) == MIN_PAUSE  # from idle
@@ -273,10 +297,10 @@ def test_a_pump_start_overtaken_by_a_reset_leaves_nothing_stuck():
 @pytest.mark.django_db(transaction=True)
 @override_settings(DASHBOARD={"BATCH_WINDOW": 5})  # the longest there is
 def test_flush_does_not_wait_out_the_pumps_pause(caplog):
-    """The pump sends pre_save at once, then pauses (a whole window, unwatched) while
-    post_save waits. A flush (a command's exit, a resuming page, the bench settling)
-    cuts the pause short, and returns once that batch is handed on: not a window
-    after it, with the pump pausing again with nothing to send."""
+    """Unwatched, the pump waits a whole window before its first batch and pauses one
+    after it. A flush (a command's exit, a resuming page, the bench settling) cuts
+    either short, and returns once that batch is handed on: not a window after it,
+    with the pump pausing again with nothing to send."""
     Post.objects.create(title="Sent at once")
     handoff.flush(timeout=2)
     assert handoff.drained

@@ -67,6 +67,13 @@ def _unwrapped(value: LazyObject) -> Any:
 
 def snapshot(value: Any, depth: int = 0) -> Any:
     """A copy of a kwarg that is safe to keep after the sender returns."""
+    cls = type(value)
+    if cls in PLAIN_TYPES:
+        return value
+    # By its type, not isinstance(): a lazy object answers isinstance() for what it
+    # wraps, and would be evaluated (below: only if it was already).
+    if issubclass(cls, Model):
+        return snapshot_instance(value)
     if isinstance(value, PLAIN):
         return value
     if isinstance(value, LazyObject):  # e.g. request.user; never evaluated here

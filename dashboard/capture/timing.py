@@ -116,6 +116,8 @@ def timed(result: Any, timings: list[ReceiverTiming]) -> Any:
     any other shape is handed back as it is, and the seam falls back for good."""
     try:
         sync, asynchronous = result
+        if not sync and not asynchronous:  # none for this sender: nothing to wrap
+            return result
         return [Timed(r, timings) for r in sync], [ATimed(r, timings) for r in asynchronous]
     except Exception as exc:  # a new shape: Django goes on as without us
         SEAM.fail(f"it returned {type(result).__name__} ({exc})")

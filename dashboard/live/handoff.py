@@ -2,7 +2,8 @@
 
 Receivers call `publish()` (inside the sender's call: it appends to a
 bounded deque and, only when the pump is idle, wakes it with one
-`call_soon_threadsafe`; it never blocks and never raises). The pump runs on
+`call_soon_threadsafe`; it never blocks and never raises). Woken, the pump
+drains at once if a dashboard in this process watches, else one window later. The pump runs on
 one long-lived event loop: the server's own under an ASGI server (bound by
 dashboard/asgi.py and the consumer), otherwise a daemon thread started on
 demand (management commands, the shell, tests). It drains the queue,
@@ -123,6 +124,13 @@ class Handoff:
         while self._loop is loop:
             await wake.wait()
             wake.clear()
+            if not fanout.watched():
+                # Nobody here waits for it: let the rest of its burst (the request it
+                # belongs to) come first, rather than take the GIL from the sender
+                # half-way through. flush() cuts this short.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), conf.get("BATCH_WINDOW"))
+                wake.clear()
             while self._loop is loop:
                 if self.queue:
                     started = loop.time()
