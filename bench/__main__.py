@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, procs, report, twin
+from bench import e2e, instructions, procs, report, twin
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -110,7 +110,9 @@ def main() -> None:
                               "--rounds", "2" if quick else "5"),
                  env, workdir / "requests.log", 900)
             result["requests"] = json.loads((workdir / "requests.json").read_text())
-        say("1c. Django's own production ceiling (the end-to-end producer, no dashboard)…")
+            say("1c. instructions per create under callgrind (drift-free)…")
+            result["instructions"] = count_instructions(workdir, env, 150 if quick else 300)
+        say("1d. Django's own production ceiling (the end-to-end producer, no dashboard)…")
         step(procs.python("-m", "bench.ceiling", str(workdir / "ceiling.json")),
              env, workdir / "ceiling.log", 60)
         result["ceiling"] = json.loads((workdir / "ceiling.json").read_text())
@@ -141,6 +143,15 @@ def main() -> None:
     say(f"\nwritten: {opts.out}")
 
 
+def count_instructions(workdir: Path, env: dict[str, str], creates: int) -> dict[str, Any]:
+    if why := instructions.available():
+        return {"skipped": why}
+    out = workdir / "instructions.json"
+    step(procs.python("-m", "bench.instructions", str(out), "--creates", str(creates)),
+         env, workdir / "instructions.log", 900)
+    return json.loads(out.read_text())
+
+
 TWIN_RATE = 250  # posts/s from each of the two servers: 1,000 events/s in all
 
 
@@ -167,6 +178,12 @@ def print_report(result: dict[str, Any]) -> None:
             "(and, unwatched, describing)"
         )
         say(report.saves_cpu_table(saves))
+        say("")
+    if found := result.get("instructions"):
+        say("Instructions per create under callgrind (thousands; ratios to off): the same "
+            "count twice within ~0.2 %, so a change of a few percent shows, where the timed "
+            "ratios drift; not time (a cache miss costs no instruction)")
+        say(report.instructions_table(found))
         say("")
     if found := result.get("requests"):
         say("Per request: ms through Django's test Client in-process; off = Django's own "

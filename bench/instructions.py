@@ -18,10 +18,11 @@ Instructions are not time (a cache miss costs no instruction), so this tells
 whose code does more work, not the whole cost: the timed tables stay the
 figures; this one says where a change moved the work.
 
-Modes: off (the dashboard's hook out), floor and reference (bench/peers.py),
-capture (the hook in, the pump dropping what it drains), unwatched and watched
-(as bench/saves.py runs them: the sidecar describes and stores; watched, a
-frame comes back for a socket that drops it).
+Modes: off (the dashboard's hook out), floor, reference and sentry
+(bench/peers.py; sentry when installed), capture (the hook in, the pump
+dropping what it drains), unwatched and watched (as bench/saves.py runs them:
+the sidecar describes and stores; watched, a frame comes back for a socket
+that drops it).
 """
 
 import argparse
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 SLOWER = 50  # about how much slower a create runs under callgrind
-MODES = ("off", "floor", "reference", "capture", "unwatched", "watched")
+MODES = ("off", "floor", "reference", "sentry", "capture", "unwatched", "watched")
 
 
 def available() -> str | None:
@@ -73,6 +74,7 @@ def child(mode: str, creates: int) -> None:
     context = {
         "floor": peers.floor,
         "reference": peers.reference,
+        "sentry": peers.sentry,
         "capture": saves.capture_only,
         "watched": saves.watched,
     }.get(mode, contextlib.nullcontext)
@@ -137,7 +139,9 @@ def main() -> None:
         return
     if args.out is None:
         parser.error("OUT.json is required")
-    modes = [m for m in args.modes.split(",") if m]
+    from bench import peers
+
+    modes = [m for m in args.modes.split(",") if m and (m != "sentry" or peers.sentry_available())]
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
         result = {m: count(m, args.creates, Path(tmp), dict(os.environ)) for m in modes}
     if "off" in result:

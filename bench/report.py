@@ -246,6 +246,18 @@ def ceiling_table(runs: list[Result]) -> str:
     )
 
 
+def instructions_table(found: Result) -> str:
+    """Instructions per create under callgrind (bench/instructions.py), ratios to off."""
+    if "skipped" in found:
+        return f"skipped: {found['skipped']}"
+    rows = [
+        [mode, fmt(r["saving_thread"] / 1000), fmt(r.get("saving_ratio"), 3) + "x",
+         fmt(r["all_threads"] / 1000), fmt(r.get("all_ratio"), 3) + "x"]
+        for mode, r in found["modes"].items()
+    ]  # fmt: skip
+    return table(["mode", "saving thread k", "ratio", "all threads k", "ratio"], rows)
+
+
 def requests_table(found: Result) -> str:
     peers = [m for m in ("floor", "reference", "sentry", "busy") if f"geomean_{m}" in found]
 
