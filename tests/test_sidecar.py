@@ -46,6 +46,27 @@ def test_events_are_described_and_stored_by_another_process(monkeypatch):
     assert link.stored_seq == link.kept_seq > 0
 
 
+def test_an_open_transaction_holds_no_snapshot_of_what_crossed():
+    """Events stay referenced until their transaction ends (to be marked if it rolls
+    back): once they crossed to the sidecar, their snapshots must not stay with them,
+    or a long transaction (a data migration) holds every row it ever saved."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        for n in range(3):
+            Post.objects.create(title=f"Held {n}")
+        handoff.flush()  # the batch crosses; the transaction is still open
+        held = [
+            event
+            for ref in connections["default"].__dict__["_dashboard_outcomes"].values()
+            for event in ref().state[1]
+        ]
+        assert len(held) == 6  # pre_save and post_save of each
+        assert all(event.seq and not event.raw and event.timings == [] for event in held)
+    settle()
+    assert stored_titles() == ["Held 0", "Held 1", "Held 2"]
+
+
 def test_a_value_that_will_not_pickle_costs_nothing_but_is_described_here():
     """A host's own attribute on an instance (here a lambda) cannot cross: that event
     is described in this process and crosses as its row; the rest of the batch too."""

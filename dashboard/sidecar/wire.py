@@ -81,11 +81,20 @@ def encode(message: tuple[Any, ...]) -> bytes:
 
 def encode_batch(head: tuple[Any, ...], batch: list[Event | RolledBack]) -> bytes:
     """("batch", *head, items): events that will not pickle are described here."""
-    items = [mark(item) if isinstance(item, RolledBack) else flat(portable(item)) for item in batch]
+    items = [mark(item) if isinstance(item, RolledBack) else _crossing(item) for item in batch]
     try:
         return encode(("batch", *head, items))
     except Exception:  # pickling raises whatever a host's __reduce__ raises
         return encode(("batch", *head, [_picklable(item) for item in items]))
+
+
+def _crossing(event: Event) -> tuple[Any, ...]:
+    item = flat(portable(event))
+    # Crossed: its snapshots go now. The event stays referenced until its transaction
+    # ends (capture/transactions.py), and a long one holds thousands, all of which
+    # the collector would otherwise walk again and again.
+    event.described()
+    return item
 
 
 def decode_batch(items: list[Any]) -> list[Event | Row | RolledBack]:
