@@ -225,6 +225,29 @@ def test_an_unwatched_pump_lets_a_burst_come_before_its_first_batch(monkeypatch)
         handoff.reset()
 
 
+@override_settings(DASHBOARD={"BATCH_WINDOW": 5})  # the longest there is
+def test_a_flush_right_after_the_event_that_wakes_the_pump_does_not_wait(monkeypatch):
+    """The publish's wake and the flush's can reach the idle pump together, and the
+    pump clears both at once: the flush must still not wait out the window."""
+    batches: list[list[int]] = []
+
+    async def noting(batch) -> bool:
+        batches.append([item.raw["n"] for item in batch if "n" in item.raw])
+        return False
+
+    handoff.flush(timeout=10)  # override_settings' own events, out of the way
+    wait_for(lambda: not handoff._armed, 10, "the pump to idle")
+    monkeypatch.setattr(handoff, "_hand_on", noting)
+    try:
+        started = time.monotonic()
+        handoff.publish(event(1))
+        handoff.flush(timeout=10)
+        assert time.monotonic() - started < 2.5  # half the window
+        assert batches == [[1]]
+    finally:
+        handoff.reset()
+
+
 def test_the_pause_grows_under_load_and_drops_back_below_it():
     pacer, window = Pacer(), 0.05
     assert pacer.after(events=1, started=0.0, cost=0.0, window=window) == MIN_PAUSE  # from idle

@@ -45,6 +45,7 @@ class Handoff:
         self._lock = threading.Lock()  # guards binding and the drop counter
         self._armed = False  # True while the pump will drain without being woken
         self._sending = False  # True from a drain until its batch is handed on
+        self._hurry = False  # set by flush(): send what is queued now, without waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
@@ -124,13 +125,15 @@ class Handoff:
         while self._loop is loop:
             await wake.wait()
             wake.clear()
-            if not fanout.watched():
+            if not fanout.watched() and not self._hurry:
                 # Nobody here waits for it: let the rest of its burst (the request it
                 # belongs to) come first, rather than take the GIL from the sender
-                # half-way through. flush() cuts this short.
+                # half-way through. flush() cuts this short (its wake may have been
+                # cleared with the publish's just above: hence the flag).
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), conf.get("BATCH_WINDOW"))
                 wake.clear()
+            self._hurry = False
             while self._loop is loop:
                 if self.queue:
                     started = loop.time()
@@ -211,6 +214,7 @@ class Handoff:
             # The pump is alive: it sends what is queued, now (its pause cut short).
             # Wait until it idles, so a frame on its way now (a command that exits
             # right after its last save) is not cut off with the process.
+            self._hurry = True
             if (wake := self._wake) is not None:
                 with contextlib.suppress(RuntimeError):  # closed under us: nothing to wake
                     loop.call_soon_threadsafe(wake.set)
@@ -232,7 +236,7 @@ class Handoff:
         with self._lock:
             self.queue.clear()
             self.dropped = 0
-            self._armed = self._sending = False
+            self._armed = self._sending = self._hurry = False
             self._capacity = None
             self._retire()
             self._loop = None
@@ -268,7 +272,7 @@ class Handoff:
         """In a forked child: the parent's loop thread is not here, nor are its events."""
         self.queue.clear()
         self._lock = threading.Lock()
-        self._armed = self._sending = False
+        self._armed = self._sending = self._hurry = False
         self._loop = self._wake = self._thread_loop = self._task = None
 
 
