@@ -115,6 +115,57 @@ def test_each_dispatch_says_which_receivers_did_not_run_and_why():
     assert why["(gone)"].startswith("garbage-collected")
 
 
+class Listener:
+    def on_save(self, sender, **kwargs):
+        pass
+
+    def on_tags(self, sender, **kwargs):
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_method_connected_twice_is_said_to_run_twice_once():
+    """Connected weakly (Django's default), a method comes back as a new bound-method
+    object each time: equal, never the same object."""
+    from django.db.models.signals import post_save
+
+    listener = Listener()
+    post_save.connect(listener.on_save, sender=Post, dispatch_uid="one")
+    post_save.connect(listener.on_save, sender=Post, dispatch_uid="two")
+    try:
+        Post.objects.create(title="a method twice")
+    finally:
+        post_save.disconnect(sender=Post, dispatch_uid="one")
+        post_save.disconnect(sender=Post, dispatch_uid="two")
+    settle()
+    event = StoredEvent.objects.get(signal="post_save", sender="blog.Post")
+    twice = [r for r in event.detail["not_run"] if r["why"].startswith("ran 2 times")]
+    assert [r["name"].rsplit(".", 1)[-1] for r in twice] == ["on_save"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receiver_connected_weakly_is_not_kept_alive_by_the_dashboard():
+    """Naming a receiver (it ran, or did not run for another sender) must not keep it:
+    connected weakly, it goes with its object, as without the dashboard."""
+    import gc
+    import weakref
+
+    from django.db.models.signals import post_save
+
+    from blog.models import Tag
+
+    listener = Listener()
+    post_save.connect(listener.on_save, sender=Post)
+    post_save.connect(listener.on_tags, sender=Tag)
+    Post.objects.create(title="named, then let go")
+    settle()
+    gone = weakref.ref(listener)
+    del listener
+    gc.collect()
+    assert gone() is None
+    assert not post_save.has_listeners(Tag)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_writes_that_send_no_signal_show_as_events_of_their_own():
     from blog.models import Comment

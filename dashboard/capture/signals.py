@@ -154,8 +154,8 @@ class BySignal(dict[int, T]):
                 self._tied.add(key)
             except TypeError:
                 pass
-        self[key] = value
-        return value
+        # Another thread may have put one first: theirs stays, so nothing it noted is lost.
+        return self.setdefault(key, value)
 
     def _forget(self, key: int) -> None:
         self._tied.discard(key)

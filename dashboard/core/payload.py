@@ -13,15 +13,18 @@ Escaping is the template's job.
 
 import re
 import weakref
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from dashboard import conf
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
 from dashboard.core.filters import is_plumbing
 from dashboard.core.rows import Row, to_json
+
+T = TypeVar("T")
 
 MASK = "•••••"
 SECRET = re.compile(
@@ -320,10 +323,19 @@ def not_run(event: Event) -> list[dict[str, Any]]:
                 "or connect it with weak=False")})  # fmt: skip
         elif sender_key not in (NO_SENDER, event.sender_id):
             found.append(_for_another_sender(func))
+    # By equality, not identity: a method connected weakly comes back as a new bound
+    # method object each time, equal to the last.
     ran = [t.receiver for t in event.timings]
-    if len({id(f) for f in ran}) == len(ran):
-        return found
-    for func in {id(f): f for f in ran if ran.count(f) > 1}.values():
+    try:
+        if len(set(ran)) == len(ran):
+            return found
+    except TypeError:  # a callable object that cannot be hashed: look one by one
+        pass
+    twice: list[Any] = []
+    for func in ran:
+        if ran.count(func) > 1 and func not in twice:
+            twice.append(func)
+    for func in twice:
         found.append({**receiver_info(func), "why": (
             f"ran {ran.count(func)} times: connected more than once (give connect() a "
             "dispatch_uid)")})  # fmt: skip
@@ -333,14 +345,10 @@ def not_run(event: Event) -> list[dict[str, Any]]:
 def _for_another_sender(func: Any) -> dict[str, Any]:
     """The same dict for every event a receiver connected for another sender skipped
     (read only, never changed: a batch pickles it once)."""
-    try:
-        return _another_sender(func)
-    except TypeError:  # a callable object that cannot be hashed
-        return _another_sender.__wrapped__(func)
+    return _cached(_another_sender, func, _skipped)
 
 
-@lru_cache(maxsize=1024)
-def _another_sender(func: Any) -> dict[str, Any]:
+def _skipped(func: Any) -> dict[str, Any]:
     return {**receiver_info(func), "why": "connected for another sender"}
 
 
@@ -357,10 +365,25 @@ def receiver_info(
 
 
 def _names_of(func: Any) -> tuple[str, str]:
+    return _cached(_names, func, _named)
+
+
+# Per receiver, asked for every event it ran for. Held weakly, by the function (a bound
+# method is a new object each time it is looked up): holding a receiver connected weakly
+# would keep it, and whatever it belongs to, alive and running.
+_names: "weakref.WeakKeyDictionary[Any, tuple[str, str]]" = weakref.WeakKeyDictionary()
+_another_sender: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _cached(cache: "weakref.WeakKeyDictionary[Any, T]", func: Any, make: Callable[[Any], T]) -> T:
+    owner = getattr(func, "__func__", func)
     try:
-        return _named(func)
-    except TypeError:  # a callable object that cannot be hashed: named uncached
-        return _named.__wrapped__(func)
+        found = cache.get(owner)
+        if found is None:
+            found = cache[owner] = make(func)
+        return found
+    except TypeError:  # cannot be hashed or weakly referenced: made each time
+        return make(func)
 
 
 def timed_info(
@@ -381,7 +404,6 @@ def timed_info(
     return info
 
 
-@lru_cache(maxsize=1024)  # per receiver, asked for every event it ran for
 def _named(func: Any) -> tuple[str, str]:
     code = getattr(func, "__code__", None)
     return (
