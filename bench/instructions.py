@@ -48,8 +48,11 @@ def available() -> str | None:
 
 
 def _switch(on: bool) -> None:
-    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
-                   capture_output=True, check=False, timeout=60)  # fmt: skip
+    """Counting on or off; raises if callgrind did not take it (the count would be wrong)."""
+    done = subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
+                          capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"callgrind_control failed: {done.stdout}{done.stderr}")
 
 
 def child(mode: str, creates: int) -> None:
@@ -116,7 +119,7 @@ def count(mode: str, creates: int, workdir: Path, env: dict[str, str]) -> dict[s
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
     files = sorted(workdir.glob(f"callgrind.{mode}.*"))
     totals = _totals(files)
-    if done.returncode != 0 or not totals:
+    if done.returncode != 0 or not totals or not any(totals.values()):
         raise RuntimeError(f"{mode}: callgrind run failed ({done.returncode}):\n"
                            f"{done.stderr[-2000:]}")  # fmt: skip
     main = next((n for t, n in sorted(totals.items()) if t.endswith("-01")), 0)
