@@ -156,6 +156,8 @@ class Fanout:
                     # 5 s socket_timeout by default): nothing wrong, listen again.
                     continue
                 except Exception as exc:  # e.g. Redis restarting: back off, listen again
+                    if _loop_gone():  # collected after its loop closed: nothing to retry
+                        return
                     self._down(f"could not listen to the channel layer: {exc!r}")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_AT_MOST)
@@ -221,3 +223,11 @@ def _stop(relay: asyncio.Task[None] | None) -> None:
 
 
 fanout = Fanout()
+
+
+def _loop_gone() -> bool:
+    """No loop runs this coroutine any more (it closed; the coroutine is being collected)."""
+    try:
+        return asyncio.get_running_loop().is_closed()
+    except RuntimeError:
+        return True
