@@ -209,7 +209,7 @@ def test_an_unwatched_pump_lets_a_burst_come_before_its_first_batch(monkeypatch)
     batches: list[list[int]] = []
 
     async def noting(batch) -> bool:
-        batches.append([item.raw["n"] for item in batch])
+        batches.append([item.raw["n"] for item in batch if "n" in item.raw])
         return False
 
     handoff.flush(timeout=2)  # override_settings' own events, out of the way
@@ -244,6 +244,32 @@ def test_a_flush_right_after_the_event_that_wakes_the_pump_does_not_wait(monkeyp
         handoff.flush(timeout=10)
         assert time.monotonic() - started < 2.5  # half the window
         assert batches == [[1]]
+    finally:
+        handoff.reset()
+
+
+@override_settings(DASHBOARD={"BATCH_WINDOW": WINDOW})
+def test_a_flush_during_the_pause_does_not_hurry_the_next_burst(monkeypatch):
+    """A flush that cut the pump's pause short has what it waited for once the pump
+    idles: the next request's events must still leave together, after its window."""
+    batches: list[list[int]] = []
+
+    async def noting(batch) -> bool:
+        batches.append([item.raw["n"] for item in batch if "n" in item.raw])
+        return False
+
+    monkeypatch.setattr(handoff, "_hand_on", noting)
+    try:
+        handoff.publish(event(0))
+        wait_for(lambda: batches, 5, "the first batch")  # the pump pauses after it now
+        handoff.flush(timeout=2)
+        wait_for(lambda: not handoff._armed, 5, "the pump to idle")
+        batches.clear()
+        handoff.publish(event(1))
+        time.sleep(WINDOW / 5)  # the rest of the request
+        handoff.publish(event(2))
+        wait_for(lambda: batches and handoff.drained, 5, "the pump to take the burst")
+        assert batches == [[1, 2]]
     finally:
         handoff.reset()
 

@@ -158,6 +158,9 @@ class Handoff:
                     wake.clear()
                     continue
                 pacer.idle()
+                # A flush meanwhile found what it waited for sent: its hurry must not
+                # cut the next burst's wait short.
+                self._hurry = False
                 # Idle: disarm, then look once more, since a publish() that saw
                 # `_armed` still True just before did not wake us.
                 self._armed = False
