@@ -201,25 +201,37 @@ def test_unwatched_events_are_stored_without_a_frame(monkeypatch):
     assert "nobody watching" in stored.summary
 
 
-@override_settings(DASHBOARD={"BATCH_WINDOW": WINDOW})
-def test_an_unwatched_pump_lets_a_burst_come_before_its_first_batch(monkeypatch):
-    """Nobody in this process waits for a frame: woken by a request's first event, the
-    pump lets the rest of the request come first instead of taking the GIL from the
-    sender half-way through it; one batch holds the burst."""
+def recording(monkeypatch) -> list[list[int]]:
+    """From an idle pump on (override_settings' own events sent first), each batch it
+    hands on, as its events' numbers."""
     batches: list[list[int]] = []
 
     async def noting(batch) -> bool:
         batches.append([item.raw["n"] for item in batch if "n" in item.raw])
         return False
 
-    handoff.flush(timeout=2)  # override_settings' own events, out of the way
-    wait_for(lambda: not handoff._armed, 5, "the pump to idle")
+    handoff.flush(timeout=10)
+    wait_for(lambda: not handoff._armed, 10, "the pump to idle")
     monkeypatch.setattr(handoff, "_hand_on", noting)
+    return batches
+
+
+def burst(batches: list[list[int]]) -> None:
+    """A request's events as an idle, unwatched pump sees them: one, then the rest."""
+    handoff.publish(event(1))
+    time.sleep(WINDOW / 5)  # the rest of the request
+    handoff.publish(event(2))
+    wait_for(lambda: batches and handoff.drained, 5, "the pump to take the burst")
+
+
+@override_settings(DASHBOARD={"BATCH_WINDOW": WINDOW})
+def test_an_unwatched_pump_lets_a_burst_come_before_its_first_batch(monkeypatch):
+    """Nobody in this process waits for a frame: woken by a request's first event, the
+    pump lets the rest of the request come first instead of taking the GIL from the
+    sender half-way through it; one batch holds the burst."""
+    batches = recording(monkeypatch)
     try:
-        handoff.publish(event(1))
-        time.sleep(WINDOW / 5)  # the rest of the request
-        handoff.publish(event(2))
-        wait_for(lambda: batches and handoff.drained, 5, "the pump to take the burst")
+        burst(batches)
         assert batches == [[1, 2]]
     finally:
         handoff.reset()
@@ -229,15 +241,7 @@ def test_an_unwatched_pump_lets_a_burst_come_before_its_first_batch(monkeypatch)
 def test_a_flush_right_after_the_event_that_wakes_the_pump_does_not_wait(monkeypatch):
     """The publish's wake and the flush's can reach the idle pump together, and the
     pump clears both at once: the flush must still not wait out the window."""
-    batches: list[list[int]] = []
-
-    async def noting(batch) -> bool:
-        batches.append([item.raw["n"] for item in batch if "n" in item.raw])
-        return False
-
-    handoff.flush(timeout=10)  # override_settings' own events, out of the way
-    wait_for(lambda: not handoff._armed, 10, "the pump to idle")
-    monkeypatch.setattr(handoff, "_hand_on", noting)
+    batches = recording(monkeypatch)
     try:
         started = time.monotonic()
         handoff.publish(event(1))
@@ -252,23 +256,14 @@ def test_a_flush_right_after_the_event_that_wakes_the_pump_does_not_wait(monkeyp
 def test_a_flush_during_the_pause_does_not_hurry_the_next_burst(monkeypatch):
     """A flush that cut the pump's pause short has what it waited for once the pump
     idles: the next request's events must still leave together, after its window."""
-    batches: list[list[int]] = []
-
-    async def noting(batch) -> bool:
-        batches.append([item.raw["n"] for item in batch if "n" in item.raw])
-        return False
-
-    monkeypatch.setattr(handoff, "_hand_on", noting)
+    batches = recording(monkeypatch)
     try:
         handoff.publish(event(0))
         wait_for(lambda: batches, 5, "the first batch")  # the pump pauses after it now
         handoff.flush(timeout=2)
         wait_for(lambda: not handoff._armed, 5, "the pump to idle")
         batches.clear()
-        handoff.publish(event(1))
-        time.sleep(WINDOW / 5)  # the rest of the request
-        handoff.publish(event(2))
-        wait_for(lambda: batches and handoff.drained, 5, "the pump to take the burst")
+        burst(batches)
         assert batches == [[1, 2]]
     finally:
         handoff.reset()

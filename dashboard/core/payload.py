@@ -394,6 +394,7 @@ def timed_info(
     queries: int = 0,
     sql_seconds: float = 0.0,
 ) -> dict[str, Any]:
+    """receiver_info() for a receiver already named (where it lived: the capturing process)."""
     info: dict[str, Any] = {"name": name, "where": where}
     if seconds is not None:
         info["ms"] = round(seconds * 1000, 3)
