@@ -26,7 +26,6 @@ that drops it).
 """
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -39,6 +38,8 @@ from typing import Any
 
 SLOWER = 50  # about how much slower a create runs under callgrind
 MODES = ("off", "floor", "reference", "sentry", "capture", "unwatched", "watched")
+# The same modes' names in bench/saves.py, which says what each one is.
+SAVES_MODE = {"off": "disconnected", "capture": "capture-only", "unwatched": "connected"}
 
 
 def available() -> str | None:
@@ -63,7 +64,7 @@ def child(mode: str, creates: int) -> None:
     from django.conf import settings
     from django.db import transaction
 
-    from bench import peers, saves
+    from bench import saves
     from blog.models import Post
     from dashboard import conf
     from dashboard.live.handoff import handoff
@@ -73,14 +74,7 @@ def child(mode: str, creates: int) -> None:
     settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}),
                           "BATCH_WINDOW": SLOWER * conf.get("BATCH_WINDOW")}  # fmt: skip
     conf.forget()
-    saves.set_receivers(mode in ("capture", "unwatched", "watched"))
-    context = {
-        "floor": peers.floor,
-        "reference": peers.reference,
-        "sentry": peers.sentry,
-        "capture": saves.capture_only,
-        "watched": saves.watched,
-    }.get(mode, contextlib.nullcontext)
+    context = saves.in_mode(SAVES_MODE.get(mode, mode))
 
     # Titles unique to this process: a title seen before makes fill_slug query again.
     prefix = f"instructions {uuid.uuid4().hex[:8]} {mode}"
@@ -90,7 +84,7 @@ def child(mode: str, creates: int) -> None:
             for i in range(creates):
                 Post.objects.create(title=f"{prefix} {tag} {i}")
 
-    with context():
+    with context:
         run("warm-up")  # imports, statements, the sidecar started and set up
         handoff.flush(timeout=60)
         saves.settle(handoff, timeout=60)

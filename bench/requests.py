@@ -29,6 +29,7 @@ KINDS = ("blog list", "blog post", "admin changelist", "admin add")
 # as 8% a request: no server settles every 30 requests.
 MIN_SECONDS = 0.5
 MODES = ("off", "on", "watched", "floor", "reference", "sentry", "busy")  # peers: bench/peers.py
+SAVES_MODE = {"off": "disconnected", "on": "connected"}  # the same modes' names in bench/saves.py
 
 
 def modes() -> tuple[str, ...]:
@@ -78,19 +79,12 @@ def request(client: Any, kind: str, slug: str, n: int) -> None:
 
 
 def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
-    from bench import peers, saves
+    from bench import saves
     from dashboard.live.handoff import handoff
 
-    saves.set_receivers(mode in ("on", "watched"))
+    context = saves.in_mode(SAVES_MODE.get(mode, mode))
     handoff.reset()
-    context = {
-        "watched": saves.watched,
-        "floor": peers.floor,
-        "reference": peers.reference,
-        "sentry": peers.sentry,
-        "busy": peers.busy,
-    }.get(mode, _nothing)
-    with context():
+    with context:
         request(client, kind, slug, -1)  # warm
         handoff.flush(timeout=10)
         saves.settle(handoff)
@@ -104,14 +98,6 @@ def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
         seconds = time.perf_counter() - started
     handoff.reset()
     return seconds / done * 1000
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def bulk_delete(rows: int) -> dict[str, Any]:

@@ -179,25 +179,32 @@ def watched() -> Iterator[None]:
         fanout.unsubscribe(socket)
 
 
-def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
-    """One timed run: the creates, then until the pipeline has settled (a store or a
-    frame the creates left behind is their cost too)."""
+def in_mode(mode: str) -> contextlib.AbstractContextManager[Any]:
+    """The dashboard's hook on or off as MODES says, and what runs beside it while the
+    returned context is entered (every bench that runs these modes asks here)."""
     from bench import peers
-    from dashboard.live.frames import frames
-    from dashboard.live.handoff import handoff
 
     set_receivers(mode in DASHBOARD_MODES)
-    left = dashboard_left() if mode == "disconnected" else []
-    handoff.reset()
-    context = {
+    return {
         "capture-only": capture_only,
         "watched": watched,
         "floor": peers.floor,
         "reference": peers.reference,
         "sentry": peers.sentry,
         "busy": peers.busy,
-    }.get(mode, contextlib.nullcontext)
-    with context():
+    }.get(mode, contextlib.nullcontext)()
+
+
+def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
+    """One timed run: the creates, then until the pipeline has settled (a store or a
+    frame the creates left behind is their cost too)."""
+    from dashboard.live.frames import frames
+    from dashboard.live.handoff import handoff
+
+    context = in_mode(mode)
+    left = dashboard_left() if mode == "disconnected" else []
+    handoff.reset()
+    with context:
         cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()
         start = time.perf_counter()
         timed_creates(n, atomic)
