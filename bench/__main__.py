@@ -40,6 +40,7 @@ def options() -> argparse.Namespace:
                         help="what-if: DASHBOARD['BATCH_WINDOW'] in seconds for daphne and "
                              "the bare batched server (default: the project's, 50 ms)")
     parser.add_argument("--skip-saves", action="store_true", help="end to end only")
+    parser.add_argument("--skip-twin", action="store_true", help="no run across two servers")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (database, server and client logs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
@@ -119,10 +120,11 @@ def main() -> None:
         say(f"  {result['ceiling']['posts_per_s']:,.0f} posts/s")
         say("2-3. end to end: daphne vs bare websockets…")
         result["e2e"], result["sample_rows"] = e2e.run_matrix(prep, db, workdir, plan, say)
-        say("4. across processes: two daphnes, one Redis, one PostgreSQL…")
-        k = 10 if quick else 100
-        result["twin"] = twin.run(workdir, k, TWIN_RATE, plan, step, say)
-        say(f"  twin K={k}: {twin_brief(result['twin'])}")
+        if not opts.skip_twin:
+            say("4. across processes: two daphnes, one Redis, one PostgreSQL…")
+            k = 10 if quick else 100
+            result["twin"] = twin.run(workdir, k, TWIN_RATE, plan, step, say)
+            say(f"  twin K={k}: {twin_brief(result['twin'])}")
     except BaseException:
         say(f"bench failed; logs kept in {workdir}")
         raise

@@ -358,9 +358,9 @@ def costs(monkeypatch) -> list[float]:
     noted: list[float] = []
     after = Pacer.after
 
-    def noting(self, events, started, cost, window):
+    def noting(self, events, started, cost, window, elapsed=None):
         noted.append(cost)
-        return after(self, events, started, cost, window)
+        return after(self, events, started, cost, window, elapsed)
 
     monkeypatch.setattr(Pacer, "after", noting)
     return noted
@@ -416,3 +416,19 @@ async def test_a_pipeline_kept_in_process_counts_its_whole_time(group, costs, mo
     handoff.publish(event(1))
     await asyncio.sleep(0.3)
     assert costs and costs[0] > 0.09, costs
+
+
+def test_a_round_trip_to_the_sidecar_is_part_of_the_pause_not_added_to_it():
+    pacer, window = Pacer(), 0.05
+    now = 0.0
+    for _ in range(6):  # under load: the floor is LOAD_PAUSE
+        pacer.after(events=40, started=now, cost=0.0, window=window)
+        now += 0.02
+    # 10 ms since the frame started, 1 ms of it this process's own: frames stay a
+    # floor apart, so events wait no longer for a frame rendered elsewhere.
+    assert pacer.after(events=40, started=now, cost=0.001, window=window, elapsed=0.010) == (
+        pytest.approx(LOAD_PAUSE - 0.010)
+    )
+    # Never below the frame's own cost, however long the round trip took.
+    now += 0.02
+    assert pacer.after(events=40, started=now, cost=0.004, window=window, elapsed=0.030) == 0.004

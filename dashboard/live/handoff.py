@@ -148,10 +148,15 @@ class Handoff:
                     # the frame to its sockets): not the wait while the sidecar rendered
                     # it, which costs this process nothing (pausing for it as well would
                     # wait for it twice).
-                    cost = loop.time() - started - link.waited
+                    elapsed = loop.time() - started
+                    cost = elapsed - link.waited
                     # Unwatched, nobody waits: one window, so the saves are not
                     # interrupted by a pump that has nothing to show.
-                    pause = pacer.after(len(batch), started, cost, window) if watched else window
+                    pause = (
+                        pacer.after(len(batch), started, cost, window, elapsed)
+                        if watched
+                        else window
+                    )
                     # A pause that flush() cuts short (wake): what is queued goes now.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), pause)

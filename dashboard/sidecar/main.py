@@ -21,6 +21,7 @@ left and exits.
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -87,6 +88,7 @@ class Sidecar:
         self.loop = loop
         self.writer = writer
         self.received = 0  # batches read
+        self._warm = False  # a frame was rendered (templates loaded): frozen again
         self._out = threading.Lock()
         writer.on_stored = self.stored
 
@@ -147,6 +149,9 @@ class Sidecar:
                 logger.exception("dashboard: could not prepare %d events", len(items))
                 self.send(("frame", None))  # the parent's pump waits for one
             else:
+                if not self._warm:
+                    self._warm = True
+                    gc.freeze()  # no collection first: the parent's pump waits for the frame
                 self.send(("frame", message))
         else:
             # Described now, on this loop, while the store thread may be waiting for the
@@ -160,6 +165,13 @@ class Sidecar:
             except Exception:  # left to the writer, which says what it cannot store
                 logger.exception("dashboard: could not describe %d events", len(kept))
         self.writer.keep(kept, marks)
+
+
+def _freeze() -> None:
+    """Out of the collector's reach from now on: what is here at start-up (Django, the
+    templates), which it would otherwise walk in every full collection."""
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(stdin: Any) -> None:
@@ -196,4 +208,5 @@ def main() -> None:
     import django
 
     django.setup()
+    _freeze()
     asyncio.run(serve(stdin))
