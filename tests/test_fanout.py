@@ -190,6 +190,44 @@ async def test_a_frame_of_another_process_that_came_before_the_resume_is_not_los
     await comm.disconnect()
 
 
+@CROSSING
+async def test_a_frame_relayed_just_before_a_page_opened_and_stored_after_is_not_lost(
+    staff_client,
+):
+    """A frame another process sent just before a page opened reached this process's
+    other sockets only; its events were not stored yet when the page's backfill read
+    the history, and that process sent nothing more (it was killed): the page must
+    still get it (tests/test_twin_servers.py missed one so, once)."""
+    await in_thread(settle)
+    after = await in_thread(reads.last_id)
+    first = communicator(staff_client)
+    assert (await first.connect())[0]
+    await resumed(first)
+    await published_elsewhere("elsewhere-10", "sent just before the page opened")
+    got = rows(await collect(first))
+    assert [r.summary for r in got if r.key.startswith("elsewhere-10.")] == [
+        "sent just before the page opened"
+    ]
+    page = communicator(staff_client)
+    assert (await page.connect())[0]
+    await page.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    got = rows(await collect(page))
+    assert [r.summary for r in got if r.key.startswith("elsewhere-10.")] == [
+        "sent just before the page opened"
+    ]
+    # Once: a page that already holds it (its resume says so) does not get it again.
+    again = communicator(staff_client)
+    assert (await again.connect())[0]
+    await again.send_to(text_data=json.dumps(
+        {"type": "resume", "after": after, "seen": {"elsewhere-10": 1}}
+    ))  # fmt: skip
+    await published_elsewhere("elsewhere-11", "after it opened")
+    got = rows(await collect(again))
+    assert [r.summary for r in got if r.key.startswith("elsewhere-")] == ["after it opened"]
+    for comm in (first, page, again):
+        await comm.disconnect()
+
+
 @override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.SlowJoinLayer"}})
 async def test_a_socket_opens_once_other_processes_frames_reach_it(staff_client):
     """The relay joins the layer's group when the first socket opens; a frame another

@@ -133,6 +133,73 @@ def test_the_sidecar_follows_a_change_of_database(tmp_path):
     assert stored_titles() == ["Into the first"]
 
 
+def test_a_batch_is_written_by_the_pump_itself_when_nothing_waits_before_it(monkeypatch):
+    """Handing each batch to the writer thread cost a wake-up and a GIL hand-off, up to
+    5 ms beside a saving thread: what the socket takes now is sent at once."""
+    from dashboard.live import sends
+
+    Post.objects.create(title="Starts it")
+    settle()
+    direct: list[int] = []
+    send = sends.send
+
+    def noting(sock, data: bytes) -> int:
+        taken = send(sock, data)
+        direct.append(len(data) - taken)  # what was left for the writer thread
+        return taken
+
+    monkeypatch.setattr(sends, "send", noting)
+    Post.objects.create(title="Sent at once")
+    settle()
+    assert direct and direct[0] == 0
+    assert stored_titles() == ["Starts it", "Sent at once"]
+
+
+def test_what_the_socket_does_not_take_follows_in_order(monkeypatch):
+    """A socket that takes a few bytes at a time: the writer thread sends the rest of
+    each batch, and later batches wait behind it, so nothing arrives out of order."""
+    from dashboard.live import sends
+
+    Post.objects.create(title="Starts it")
+    settle()
+    send = sends.send
+    monkeypatch.setattr(sends, "send", lambda sock, data: send(sock, data[:7]))
+    for n in range(20):
+        Post.objects.create(title=f"In order {n}")
+        if n % 5 == 0:
+            handoff.flush()  # several batches, some while the writer still has one
+    settle()
+    assert stored_titles() == ["Starts it"] + [f"In order {n}" for n in range(20)]
+
+
+def test_nothing_is_sent_ahead_of_what_the_writer_thread_still_holds(monkeypatch):
+    import socket
+
+    from dashboard.live import sends
+    from dashboard.sidecar.link import Link
+
+    here = Link()
+    here._sock, sidecar = socket.socketpair()
+    sidecar.settimeout(2)
+    try:
+        for waiting in ("_outboxed", "_writing"):  # queued for it, or in its hands
+            setattr(here, waiting, 1)
+            with here._lock:
+                here._put(b"later")
+            assert here._outbox.get_nowait() == b"later"
+            setattr(here, waiting, 0)
+        here._outboxed = 0
+        send = sends.send
+        monkeypatch.setattr(sends, "send", lambda sock, data: send(sock, data[:3]))
+        with here._lock:
+            here._put(b"abcdef")  # nothing waits: sent now, as far as the socket takes
+        assert sidecar.recv(10) == b"abc"
+        assert here._outbox.get_nowait() == b"def" and here._outboxed == 1
+    finally:
+        here._sock.close()
+        sidecar.close()
+
+
 async def test_the_sidecar_keeps_its_start_up_and_first_frame_out_of_full_collections(
     monkeypatch,
 ):

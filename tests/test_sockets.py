@@ -3,13 +3,10 @@
 import asyncio
 import functools
 import socket
-import sys
 
-import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet.testing import StringTransport
 
-from dashboard.live import daphne
 from dashboard.live.daphne import Frame, socket_of, write_now
 
 
@@ -153,27 +150,3 @@ def test_other_transports_are_written_their_own_way():
     transport = StringTransport()  # e.g. TLS, or a test's transport
     write_now(transport, b"frame")
     assert transport.value() == b"frame"
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="libc is called so on Linux")
-def test_the_bytes_are_sent_keeping_the_gil():
-    """`socket.send` lets go of the GIL; getting it back waited for the host's saving
-    thread, per socket, per frame (bench/: p50 at 2,000 posts/s to 100 dashboards,
-    119-140 ms against 47-57 ms)."""
-    assert daphne.send is not daphne._send_letting_go
-
-
-def test_a_send_says_what_the_kernel_took_and_why_not_more():
-    ours, peer = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    data = b"x" * (1 << 20)
-    taken = daphne.send(ours, data)  # never blocks, even on a blocking socket
-    assert 0 < taken < len(data)
-    with pytest.raises(BlockingIOError):
-        daphne.send(ours, data)  # full: twisted keeps the rest
-    assert received(peer, taken) == data[:taken]
-    peer.close()
-    with pytest.raises((BrokenPipeError, ConnectionResetError)):  # not a SIGPIPE
-        while True:
-            daphne.send(ours, data)
-    ours.close()

@@ -86,14 +86,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.perms = await database_sync_to_async(access.allowed)(user)
         # Per process, the newest seq this socket holds: forwarded live, or backfilled.
         self.seen: dict[str, int] = {}
-        # Frames held back, in order, while the page has not been answered yet (from
-        # the connect until its first resume is answered) or a gap is being filled;
-        # None while frames go straight through.
-        self.held: list[Frame] | None = []
         # daphne's socket, to write frames framed once for all (sockets.py); or None.
         self.socket = self.scope.get(SCOPE_KEY)
         handoff.bind_running_loop()
         link.warm()
+        # Frames held back, in order, while the page has not been answered yet (from
+        # the connect until its first resume is answered) or a gap is being filled;
+        # None while frames go straight through. From the open: the last second's too,
+        # which the backfill may not hold yet (fanout.recent()).
+        self.held: list[Frame] | None = fanout.recent()
         fanout.subscribe(self)  # holds what comes from now on (see `held`)
         await fanout.listening()  # and hears other processes' frames before it opens
         await self.accept()

@@ -15,9 +15,8 @@ The bytes are then written at once when nothing is buffered before them
 (`write_now`): twisted's `transport.write` only buffers, and costs a
 register and an unregister with the selector and a reactor pass per write,
 per socket (with autobahn's eager debug logging, about 5x a plain send; at
-100 dashboards that was most of the loop's time). They are written without
-letting go of the GIL (`send`): getting it back after each socket's send
-waited for the host's saving thread, frame after frame.
+100 dashboards that was most of the loop's time), keeping the GIL
+(live/sends.py).
 
 All of this leans on daphne's, autobahn's and twisted's internals, so it is
 one seam (seams.py): `probe()` checks them at start-up, and any surprise
@@ -25,13 +24,11 @@ later turns the fast path off for good, with one warning: frames then go
 through the ASGI send, as on any other server.
 """
 
-import ctypes
 import functools
-import os
-import socket
 from collections.abc import Callable
 from typing import Any
 
+from dashboard.live.sends import send
 from dashboard.seams import seam
 
 SCOPE_KEY = "dashboard.socket"  # where dashboard/asgi.py leaves the protocol
@@ -127,44 +124,6 @@ def write_now(transport: Any, data: bytes) -> None:
         sent = 0
     if sent < len(data):
         transport.write(data[sent:])
-
-
-def _send_keeping_the_gil() -> Callable[[Any, bytes], int] | None:
-    """send(2) called so that the GIL is kept, where libc can be called so.
-
-    `socket.send` lets go of the GIL around the system call, as any call that
-    may block must. A non-blocking send to a local socket takes microseconds,
-    but getting the GIL back then waits for whichever thread took it: a thread
-    saving flat out keeps it for the switch interval (5 ms). Once per socket
-    per frame, at 100 dashboards, that was the frame's latency beside a busy
-    producer (bench/: p50 at 2,000 posts/s, 119-140 ms against 47-57 with
-    this). `ctypes.PyDLL` calls keep the GIL; MSG_DONTWAIT makes sure the call
-    cannot block, whatever the socket's mode.
-    """
-    try:
-        c_send = ctypes.PyDLL(None, use_errno=True).send
-    except (OSError, AttributeError):  # no libc to call so (e.g. Windows)
-        return None
-    c_send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
-    c_send.restype = ctypes.c_ssize_t
-    # A peer that closed is an error for twisted to find, not a SIGPIPE.
-    flags = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
-
-    def send(sock: Any, data: bytes) -> int:
-        sent = c_send(sock.fileno(), data, len(data), flags)
-        if sent < 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno))
-        return sent
-
-    return send
-
-
-def _send_letting_go(sock: Any, data: bytes) -> int:
-    return sock.send(data)
-
-
-send: Callable[[Any, bytes], int] = _send_keeping_the_gil() or _send_letting_go
 
 
 def probe() -> str | None:

@@ -18,6 +18,8 @@ round trip per socket.
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -35,6 +37,9 @@ RENEW_EVERY = 3600.0
 RETRY_AFTER = 1.0  # seconds before the relay tries the layer again, doubling per failure
 RETRY_AT_MOST = 30.0
 JOIN_WAIT = 2.0  # seconds a socket's opening waits, at most, for the relay to listen
+# Frames a socket opening now is handed too (see recent()): of the last second, at most 16.
+RECENT_SECONDS = 1.0
+RECENT_AT_MOST = 16
 
 
 class Subscriber(Protocol):
@@ -45,6 +50,7 @@ class Fanout:
     def __init__(self) -> None:
         # A dict keeps subscription order; values unused.
         self.subscribers: dict[Subscriber, None] = {}
+        self._recent: deque[tuple[float, Frame]] = deque(maxlen=RECENT_AT_MOST)
         self._relay: asyncio.Task[None] | None = None
         # Set once the relay listens to the group, or could not join it (the layer down:
         # sockets then open at once, "this process only"). Per relay: a new one starts unset.
@@ -78,11 +84,22 @@ class Fanout:
 
     async def deliver(self, message: dict[str, Any]) -> None:
         frame = Frame(message)  # framed once for every socket (live/daphne.py)
+        self._recent.append((time.monotonic(), frame))
         for subscriber in list(self.subscribers):
             try:
                 await subscriber.deliver(frame)
             except Exception:  # one broken socket must not cost the others their frame
                 logger.exception("dashboard: could not deliver a frame to %r", subscriber)
+
+    def recent(self) -> list[Frame]:
+        """The frames delivered here in the last RECENT_SECONDS, for a socket opening now
+        to hold as if they came after it. Another process's frame leaves before its
+        events are stored (its sidecar stores after sending it): one relayed just before
+        a page opened may not be in the page's backfill yet, and if that process sends
+        nothing more (it ended, or was killed), no later frame of it shows the gap. The
+        socket skips those its backfill holds (live/consumer.py)."""
+        horizon = time.monotonic() - RECENT_SECONDS
+        return [frame for at, frame in self._recent if at >= horizon]
 
     def watched(self) -> bool:
         """Could anyone see a frame now? A socket here, or, through a layer that
@@ -201,6 +218,7 @@ class Fanout:
     def reset(self) -> None:
         """Forget sockets and stop the relay and the tail (tests)."""
         self.subscribers.clear()
+        self._recent.clear()
         relay, self._relay = self._relay, None
         tail, self._tail = self._tail, None
         self.layer_down = False

@@ -1,8 +1,11 @@
 """The capturing process's end of the sidecar: start it, feed it, relay its frames.
 
 `hand_on()` runs on the pump's loop (live/handoff.py): it pickles the drained
-batch (sidecar/wire.py) and queues the bytes for a writer thread, so neither
-the loop nor a save ever waits on the pipe. A reader thread takes the
+batch (sidecar/wire.py) and writes what the socket to the sidecar's stdin
+takes now, keeping the GIL (live/sends.py); a writer thread sends the rest,
+so neither the loop nor a save ever waits on the sidecar. (Handing every
+batch to the thread cost a wake-up and a GIL hand-off each: up to 5 ms
+beside a saving thread.) A reader thread takes the
 sidecar's answers: frames go back to the pump's loop, to the fanout (this
 process's sockets and the channel layer: sockets live here); "stored" tells
 a resuming dashboard (live/handoff.py caught_up) how far the history is written.
@@ -18,6 +21,7 @@ import itertools
 import logging
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +35,7 @@ from django.db import connections
 from dashboard import conf
 from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
+from dashboard.live import sends
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames
 from dashboard.sidecar import wire
@@ -52,15 +57,14 @@ class Link:
         self.unstored = 0  # the sidecar's count of events it could not store
         self.lost = 0  # events this process sent but no sidecar stored (it died; a full outbox)
         self.unavailable = False
-        # Seconds the last hand_on() waited while the sidecar held the frame it waited
-        # for (until the frame came back: relaying it is this process's own work).
-        self.waited = 0.0
-        self._arrived = 0.0  # when the sidecar's latest frame came back (the loop's clock)
+        self.rendered_elsewhere = False  # the last hand_on() gave its batch to the sidecar
         self._base = 0  # batches sent before the current sidecar started
         self._unacked: deque[tuple[int, int]] = deque()  # (batch number, events) not yet stored
         self._config_key: Any = None
+        self._sock: socket.socket | None = None  # our end of the sidecar's stdin
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._outboxed = 0
+        self._writing = False  # the writer thread holds bytes it has not sent yet
         self._waiting: dict[int, threading.Event] = {}
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,17 +130,29 @@ class Link:
                     self.kept_seq = item.seq
                     break
             self._put(data)
+            self.rendered_elsewhere = True
             if watched:
                 done = self._loop.create_future()
                 self._out.append(done)
         if watched and len(self._out) >= IN_FLIGHT:
-            waiting = self._loop.time()
             with contextlib.suppress(TimeoutError):  # a frame lost on the way: go on
                 await asyncio.wait_for(asyncio.shield(self._out[-IN_FLIGHT]), FRAME_WAIT)
-            self.waited = max(0.0, self._arrived - waiting)
         return watched
 
     def _put(self, data: bytes | None) -> None:
+        """Called with the lock held: send now what the socket takes, if nothing waits
+        before it; the writer thread sends the rest, in order."""
+        sock = self._sock
+        if data is not None and sock is not None and sends.KEEPS_GIL and not (
+            self._outboxed or self._writing
+        ):
+            try:
+                sent = sends.send(sock, data)
+            except OSError:  # full, or the sidecar gone: the writer thread finds out
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
         self._outboxed += 1
         self._outbox.put(data)
 
@@ -175,27 +191,33 @@ class Link:
                 "DASHBOARD_SIDECAR": "1",
                 "PYTHONPATH": os.pathsep.join(path),
             }
+            ours, theirs = socket.socketpair()  # its stdin: a socket, so sends can keep the GIL
             try:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "dashboard.sidecar"],
-                    stdin=subprocess.PIPE,
+                    stdin=theirs,
                     stdout=subprocess.PIPE,
                     bufsize=0,
                     env=env,
                 )
             except OSError as exc:
+                ours.close()
                 logger.warning("dashboard: could not start the sidecar (%s); the pipeline "
                                "stays in this process", exc)
                 self.starts = STARTS_AT_MOST
                 return None
+            finally:
+                theirs.close()
             self.proc = proc
+            self._sock = ours
             self._base = self.sent  # batches before this sidecar: it counts from zero
             self._config_key = None
             self._outbox = queue.SimpleQueue()
             self._outboxed = 0
+            self._writing = False
             self._send_config()  # its first message, whatever is asked of it next
             threading.Thread(
-                target=self._write_all, args=(proc, self._outbox), name="dashboard-sidecar-write",
+                target=self._write_all, args=(ours, self._outbox), name="dashboard-sidecar-write",
                 daemon=True,
             ).start()
             threading.Thread(
@@ -203,18 +225,25 @@ class Link:
             ).start()
             return proc
 
-    def _write_all(self, proc: subprocess.Popen[bytes], outbox: queue.SimpleQueue) -> None:
-        stdin = proc.stdin
-        assert stdin is not None
-        while (data := outbox.get()) is not None:
+    def _write_all(self, sock: socket.socket, outbox: queue.SimpleQueue) -> None:
+        try:
+            while (data := outbox.get()) is not None:
+                current = sock is self._sock
+                with self._lock:
+                    self._outboxed -= 1
+                    self._writing = self._writing or current
+                try:
+                    sock.sendall(data)
+                except OSError:  # the sidecar is gone: the reader says so
+                    return
+                finally:
+                    if current:
+                        with self._lock:
+                            self._writing = False
+        finally:
+            # Under the lock: a send now (in _put) must not find its number reused.
             with self._lock:
-                self._outboxed -= 1
-            try:
-                stdin.write(data)
-            except (OSError, ValueError):  # the sidecar is gone: the reader says so
-                return
-        with contextlib.suppress(OSError):
-            stdin.close()
+                sock.close()  # the sidecar reads the end of its stdin
 
     def _read_all(self, proc: subprocess.Popen[bytes]) -> None:
         stdout = proc.stdout
@@ -272,7 +301,6 @@ class Link:
     def _relay(self, message: dict[str, Any], epoch: int) -> None:
         if epoch != self._epoch:  # a frame of before a reset (tests)
             return
-        self._arrived = asyncio.get_running_loop().time()
         self._frames.append(message)
         if not self._relaying:
             self._relay_task = asyncio.ensure_future(self._relay_all())
@@ -346,7 +374,7 @@ class Link:
             self.sent = self.acked = self._base = self.kept_seq = self.stored_seq = 0
             self.unstored = self.lost = 0
             self.unavailable = False
-            self.waited = 0.0
+            self.rendered_elsewhere = False
             self._unacked.clear()
             self._frames.clear()
             out, self._out = self._out, deque()
@@ -362,13 +390,14 @@ class Link:
 
     def after_fork(self) -> None:
         """In a forked child: the parent's sidecar is not ours. Its pipes are closed
-        here (unbuffered: nothing of the parent's is written twice)."""
-        proc = self.proc
+        here (nothing of the parent's is written twice)."""
+        proc, sock = self.proc, self._sock
         self.__init__()  # type: ignore[misc]
+        if sock is not None:
+            sock.close()
         if proc is not None:
-            for pipe in (proc.stdin, proc.stdout):
-                with contextlib.suppress(Exception):
-                    pipe.close()  # type: ignore[union-attr]
+            with contextlib.suppress(Exception):
+                proc.stdout.close()  # type: ignore[union-attr]
 
 
 link = Link()
