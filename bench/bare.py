@@ -9,11 +9,11 @@ title's run, sequence and time substituted, and the row's event key
 the pump's: the same bytes per event.
 
 mode=event sends one frame per event; mode=batch follows the pump's rules
-(the same dashboard.live.pacing.Pacer): an idle pump sends at once, then pauses at least as
-long as that frame cost, 1 ms, or under load (500 events/s or more) doubling
-per frame up to 16 ms, never past the window (50 ms), and sends what came
-meanwhile as one frame, at most MAX_ROWS rows a frame, counts for all. Events
-past QUEUE_SIZE are dropped and counted.
+(the same dashboard.live.pacing.Pacer): an idle pump sends at once; the next frame
+starts 1 ms after that one started, or under load (500 events/s or more) doubling
+per frame up to 16 ms, never sooner than the frame's cost, never past the window
+(50 ms), and sends what came meanwhile as one frame, at most MAX_ROWS rows a
+frame, counts for all. Events past QUEUE_SIZE are dropped and counted.
 Like the dashboard's pump, it never waits on the network. As fast as possible
 (rate=0) means as fast as frames leave: production waits while the next
 chunk's events would not fit in one frame of MAX_ROWS rows with those

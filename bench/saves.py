@@ -106,7 +106,7 @@ THREADS = (
     ("dashboard-publisher", "pump"),  # the pump's loop: drains, describes and renders frames
     ("dashboard-render", "pump"),  # ... big frames' describe and render
     ("dashboard-store", "store"),  # history writes (and, unwatched, describing)
-    ("dashboard-sidecar", "pump"),  # the pipe to the sidecar and back
+    ("dashboard-sidecar", "pump"),  # to the sidecar and back (writer and reader threads)
 )
 
 

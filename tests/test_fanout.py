@@ -228,6 +228,32 @@ async def test_a_frame_relayed_just_before_a_page_opened_and_stored_after_is_not
         await comm.disconnect()
 
 
+@CROSSING
+async def test_a_page_is_not_sent_again_what_was_stored_before_it_was_rendered(staff_client):
+    """A relayed frame whose events were stored before the page was rendered (`after`)
+    is on the page already, or left out of it on purpose (not among its newest rows,
+    filtered out): handed to the opening socket again, it would count them twice."""
+    from dashboard.history import store
+
+    await in_thread(settle)
+    first = communicator(staff_client)
+    assert (await first.connect())[0]
+    await resumed(first)
+    await in_thread(store.write, [make_row(process="elsewhere-20", seq=1, summary="stored")])
+    await published_elsewhere("elsewhere-20", "stored")
+    got = rows(await collect(first))
+    assert [r.summary for r in got if r.key.startswith("elsewhere-20.")] == ["stored"]
+    after = await in_thread(reads.last_id)  # the page is rendered now
+    page = communicator(staff_client)
+    assert (await page.connect())[0]
+    await page.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    await published_elsewhere("elsewhere-21", "after it opened")
+    got = rows(await collect(page))
+    assert [r.summary for r in got if r.key.startswith("elsewhere-")] == ["after it opened"]
+    for comm in (first, page):
+        await comm.disconnect()
+
+
 @override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.SlowJoinLayer"}})
 async def test_a_socket_opens_once_other_processes_frames_reach_it(staff_client):
     """The relay joins the layer's group when the first socket opens; a frame another

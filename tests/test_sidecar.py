@@ -176,27 +176,28 @@ def test_nothing_is_sent_ahead_of_what_the_writer_thread_still_holds(monkeypatch
     import socket
 
     from dashboard.live import sends
-    from dashboard.sidecar.link import Link
+    from dashboard.sidecar.link import Channel, Link
 
     here = Link()
-    here._sock, sidecar = socket.socketpair()
+    ours, sidecar = socket.socketpair()
     sidecar.settimeout(2)
+    here._channel = channel = Channel(ours)
     try:
-        for waiting in ("_outboxed", "_writing"):  # queued for it, or in its hands
-            setattr(here, waiting, 1)
+        for waiting in ("queued", "writing"):  # queued for it, or in its hands
+            setattr(channel, waiting, 1)
             with here._lock:
                 here._put(b"later")
-            assert here._outbox.get_nowait() == b"later"
-            setattr(here, waiting, 0)
-        here._outboxed = 0
+            assert channel.outbox.get_nowait() == b"later"
+            setattr(channel, waiting, 0)
+        channel.queued = 0
         send = sends.send
         monkeypatch.setattr(sends, "send", lambda sock, data: send(sock, data[:3]))
         with here._lock:
             here._put(b"abcdef")  # nothing waits: sent now, as far as the socket takes
         assert sidecar.recv(10) == b"abc"
-        assert here._outbox.get_nowait() == b"def" and here._outboxed == 1
+        assert channel.outbox.get_nowait() == b"def" and channel.queued == 1
     finally:
-        here._sock.close()
+        ours.close()
         sidecar.close()
 
 

@@ -19,6 +19,18 @@ def last_id(alias: str | None = None) -> int:
     return events.order_by("-id").values_list("id", flat=True).first() or 0
 
 
+def highest(processes: set[str]) -> dict[str, int]:
+    """The newest seq stored of each of these processes (a process stores its events
+    whole batches at a time, in order: every event up to it is stored)."""
+    return dict(
+        StoredEvent.objects.filter(process__in=processes)
+        .order_by()
+        .values_list("process")
+        .annotate(m=Max("seq"))
+        .values_list("process", "m")
+    )
+
+
 def counts(events: QuerySet) -> dict[str, int]:
     return dict(events.order_by().values_list("signal").annotate(n=Count("id")))
 

@@ -6,8 +6,9 @@ the newest stored id its history covers, and per process the newest event it
 holds. It gets exactly what it missed, once, in order, before anything newer:
 
 - live frames forwarded before the resume is answered are left out of the backfill;
-- live frames that came before it are held, and forwarded after the backfill unless
-  it held their events (another process's frame may leave before they are stored);
+- live frames that came before it (and other processes' of the second before the
+  socket opened) are held, and forwarded after the backfill unless their events are
+  stored by then (another process's frame may leave before they are stored);
 - live frames whose events the backfill already held are not forwarded;
 - events this process sent before the socket joined are stored before the backfill reads.
 
@@ -92,8 +93,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         link.warm()
         # Frames held back, in order, while the page has not been answered yet (from
         # the connect until its first resume is answered) or a gap is being filled;
-        # None while frames go straight through. From the open: the last second's too,
-        # which the backfill may not hold yet (fanout.recent()).
+        # None while frames go straight through. From the open: other processes' of the
+        # last second too, whose events may not be stored yet (fanout.recent()).
         self.held: list[Frame] | None = fanout.recent()
         fanout.subscribe(self)  # holds what comes from now on (see `held`)
         await fanout.listening()  # and hears other processes' frames before it opens
@@ -135,10 +136,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.resume(after, seen, filters)
 
     async def resume(self, after: int, seen: dict[str, int], filters: EventFilter) -> None:
-        # Frames held since the open stay held, and go after the backfill: those whose
-        # events it holds are skipped then (forward). Another process's frame leaves
-        # before its events are stored, so the backfill may not hold them yet, and no
-        # later frame of that process may come to fill the gap.
+        # Frames held since the open (and other processes' of the second before it) stay
+        # held, and go after the backfill: those whose events are stored by then are
+        # skipped (forward). Another process's frame leaves before its events are
+        # stored, so the backfill may not hold them yet, and no later frame of that
+        # process may come to fill the gap.
         if self.held is None:
             self.held = []
         try:
@@ -147,10 +149,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
             stored = await handoff.caught_up()
             for process, seq in self.seen.items():  # forwarded while the page was asking
                 seen[process] = max(seq, seen.get(process, 0))
-            missed = await database_sync_to_async(reads.backfill)(
-                after, filters, seen, conf.get("MAX_ROWS"), self.perms
+            # Other processes' frames held: what of them is stored is on the page or in the
+            # backfill (read after it), or was left out of both on purpose; only frames of
+            # events not stored yet go on.
+            others = {f.message.get("process") for f in self.held} - {None, keys.process()}
+            stored_of_others, missed = await database_sync_to_async(_read_resume)(
+                others, after, filters, seen, conf.get("MAX_ROWS"), self.perms
             )
-            for process, seq in missed.highest.items():
+            for process, seq in [*stored_of_others.items(), *missed.highest.items()]:
                 self.seen[process] = max(seq, self.seen.get(process, 0))
             for process, seq in [*seen.items(), (keys.process(), stored)]:
                 self.seen[process] = max(seq, self.seen.get(process, 0))
@@ -240,6 +246,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
         # Rendered once (live/frames.py); no per-client work here.
         if self.socket is None or not frame.send_to(self.socket):
             await self.send(text_data=frame.html)
+
+
+def _read_resume(
+    others: set[str], after: int, filters: EventFilter, seen: dict[str, int], limit: int,
+    perms: frozenset[str] | None,
+) -> tuple[dict[str, int], reads.Backfill]:
+    """What of these processes is stored, then the backfill: in that order, so an event
+    stored in between is in the backfill rather than skipped by both."""
+    stored = reads.highest(others) if others else {}
+    return stored, reads.backfill(after, filters, seen, limit, perms)
 
 
 HELD_AT_MOST = 2000  # frames held for a page that has not asked to resume

@@ -37,7 +37,8 @@ RENEW_EVERY = 3600.0
 RETRY_AFTER = 1.0  # seconds before the relay tries the layer again, doubling per failure
 RETRY_AT_MOST = 30.0
 JOIN_WAIT = 2.0  # seconds a socket's opening waits, at most, for the relay to listen
-# Frames a socket opening now is handed too (see recent()): of the last second, at most 16.
+# Other processes' frames a socket opening now is handed too (see recent()): those of the
+# last second, at most 16 (each at most MAX_ROWS rows of HTML).
 RECENT_SECONDS = 1.0
 RECENT_AT_MOST = 16
 
@@ -50,7 +51,7 @@ class Fanout:
     def __init__(self) -> None:
         # A dict keeps subscription order; values unused.
         self.subscribers: dict[Subscriber, None] = {}
-        self._recent: deque[tuple[float, Frame]] = deque(maxlen=RECENT_AT_MOST)
+        self._recent: deque[tuple[float, dict[str, Any]]] = deque(maxlen=RECENT_AT_MOST)
         self._relay: asyncio.Task[None] | None = None
         # Set once the relay listens to the group, or could not join it (the layer down:
         # sockets then open at once, "this process only"). Per relay: a new one starts unset.
@@ -84,7 +85,6 @@ class Fanout:
 
     async def deliver(self, message: dict[str, Any]) -> None:
         frame = Frame(message)  # framed once for every socket (live/daphne.py)
-        self._recent.append((time.monotonic(), frame))
         for subscriber in list(self.subscribers):
             try:
                 await subscriber.deliver(frame)
@@ -92,14 +92,21 @@ class Fanout:
                 logger.exception("dashboard: could not deliver a frame to %r", subscriber)
 
     def recent(self) -> list[Frame]:
-        """The frames delivered here in the last RECENT_SECONDS, for a socket opening now
-        to hold as if they came after it. Another process's frame leaves before its
-        events are stored (its sidecar stores after sending it): one relayed just before
-        a page opened may not be in the page's backfill yet, and if that process sends
-        nothing more (it ended, or was killed), no later frame of it shows the gap. The
-        socket skips those its backfill holds (live/consumer.py)."""
+        """Other processes' frames relayed here in the last RECENT_SECONDS, for a socket
+        opening now to hold as if they came after it. Another process's frame leaves
+        before its events are stored (its sidecar stores after sending it): one relayed
+        just before a page opened may not be in the page's backfill, and if that process
+        sends nothing more (it ended, or was killed), no later frame of it shows the gap.
+        The socket skips those whose events are stored by then (live/consumer.py)."""
         horizon = time.monotonic() - RECENT_SECONDS
-        return [frame for at, frame in self._recent if at >= horizon]
+        return [Frame(message) for at, message in self._recent if at >= horizon]
+
+    def _remember(self, message: dict[str, Any]) -> None:
+        now = time.monotonic()
+        recent = self._recent
+        while recent and recent[0][0] < now - RECENT_SECONDS:
+            recent.popleft()
+        recent.append((now, message))
 
     def watched(self) -> bool:
         """Could anyone see a frame now? A socket here, or, through a layer that
@@ -182,6 +189,7 @@ class Fanout:
                 delay = RETRY_AFTER
                 self._up()
                 if message.get("process") != keys.process():  # ours went out directly
+                    self._remember(message)
                     await self.deliver(message)
         finally:
             # Collected after its loop closed (a test's end): nothing left to tidy.

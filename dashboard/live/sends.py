@@ -22,31 +22,35 @@ from typing import Any
 Send = Callable[[Any, bytes], int]
 
 
-def _keeping_the_gil() -> Send | None:
+def _libc_send() -> Any | None:
+    """libc's send(2), called holding the GIL (`PyDLL`); None where it cannot be."""
     try:
         c_send = ctypes.PyDLL(None, use_errno=True).send
     except (OSError, AttributeError):  # no libc to call so (e.g. Windows)
         return None
     c_send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
     c_send.restype = ctypes.c_ssize_t
-    # A peer that closed is an error for the caller to find, not a SIGPIPE.
-    flags = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
+    return c_send
 
-    def send(sock: Any, data: bytes) -> int:
-        """Bytes the kernel took now (maybe fewer than given); OSError if none."""
-        sent = c_send(sock.fileno(), data, len(data), flags)
-        if sent < 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno))
-        return sent
 
-    return send
+_c_send = _libc_send()
+# Never blocks; a peer that closed is an error for the caller to find, not a SIGPIPE.
+_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
+
+
+def keeping_the_gil(sock: Any, data: bytes) -> int:
+    """Bytes the kernel took now (maybe fewer than given); OSError if none. `data` must
+    be bytes: ctypes passes its buffer as is, and refuses anything else."""
+    sent = _c_send(sock.fileno(), data, len(data), _FLAGS)
+    if sent < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    return sent
 
 
 def letting_go(sock: Any, data: bytes) -> int:
     return sock.send(data)
 
 
-_kept = _keeping_the_gil()
-KEEPS_GIL = _kept is not None
-send: Send = _kept or letting_go
+KEEPS_GIL = _c_send is not None
+send: Send = keeping_the_gil if KEEPS_GIL else letting_go

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -44,8 +45,20 @@ logger = logging.getLogger("dashboard")
 
 IN_FLIGHT = 1  # watched batches whose frames may be on their way at once (see _out)
 FRAME_WAIT = 5.0  # seconds the pump waits for a batch's frame to come back and leave
-OUTBOX_AT_MOST = 1_000  # batches waiting for the pipe; past it they are lost, and counted
+OUTBOX_AT_MOST = 1_000  # batches waiting for the writer thread; past it lost, and counted
 STARTS_AT_MOST = 3  # sidecars started in one process before it keeps the pipeline itself
+
+
+@dataclass(slots=True)
+class Channel:
+    """One sidecar's stdin: our end of its socket, and what waits for its writer thread.
+    One per sidecar started, so a writer still finishing for an old one counts nothing
+    of the new one's."""
+
+    sock: socket.socket
+    outbox: queue.SimpleQueue[bytes | None] = field(default_factory=queue.SimpleQueue)
+    queued: int = 0  # messages in the outbox
+    writing: bool = False  # the writer thread holds bytes it has not sent yet
 
 
 class Link:
@@ -61,10 +74,7 @@ class Link:
         self._base = 0  # batches sent before the current sidecar started
         self._unacked: deque[tuple[int, int]] = deque()  # (batch number, events) not yet stored
         self._config_key: Any = None
-        self._sock: socket.socket | None = None  # our end of the sidecar's stdin
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._outboxed = 0
-        self._writing = False  # the writer thread holds bytes it has not sent yet
+        self._channel: Channel | None = None  # to the current sidecar
         self._waiting: dict[int, threading.Event] = {}
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,7 +130,7 @@ class Link:
             self._lose(events)
             return watched
         with self._lock:
-            if self._outboxed >= OUTBOX_AT_MOST:
+            if self._channel is not None and self._channel.queued >= OUTBOX_AT_MOST:
                 self._lose(events)
                 return watched
             self.sent += 1
@@ -142,19 +152,19 @@ class Link:
     def _put(self, data: bytes | None) -> None:
         """Called with the lock held: send now what the socket takes, if nothing waits
         before it; the writer thread sends the rest, in order."""
-        sock = self._sock
-        if data is not None and sock is not None and sends.KEEPS_GIL and not (
-            self._outboxed or self._writing
-        ):
+        channel = self._channel
+        if channel is None:
+            return
+        if data is not None and sends.KEEPS_GIL and not (channel.queued or channel.writing):
             try:
-                sent = sends.send(sock, data)
+                sent = sends.send(channel.sock, data)
             except OSError:  # full, or the sidecar gone: the writer thread finds out
                 sent = 0
             if sent == len(data):
                 return
             data = data[sent:]
-        self._outboxed += 1
-        self._outbox.put(data)
+        channel.queued += 1
+        channel.outbox.put(data)
 
     def _lose(self, events: int) -> None:
         self.lost += events
@@ -209,15 +219,12 @@ class Link:
             finally:
                 theirs.close()
             self.proc = proc
-            self._sock = ours
+            self._channel = channel = Channel(ours)
             self._base = self.sent  # batches before this sidecar: it counts from zero
             self._config_key = None
-            self._outbox = queue.SimpleQueue()
-            self._outboxed = 0
-            self._writing = False
             self._send_config()  # its first message, whatever is asked of it next
             threading.Thread(
-                target=self._write_all, args=(ours, self._outbox), name="dashboard-sidecar-write",
+                target=self._write_all, args=(channel,), name="dashboard-sidecar-write",
                 daemon=True,
             ).start()
             threading.Thread(
@@ -225,25 +232,23 @@ class Link:
             ).start()
             return proc
 
-    def _write_all(self, sock: socket.socket, outbox: queue.SimpleQueue) -> None:
+    def _write_all(self, channel: Channel) -> None:
         try:
-            while (data := outbox.get()) is not None:
-                current = sock is self._sock
+            while (data := channel.outbox.get()) is not None:
                 with self._lock:
-                    self._outboxed -= 1
-                    self._writing = self._writing or current
+                    channel.queued -= 1
+                    channel.writing = True
                 try:
-                    sock.sendall(data)
+                    channel.sock.sendall(data)
                 except OSError:  # the sidecar is gone: the reader says so
                     return
                 finally:
-                    if current:
-                        with self._lock:
-                            self._writing = False
+                    with self._lock:
+                        channel.writing = False
         finally:
             # Under the lock: a send now (in _put) must not find its number reused.
             with self._lock:
-                sock.close()  # the sidecar reads the end of its stdin
+                channel.sock.close()  # the sidecar reads the end of its stdin
 
     def _read_all(self, proc: subprocess.Popen[bytes]) -> None:
         stdout = proc.stdout
@@ -389,12 +394,12 @@ class Link:
                     loop.call_soon_threadsafe(done.cancel)
 
     def after_fork(self) -> None:
-        """In a forked child: the parent's sidecar is not ours. Its pipes are closed
+        """In a forked child: the parent's sidecar is not ours. Its socket and pipe are closed
         here (nothing of the parent's is written twice)."""
-        proc, sock = self.proc, self._sock
+        proc, channel = self.proc, self._channel
         self.__init__()  # type: ignore[misc]
-        if sock is not None:
-            sock.close()
+        if channel is not None:
+            channel.sock.close()
         if proc is not None:
             with contextlib.suppress(Exception):
                 proc.stdout.close()  # type: ignore[union-attr]

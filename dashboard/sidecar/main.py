@@ -151,7 +151,10 @@ class Sidecar:
             else:
                 if not self._warm:
                     self._warm = True
-                    gc.freeze()  # no collection first: the parent's pump waits for the frame
+                    # No full collection first: the parent's pump waits for this frame. What
+                    # cyclic garbage the first render left is kept for good (once).
+                    gc.collect(0)
+                    gc.freeze()
                 self.send(("frame", message))
         else:
             # Described now, on this loop, while the store thread may be waiting for the

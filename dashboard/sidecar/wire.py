@@ -1,4 +1,4 @@
-"""What crosses the pipe between a capturing process and its sidecar.
+"""What crosses between a capturing process and its sidecar (its stdin and stdout).
 
 Messages are pickled tuples, each prefixed by its length (4 bytes, big-endian).
 Events cross nearly raw: only what cannot leave the process (receiver
