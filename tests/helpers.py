@@ -1,5 +1,6 @@
 """Helpers the tests share (fixtures stay in conftest.py)."""
 
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -82,3 +83,12 @@ async def resumed(comm) -> None:
     await in_thread(settle)  # reading it may have opened a connection: an event too
     await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
     await collect(comm, quiet_for=0.15)
+
+
+def received(peer: socket.socket, size: int) -> bytes:
+    """Exactly `size` bytes from a socket (at most 2 s between reads)."""
+    peer.settimeout(2)
+    data = b""
+    while len(data) < size:
+        data += peer.recv(size - len(data))
+    return data

@@ -7,14 +7,7 @@ import sys
 import pytest
 
 from dashboard.live import sends
-
-
-def received(peer: socket.socket, size: int) -> bytes:
-    peer.settimeout(2)
-    data = b""
-    while len(data) < size:
-        data += peer.recv(size - len(data))
-    return data
+from tests.helpers import received
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="libc is called so on Linux")

@@ -8,6 +8,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.internet.testing import StringTransport
 
 from dashboard.live.daphne import Frame, socket_of, write_now
+from tests.helpers import received
 
 
 def server_factory() -> WebSocketServerFactory:
@@ -107,14 +108,6 @@ def tcp_connection(send_buffer: int | None = None):
     connection = tcp.Connection(ours, None, reactor)
     connection.connected = 1  # as tcp.Server does once accepted
     return connection, peer, reactor
-
-
-def received(peer: socket.socket, size: int) -> bytes:
-    peer.settimeout(2)
-    data = b""
-    while len(data) < size:
-        data += peer.recv(size - len(data))
-    return data
 
 
 def test_with_nothing_buffered_the_bytes_are_sent_at_once():
