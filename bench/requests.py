@@ -14,6 +14,7 @@ without the hook, and whether Django took its fast path (one DELETE) both times.
 """
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -28,6 +29,10 @@ KINDS = ("blog list", "blog post", "admin changelist", "admin add")
 # posts alone take ~70 ms, and that one settling, a fixed cost per run, would read
 # as 8% a request: no server settles every 30 requests.
 MIN_SECONDS = 0.5
+# Every post the admin add makes has a title of its own: a title seen before costs
+# blog/signals.py's fill_slug one more query per earlier copy (it looks for a free
+# slug), so the later a run came, the slower its adds, whatever its mode.
+_added = itertools.count()
 MODES = ("off", "on", "watched", "floor", "reference", "sentry", "busy")  # peers: bench/peers.py
 SAVES_MODE = {"off": "disconnected", "on": "connected"}  # the same modes' names in bench/saves.py
 
@@ -62,7 +67,7 @@ def setup() -> tuple[Any, str]:
     return client, "bench-0"
 
 
-def request(client: Any, kind: str, slug: str, n: int) -> None:
+def request(client: Any, kind: str, slug: str) -> None:
     if kind == "blog list":
         response = client.get("/blog/")
     elif kind == "blog post":
@@ -71,11 +76,16 @@ def request(client: Any, kind: str, slug: str, n: int) -> None:
         response = client.get("/admin/blog/post/")
     else:
         response = client.post("/admin/blog/post/add/", {
-            "title": f"added {n}", "slug": "", "body": "b", "status": "draft",
+            "title": f"added {next(_added)}", "slug": "", "body": "b", "status": "draft",
             "comments-TOTAL_FORMS": "0", "comments-INITIAL_FORMS": "0",
         })  # fmt: skip
     if response.status_code not in (200, 302):  # a bench of error pages measures nothing
         raise RuntimeError(f"{kind}: HTTP {response.status_code}")
+    # "The post was added" is read by the page the browser is sent to, which the client
+    # does not follow: left in its cookie jar, the messages piled up, overflowed into the
+    # session, and every later request decoded and wrote them all (an add went from 14
+    # to 26 ms over 600 adds, so the later a mode ran in a round, the dearer its adds).
+    client.cookies.pop("messages", None)
 
 
 def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
@@ -85,13 +95,13 @@ def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
     context = saves.in_mode(SAVES_MODE.get(mode, mode))
     handoff.reset()
     with context:
-        request(client, kind, slug, -1)  # warm
+        request(client, kind, slug)  # warm
         handoff.flush(timeout=10)
         saves.settle(handoff)
         started = time.perf_counter()
         done = 0
         while done < n or time.perf_counter() - started < MIN_SECONDS:
-            request(client, kind, slug, done)
+            request(client, kind, slug)
             done += 1
         handoff.flush(timeout=10)  # until what the requests left behind is done too
         saves.settle(handoff)

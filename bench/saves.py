@@ -147,10 +147,17 @@ def timed_creates(n: int, atomic: bool) -> float:
 @contextlib.contextmanager
 def capture_only() -> Iterator[None]:
     """Diagnosis only: the pump runs, but sends nothing (no describe, render,
-    store or layer), so what remains is the capture and the hand-off."""
+    store or layer), so what remains is the capture and the hand-off. Each event
+    lets go of its snapshots, as crossing to the sidecar makes it (sidecar/wire.py):
+    an open transaction holds its events until it ends, and the pipeline itself never
+    holds thousands of snapshots so."""
+    from dashboard.core.events import Event
     from dashboard.live.handoff import handoff
 
     async def discard(batch: list[Any]) -> bool:
+        for item in batch:
+            if isinstance(item, Event):
+                item.described()
         return False
 
     handoff._hand_on = discard  # type: ignore[method-assign]

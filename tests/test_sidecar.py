@@ -237,3 +237,24 @@ async def test_the_sidecar_keeps_its_start_up_and_first_frame_out_of_full_collec
         writer.on_stored = None
         with writer.held():
             writer.reset()
+
+
+def test_a_flush_once_the_pumps_loop_has_stopped_still_gets_the_sidecars_answer(caplog):
+    """At exit the server's loop no longer runs (daphne stopping): the flush must still
+    hear the sidecar's answer, not wait out its time-out (answers read on the pump's
+    loop alone would never be read: an idea tried once, bench/README.md)."""
+    import asyncio
+
+    from dashboard.core.events import Event
+
+    async def hand_on() -> None:
+        event = Event(signal="post_save", family="model", sender="blog.Post", raw={})
+        event.process, event.seq = "here", 1
+        await link.hand_on([event], 0)
+
+    asyncio.run(hand_on())  # handed on from a loop that is closed now
+    assert link.sent > link.acked
+    with caplog.at_level("WARNING", logger="dashboard"):
+        link.flush(timeout=5.0)
+    assert "did not store" not in caplog.text
+    assert link.acked == link.sent
