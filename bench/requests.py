@@ -83,8 +83,9 @@ def request(client: Any, kind: str, slug: str) -> None:
         raise RuntimeError(f"{kind}: HTTP {response.status_code}")
     # "The post was added" is read by the page the browser is sent to, which the client
     # does not follow: left in its cookie jar, the messages piled up, overflowed into the
-    # session, and every later request decoded and wrote them all (an add went from 14
-    # to 26 ms over 600 adds, so the later a mode ran in a round, the dearer its adds).
+    # session, and every later add decoded and rewrote them all until the changelist, which
+    # shows them, emptied them once a round (an add went from 14 to 26 ms over 600 adds:
+    # the later a mode ran in a round, the dearer its adds).
     client.cookies.pop("messages", None)
 
 

@@ -253,7 +253,6 @@ def test_a_flush_once_the_pumps_loop_has_stopped_still_gets_the_sidecars_answer(
         await link.hand_on([event], 0)
 
     asyncio.run(hand_on())  # handed on from a loop that is closed now
-    assert link.sent > link.acked
     with caplog.at_level("WARNING", logger="dashboard"):
         link.flush(timeout=5.0)
     assert "did not store" not in caplog.text
