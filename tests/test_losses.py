@@ -13,7 +13,7 @@ from dashboard.core.payload import storable
 from dashboard.history import store
 from dashboard.history.writer import writer
 from dashboard.models import StoredEvent
-from tests.helpers import settle, wait_for
+from tests.helpers import make_row, settle, wait_for
 
 
 def test_nul_bytes_and_lone_surrogates_are_written_out_visibly():
@@ -54,6 +54,36 @@ def test_a_locked_database_gets_the_rows_later_and_says_so_once(monkeypatch, cap
     said = [r.getMessage() for r in caplog.records]
     assert len([m for m in said if "history store is unavailable" in m]) == 1
     assert len([m for m in said if "history store is back" in m]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_a_flush_could_not_store_are_tried_again_without_another_event(
+    monkeypatch, in_process
+):
+    """flush() takes the pending rows on a thread of its own; the store task, finding
+    nothing pending meanwhile, may end. Rows the flush could not store then waited for
+    the next event (a test's settle() timed out on them)."""
+    Post.objects.create(title="starts the store task")
+    settle()
+    assert writer._storing is not None and writer._storing.done()  # it ended: idle
+    original, failures = store._write, [1]
+
+    def locked_once(rows, marks):
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("database is locked")
+        return original(rows, marks)
+
+    monkeypatch.setattr(store, "_write", locked_once)
+    with writer._lock:  # kept just as the store task had found nothing pending, and ended
+        writer._pending.append(([make_row(process="elsewhere", seq=1, summary="stranded")],
+                                [], writer.kept_seq))  # fmt: skip
+        writer._pending_rows += 1
+    writer.flush()
+    assert failures == [0]
+    wait_for(lambda: StoredEvent.objects.filter(summary="stranded").exists(),
+             what="the rows the flush could not store")  # fmt: skip
+    assert writer.unstored == 0
 
 
 @pytest.mark.django_db(transaction=True)

@@ -75,6 +75,10 @@ class Writer:
                 "dashboard: the history store fell %d events behind; %d sent events will "
                 "not be in the history (%d so far)", STORE_BACKLOG, lost, self.unstored
             )
+        self._keep_storing()
+
+    def _keep_storing(self) -> None:
+        """On a running loop: a store task on it, if none runs there yet."""
         storing = self._storing
         if (
             storing is None
@@ -82,6 +86,17 @@ class Writer:
             or storing.get_loop() is not asyncio.get_running_loop()
         ):
             self._storing = asyncio.ensure_future(self._store_pending())
+
+    def _retry_later(self) -> None:
+        """After flush() could not store: the store task tries again. It may have ended
+        meanwhile, having found nothing pending while flush() held the rows, and the rows
+        would wait for the next event: started again on its loop."""
+        storing = self._storing
+        if storing is None or not self._pending:
+            return
+        loop = storing.get_loop()
+        with contextlib.suppress(RuntimeError):  # its loop closed: the next keep() starts one
+            loop.call_soon_threadsafe(self._keep_storing)
 
     async def _store_pending(self) -> None:
         loop = asyncio.get_running_loop()
@@ -155,6 +170,7 @@ class Writer:
             with quiet_block():
                 self.store_now()
             if not final:
+                self._retry_later()
                 return
             with self._lock:  # still unavailable at exit: these are lost with the process
                 left, self._pending, self._pending_rows = self._pending_rows, [], 0
