@@ -231,7 +231,9 @@ async def test_the_sidecar_keeps_its_start_up_and_first_frame_out_of_full_collec
         assert frozen > 0
         sidecar.handle(batch(2))
         assert [m[0] for m in sent] == ["frame", "frame"]
-        assert gc.get_freeze_count() == frozen
+        # Nothing frozen again. (The count can fall: a frozen object that another thread
+        # lets go of meanwhile is freed all the same; a fresh-clone run saw 7 go.)
+        assert gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
         writer.on_stored = None
