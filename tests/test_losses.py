@@ -34,17 +34,24 @@ def test_a_hostile_value_is_stored_cleaned_with_the_rest_of_its_batch():
     assert writer.unstored == 0
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_locked_database_gets_the_rows_later_and_says_so_once(monkeypatch, caplog, in_process):
-    original, failures = store._write, [2]
+def locked(monkeypatch, times: int) -> list[int]:
+    """The history's writes fail `times` times with "database is locked", then go
+    through; returned: [how many failures are left]."""
+    original, failures = store._write, [times]
 
-    def locked_twice(rows, marks):
+    def write(rows, marks):
         if failures[0]:
             failures[0] -= 1
             raise OperationalError("database is locked")
         return original(rows, marks)
 
-    monkeypatch.setattr(store, "_write", locked_twice)
+    monkeypatch.setattr(store, "_write", write)
+    return failures
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_database_gets_the_rows_later_and_says_so_once(monkeypatch, caplog, in_process):
+    failures = locked(monkeypatch, times=2)
     with caplog.at_level(logging.WARNING, "dashboard"):
         Post.objects.create(title="waited for the lock")
         settle()  # flush: the first try fails; the store task tries again
@@ -66,15 +73,7 @@ def test_rows_a_flush_could_not_store_are_tried_again_without_another_event(
     Post.objects.create(title="starts the store task")
     settle()
     assert writer._storing is not None and writer._storing.done()  # it ended: idle
-    original, failures = store._write, [1]
-
-    def locked_once(rows, marks):
-        if failures[0]:
-            failures[0] -= 1
-            raise OperationalError("database is locked")
-        return original(rows, marks)
-
-    monkeypatch.setattr(store, "_write", locked_once)
+    failures = locked(monkeypatch, times=1)
     with writer._lock:  # kept just as the store task had found nothing pending, and ended
         writer._pending.append(([make_row(process="elsewhere", seq=1, summary="stranded")],
                                 [], writer.kept_seq))  # fmt: skip
