@@ -130,3 +130,46 @@ def test_history_and_capture_work_on_postgresql():
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@needs_redis
+async def test_the_relay_listens_on_through_quiet_spells_on_redis(transactional_db, caplog):
+    """channels-redis's blocking read ends with redis-py's own TimeoutError after its
+    socket_timeout of quiet (5 s by default; half a second here): the relay reads
+    again at once. It is not the layer down: no warning, no "this process only",
+    and the next frame is not held back by a retry's pause."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from dashboard import conf
+    from dashboard.live.fanout import fanout
+
+    quick = {"default": {**REDIS_LAYER["default"], "CONFIG": {
+        "hosts": [{"address": REDIS_URL, "socket_timeout": 0.5}],
+        "prefix": f"test-{uuid.uuid4().hex[:8]}",
+    }}}  # fmt: skip
+    delivered: asyncio.Queue = asyncio.Queue()
+
+    class Socket:
+        async def deliver(self, frame) -> None:
+            if frame.message.get("process") == "elsewhere-3":  # not the settings change
+                delivered.put_nowait(frame.html)
+
+    from asgiref.sync import sync_to_async
+
+    handoff.bind_running_loop()  # as in the first test of this module
+    await sync_to_async(settle)()
+    with override_settings(CHANNEL_LAYERS=quick):
+        fanout.subscribe(Socket())
+        try:
+            await fanout.listening()
+            await asyncio.sleep(1.6)  # three reads end in quiet
+            assert not fanout.layer_down
+            message = {"type": "events.batch", "process": "elsewhere-3", "html": "after quiet"}
+            await get_channel_layer().group_send(conf.get("GROUP"), message)
+            assert await asyncio.wait_for(delivered.get(), 0.4) == "after quiet"
+            assert not [r for r in caplog.records if "channel layer" in r.getMessage()]
+        finally:
+            fanout.reset()
+            await get_channel_layer().flush()

@@ -42,6 +42,13 @@ JOIN_WAIT = 2.0  # seconds a socket's opening waits, at most, for the relay to l
 RECENT_SECONDS = 1.0
 RECENT_AT_MOST = 16
 
+try:  # channels-redis's client: an idle blocking read ends with its own TimeoutError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:  # no Redis here
+    RedisTimeoutError = TimeoutError  # type: ignore[assignment,misc]
+# A read that ended only because nothing came in time: nothing wrong, listen again.
+IDLE_READ_ENDED = (TimeoutError, RedisTimeoutError)
+
 
 class Subscriber(Protocol):
     async def deliver(self, frame: Frame) -> None: ...
@@ -175,9 +182,9 @@ class Fanout:
                     message = await layer.receive(channel)
                 except asyncio.CancelledError:
                     raise
-                except TimeoutError:
-                    # An idle blocking read that timed out (redis-py 8 reads with a
-                    # 5 s socket_timeout by default): nothing wrong, listen again.
+                except IDLE_READ_ENDED:
+                    # An idle blocking read that timed out (channels-redis reads with
+                    # redis-py's 5 s socket_timeout): not the layer down, listen again.
                     continue
                 except Exception as exc:  # e.g. Redis restarting: back off, listen again
                     if _loop_gone():  # collected after its loop closed: nothing to retry
