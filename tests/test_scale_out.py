@@ -2,6 +2,7 @@
 history works on PostgreSQL. Each skips, saying why, only where its server is
 not reachable on this machine."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -130,6 +131,85 @@ def test_history_and_capture_work_on_postgresql():
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+# A producing process whose frames never leave it (its relay to the layer cut, as a
+# kill -9 between its sidecar's answer and the layer would), killed once its events
+# are stored; or the same process ending as processes do.
+_LAST_WORDS = (
+    "import os, signal, time\n"
+    "from blog.models import Post\n"
+    "from dashboard.live.fanout import fanout\n"
+    "from dashboard.live.handoff import handoff\n"
+    "from dashboard.sidecar.link import link\n"
+    "{cut}"
+    "Post.objects.create(title='last words')\n"
+    "deadline = time.monotonic() + 20\n"
+    "while not (handoff.drained and link.kept_seq and link.stored_seq >= link.kept_seq):\n"
+    "    assert time.monotonic() < deadline, 'never stored'\n"
+    "    time.sleep(0.01)\n"
+    "{end}"
+)
+
+
+async def _frames_on_the_layer(prefix: str, code: str, until: str, wait: float) -> list[dict]:
+    """Every frame the group carries while `code` runs in another process: until one
+    holds `until` (at most `wait` seconds), then what follows within half a second."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from channels_redis.core import RedisChannelLayer
+
+    from dashboard import conf
+
+    layer = RedisChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    channel = await layer.new_channel()
+    await layer.group_add(conf.get("GROUP"), channel)
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "CHANNELS_REDIS_PREFIX": prefix,
+    }
+    clean = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    command = [sys.executable, "manage.py", "shell", "-c", code]
+    found: list[dict] = []
+    try:
+        await sync_to_async(subprocess.run)(
+            command, cwd=ROOT, env={**clean, **env}, capture_output=True, timeout=60
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not any(until in m.get("html", "") for m in found):
+            left = deadline - loop.time()
+            assert left > 0, f"no frame holding {until!r} in {wait} s: {len(found)} others"
+            with contextlib.suppress(TimeoutError):
+                found.append(await asyncio.wait_for(layer.receive(channel), left))
+        with contextlib.suppress(TimeoutError):
+            while True:
+                found.append(await asyncio.wait_for(layer.receive(channel), 0.5))
+    finally:
+        await layer.flush()
+    return found
+
+
+@needs_redis
+async def test_a_killed_processs_last_frames_still_reach_other_processes(transactional_db):
+    """Killed before its last frames left it, a process's events are stored by its sidecar,
+    which sends those frames to the layer for it: dashboards elsewhere show them, as
+    they show the frames of a process that ended well (and only once, then)."""
+    killed = _LAST_WORDS.format(
+        cut="async def cut(message):\n    pass\nfanout.publish = cut\n",
+        end="os.kill(os.getpid(), signal.SIGKILL)\n",
+    )
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    found = await _frames_on_the_layer(prefix, killed, "last words", wait=20)
+    assert all(m["process"] == found[0]["process"] for m in found)
+
+    ended = _LAST_WORDS.format(cut="", end="")
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    found = await _frames_on_the_layer(prefix, ended, "last words", wait=20)
+    spans = [(m["first_seq"], m["last_seq"]) for m in found]
+    assert len(spans) == len(set(spans)), f"a frame sent twice: {spans}"
 
 
 @needs_redis

@@ -74,6 +74,7 @@ def test_two_servers_one_killed_every_page_holds_each_event_once(browser, site):
 
     reading = threading.Thread(target=readers)
     saver = None
+    roles = {servers[0].process.pid: "server 0", servers[1].process.pid: "server 1"}
     try:
         reading.start()
         command, options = _shell(site, (
@@ -81,6 +82,7 @@ def test_two_servers_one_killed_every_page_holds_each_event_once(browser, site):
             "for i in range(20):\n    Post.objects.create(title=f'shell {i}'); time.sleep(0.1)\n"
         ))  # fmt: skip
         saver = subprocess.Popen(command, **options)
+        roles[saver.pid] = "the shell"
         pages = []
         for server in (*servers, *servers):  # opened on each while events flow
             pages.append(open_dashboard(context, server))
@@ -88,6 +90,7 @@ def test_two_servers_one_killed_every_page_holds_each_event_once(browser, site):
         killed = {k.rpartition(".")[0] for k in page_keys(pages[0])}
         servers[0].kill()  # kill -9 mid-flow, and back on the same port
         servers[0].start()
+        roles[servers[0].process.pid] = "server 0 restarted"
         for page in pages:
             page.wait_for_selector("#ws-status[data-state=open]", timeout=15_000)
         pages += [open_dashboard(context, server) for server in servers]
@@ -112,7 +115,8 @@ def test_two_servers_one_killed_every_page_holds_each_event_once(browser, site):
             keys = page_keys(page)
             assert len(keys) == len(set(keys)), f"page {n}: a duplicate"
             missing = sorted(expected - set(keys))
-            assert not missing, f"page {n}: {len(missing)} holes, e.g. {missing[:5]}"
+            holes = describe(missing, expected, roles)
+            assert not missing, f"page {n}: {len(missing)} holes: {holes}"
             # Shown live but never stored: only the killed server's last moments.
             extra = set(keys) - expected
             assert all(k.rpartition(".")[0] in killed for k in extra), f"page {n}: {extra}"
@@ -124,6 +128,20 @@ def test_two_servers_one_killed_every_page_holds_each_event_once(browser, site):
         context.close()
         for server in servers:
             server.stop()
+
+
+def describe(missing: list[str], stored: set[str], roles: dict[int, str]) -> str:
+    """Whose the holes are (which process, and its last stored seq): the failure says
+    which path lost them."""
+    last: dict[str, int] = {}
+    for key in stored:
+        process, _, seq = key.rpartition(".")
+        last[process] = max(last.get(process, 0), int(seq))
+    return ", ".join(
+        f"{key} ({roles.get(int(key.rpartition('.')[0].rpartition('-')[2]), '?')}, "
+        f"its last stored: {last[key.rpartition('.')[0]]})"
+        for key in missing[:5]
+    )
 
 
 def stored(env: dict[str, str]) -> set[str]:

@@ -79,6 +79,9 @@ class Link:
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._frames: deque[dict[str, Any] | None] = deque()  # None: a batch that made none
+        # Frames the sidecar wrote back (counted by the reader thread), and those that left
+        # this process or were dropped on the loop: equal once every frame has left.
+        self._arrived = self._left = 0
         # Per watched batch sent, in order: done once its frame has left this process. The
         # pump lets IN_FLIGHT of them be on their way, then waits for the oldest: while a
         # frame is on its way, what arrives meanwhile becomes the next one (not a queue
@@ -264,6 +267,7 @@ class Link:
     def _answer(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "frame":
+            self._arrived += 1
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):
@@ -305,6 +309,7 @@ class Link:
 
     def _relay(self, message: dict[str, Any], epoch: int) -> None:
         if epoch != self._epoch:  # a frame of before a reset (tests)
+            self._left += 1
             return
         self._frames.append(message)
         if not self._relaying:
@@ -318,9 +323,12 @@ class Link:
     async def _relay_all(self) -> None:
         while self._frames:
             message = self._frames.popleft()
-            if message is not None:
-                await fanout.publish(message)
-                frames.sent += 1
+            try:
+                if message is not None:
+                    await fanout.publish(message)
+                    frames.sent += 1
+            finally:
+                self._left += 1
             if self._out and not (done := self._out.popleft()).done():
                 done.set_result(None)
 
@@ -358,7 +366,7 @@ class Link:
         # right after its last save must not cut its last frame off).
         loop = self._loop
         while (
-            (self._frames or self._relaying)
+            self._arrived > self._left
             and loop is not None
             and loop.is_running()
             and time.monotonic() < deadline
@@ -366,6 +374,9 @@ class Link:
             time.sleep(0.002)
         if final:
             with self._lock:
+                # Every frame left: the sidecar need not send them again (sidecar/main.py).
+                if self._arrived <= self._left:
+                    self._put(wire.encode(("bye",)))
                 self._put(None)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout)
@@ -377,6 +388,7 @@ class Link:
         with self._lock:
             self._epoch += 1
             self.sent = self.acked = self._base = self.kept_seq = self.stored_seq = 0
+            self._arrived = self._left = 0
             self.unstored = self.lost = 0
             self.unavailable = False
             self.rendered_elsewhere = False

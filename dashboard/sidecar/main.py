@@ -11,12 +11,21 @@ nothing itself: apps.py). It reads messages from stdin (sidecar/wire.py):
   as ("frame", message) at once; then the rows go to the history writer
   (history/writer.py), which stores them as it does in one process;
 - ("flush", token) / ("reset", token): store now / forget what is pending,
-  then answer (token) so the parent can wait.
+  then answer (token) so the parent can wait;
+- ("bye",): the parent is exiting, every frame written back has left it.
 
 After each store it writes ("stored", batches, stored_seq, unstored,
 unavailable) once nothing is pending: the parent's resume and flush wait on
 it. At the end of stdin (the parent exited, or was killed) it stores what is
 left and exits.
+
+A parent killed (kill -9, the OOM killer, a worker timed out) ends without its
+"bye": the frames written back last may never have left it, while their events
+are stored here. Dashboards of other processes would then miss them for good
+(no later frame of that process shows them the gap). So once everything is
+stored, the frames of its last REPUBLISH_SECONDS go to the channel layer from
+here, where it crosses processes; a dashboard skips what it holds already
+(live/consumer.py).
 """
 
 import asyncio
@@ -26,9 +35,15 @@ import logging
 import os
 import sys
 import threading
+import time
+from collections import deque
 from typing import Any
 
 logger = logging.getLogger("dashboard")
+
+REPUBLISH_SECONDS = 5.0  # a killed parent's frames of its last moments, sent again
+REPUBLISH_AT_MOST = 16  # ... at most this many (each names its seqs: a gap is read)
+REPUBLISH_WAIT = 5.0  # seconds the layer gets to take them before this process exits
 
 
 def configure(config: dict[str, Any]) -> None:
@@ -90,6 +105,9 @@ class Sidecar:
         self.received = 0  # batches read
         self._warm = False  # a frame was rendered (templates loaded): frozen again
         self._out = threading.Lock()
+        self.parted = False  # the parent said "bye": every frame left it
+        self.orphaned = False  # a write to the parent failed: it is gone
+        self.frames: deque[tuple[float, dict[str, Any]]] = deque(maxlen=REPUBLISH_AT_MOST)
         writer.on_stored = self.stored
 
     def stored(self) -> None:
@@ -98,12 +116,22 @@ class Sidecar:
             self.loop.call_soon_threadsafe(self.report)
 
     def send(self, message: tuple[Any, ...]) -> None:
+        """Write to the parent; once it is gone, nothing (what it sent is stored all the
+        same, and its frames republished: `republish`)."""
         from dashboard.sidecar import wire
 
         data = wire.encode(message)
         with self._out:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            if self.orphaned:
+                return
+            try:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            except OSError:  # a broken pipe: the parent was killed
+                self.orphaned = True
+                # What stdout still buffers would fail again at exit, noisily.
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), sys.stdout.fileno())
 
     def report(self) -> None:
         """On the loop, after a store: what is stored, once nothing waits."""
@@ -127,7 +155,10 @@ class Sidecar:
             with self.writer.held():
                 self.writer.reset()
             self.received = 0
+            self.frames.clear()
             self.send(("reset", message[1]))
+        elif kind == "bye":
+            self.parted = True
 
     def batch(
         self, process: str, dropped: int, lost: int, watched: bool, layer_down: bool, items: list
@@ -155,6 +186,8 @@ class Sidecar:
                     # for this frame. What cyclic garbage is older stays, once.
                     _freeze(generation=0)
                 self.send(("frame", message))
+                if message is not None:
+                    self.frames.append((time.monotonic(), message))
         else:
             # Described now, on this loop, while the store thread may be waiting for the
             # database (SQLite's lock, held through the host's transaction): at the
@@ -167,6 +200,31 @@ class Sidecar:
             except Exception:  # left to the writer, which says what it cannot store
                 logger.exception("dashboard: could not describe %d events", len(kept))
         self.writer.keep(kept, marks)
+
+    async def republish(self) -> None:
+        """The parent ended without its "bye": its last frames, to other processes'
+        dashboards through the layer (where it crosses processes), now that their
+        events are stored. Said in the log if the layer does not take them."""
+        from channels.layers import get_channel_layer
+
+        from dashboard import conf
+        from dashboard.live.fanout import crosses_processes
+
+        horizon = time.monotonic() - REPUBLISH_SECONDS
+        frames = [message for at, message in self.frames if at >= horizon]
+        if self.parted or not frames or not crosses_processes():
+            return
+        layer, group = get_channel_layer(), conf.get("GROUP")
+        try:
+            async with asyncio.timeout(REPUBLISH_WAIT):
+                for message in frames:
+                    await layer.group_send(group, message)
+        except Exception as exc:
+            logger.warning(
+                "dashboard: a process ended without relaying its last %d frames, and they "
+                "could not be sent for it (%r): other processes' dashboards show their "
+                "events once reloaded", len(frames), exc,
+            )  # fmt: skip
 
 
 def _freeze(generation: int = 2) -> None:
@@ -197,6 +255,7 @@ async def serve(stdin: Any) -> None:
     await ended.wait()
     sidecar.writer.on_stored = None
     sidecar.writer.flush(timeout=10.0, final=True)
+    await sidecar.republish()
 
 
 def main() -> None:
