@@ -47,7 +47,7 @@ class Handoff:
         self._sending = False  # True from a drain until its batch is handed on
         self._hurry = False  # set by flush(): send what is queued now, without waiting
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake: Alarm | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -91,7 +91,7 @@ class Handoff:
         # Called with the lock held. The pump on the old loop ends; a daemon loop stops.
         self._retire()
         self._loop = loop
-        self._wake = wake = asyncio.Event()
+        self._wake = wake = Alarm(loop)
 
         def start() -> None:
             if self._loop is not loop:  # reset or bound elsewhere before this ran
@@ -118,7 +118,7 @@ class Handoff:
 
     # -- the pump: runs on the bound loop ----------------------------------------
 
-    async def _pump(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
+    async def _pump(self, loop: asyncio.AbstractEventLoop, wake: "Alarm") -> None:
         # Everything the pump causes (renders, layer I/O, DB connections) is quiet.
         quiet.set(True)
         pacer = Pacer()
@@ -130,8 +130,7 @@ class Handoff:
                 # belongs to) come first, rather than take the GIL from the sender
                 # half-way through. flush() cuts this short (its wake may have been
                 # cleared with the publish's just above: hence the flag).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), conf.get("BATCH_WINDOW"))
+                await wake.wait(conf.get("BATCH_WINDOW"))
                 wake.clear()
             self._hurry = False
             while self._loop is loop:
@@ -161,8 +160,7 @@ class Handoff:
                         else window
                     )
                     # A pause that flush() cuts short (wake): what is queued goes now.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), pause)
+                    await wake.wait(pause)
                     wake.clear()
                     continue
                 pacer.idle()
@@ -285,6 +283,48 @@ class Handoff:
         self._lock = threading.Lock()
         self._armed = self._sending = self._hurry = False
         self._loop = self._wake = self._thread_loop = self._task = None
+
+
+class Alarm:
+    """What wakes the pump: set() on its loop (publish() and flush() through
+    call_soon_threadsafe), and wait() for it or a time-out, whichever comes first.
+
+    Every turn of the loop ends in a select() that lets the GIL go, and a saving
+    thread waiting for it takes it, then holds it until its next I/O or for a
+    switch interval (5 ms) while the pump waits: each turn of the pump's beside a
+    request costs the request a turn of the GIL. asyncio.wait_for(Event.wait())
+    took five turns to wait out a pause (a task for the wait, its cancellation, the
+    waiters); this takes one, the timer's or the set's (bench/README.md)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        _settle(self._waiter)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Until set, or `timeout` seconds (None: no end)."""
+        if self._set:
+            return
+        self._waiter = waiter = self._loop.create_future()
+        timer = None if timeout is None else self._loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _settle(waiter: "asyncio.Future[None] | None") -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

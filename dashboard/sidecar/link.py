@@ -147,9 +147,14 @@ class Link:
             if watched:
                 done = self._loop.create_future()
                 self._out.append(done)
-        if watched and len(self._out) >= IN_FLIGHT:
-            with contextlib.suppress(TimeoutError):  # a frame lost on the way: go on
-                await asyncio.wait_for(asyncio.shield(self._out[-IN_FLIGHT]), FRAME_WAIT)
+        if watched and len(self._out) >= IN_FLIGHT and not (waiter := self._out[-IN_FLIGHT]).done():
+            # One turn of the loop when it comes (not wait_for's three: handoff.Alarm says
+            # why that matters); after FRAME_WAIT, a frame lost on the way: go on.
+            timer = self._loop.call_later(FRAME_WAIT, _give_up, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
         return watched
 
     def _put(self, data: bytes | None) -> None:
@@ -210,7 +215,7 @@ class Link:
                     [sys.executable, "-m", "dashboard.sidecar"],
                     stdin=theirs,
                     stdout=subprocess.PIPE,
-                    bufsize=0,
+                    bufsize=1 << 16,  # a message in one read: one turn of the GIL, not two
                     env=env,
                 )
             except OSError as exc:
@@ -415,6 +420,11 @@ class Link:
         if proc is not None:
             with contextlib.suppress(Exception):
                 proc.stdout.close()  # type: ignore[union-attr]
+
+
+def _give_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 link = Link()
