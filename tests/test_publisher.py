@@ -1,6 +1,7 @@
 """The hand-off: an idle pump sends at once, a busy one coalesces, the queue is bounded."""
 
 import asyncio
+import itertools
 import threading
 import time
 
@@ -17,7 +18,7 @@ from dashboard.live import frames as frames_module
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames as live_frames
 from dashboard.live.handoff import handoff
-from dashboard.live.pacing import LOAD_PAUSE, MIN_PAUSE, Pacer
+from dashboard.live.pacing import LOAD_PAUSE, LOAD_SPAN, MIN_PAUSE, Pacer
 from dashboard.models import StoredEvent
 from dashboard.sidecar.link import link
 from tests.broken_layer import GatedLayer
@@ -278,12 +279,32 @@ def test_the_pause_grows_under_load_and_drops_back_below_it():
         now += 0.02
         pauses.append(pause)
     assert pauses == [MIN_PAUSE * 2**n for n in range(1, 5)] + [LOAD_PAUSE] * 2
-    # A trickle below LOAD_RATE (200 events a second): short pauses at once.
+    # A trickle below LOAD_RATE (200 events a second), once the load's LOAD_SPAN has
+    # passed: short pauses at once.
+    now += LOAD_SPAN
     assert pacer.after(events=3, started=now + 0.015, cost=0.0, window=window) == MIN_PAUSE
     assert pacer.after(events=40, started=now + 0.02, cost=0.03, window=window) == 0.03  # cost
     assert pacer.after(events=40, started=now + 0.025, cost=0.2, window=window) == window
-    pacer.idle()
-    assert pacer.after(events=500, started=now + 1, cost=0.0, window=window) == MIN_PAUSE
+    assert pacer.wait_before(now + 1) == 0  # quiet for long: the load is over
+    assert pacer.after(events=1, started=now + 1, cost=0.0, window=window) == MIN_PAUSE
+
+
+def test_requests_back_to_back_are_paced_as_load_though_the_pump_idles_between_them():
+    """A request's few events come as a burst, and the pump idles until the next one:
+    each frame alone looks light. Over LOAD_SPAN they are load, and a frame woken from
+    idling waits until the floor has passed since the last one."""
+    pacer, window = Pacer(), 0.05
+    us, starts, sent = 0, [], 0  # time in whole microseconds
+    while us < 300_000:  # a request every 4 ms, 3 events each: 750 a second
+        us += round(pacer.wait_before(us / 1e6) * 1e6)  # woken by a request's first event
+        starts.append(us / 1e6)
+        events = (us // 4000) * 3 + 3 - sent  # every request's so far
+        sent += events
+        pacer.after(events=events, started=us / 1e6, cost=0.0005, window=window)
+        us = (us // 4000 + 1) * 4000  # idle until the next request's first event
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(g >= LOAD_PAUSE - 1e-6 for g in gaps[8:]), gaps
+    assert len(starts) <= 0.3 / LOAD_PAUSE + 8  # not a frame per request (75)
 
 
 @override_settings(DASHBOARD={"BATCH_WINDOW": 0.05, "MAX_ROWS": 5000})

@@ -125,6 +125,12 @@ class Handoff:
         while self._loop is loop:
             await wake.wait()
             wake.clear()
+            if (delay := pacer.wait_before(loop.time())) and not self._hurry:
+                # Under load, the next frame keeps its distance even after an idle moment
+                # (between two requests): fewer, bigger frames, each a GIL turn less for
+                # the requests. flush() cuts it short.
+                await wake.wait(delay)
+                wake.clear()
             if not fanout.watched() and not self._hurry:
                 # Nobody here waits for it: let the rest of its burst (the request it
                 # belongs to) come first, rather than take the GIL from the sender
@@ -163,7 +169,6 @@ class Handoff:
                     await wake.wait(pause)
                     wake.clear()
                     continue
-                pacer.idle()
                 # A flush meanwhile found what it waited for sent: its hurry must not
                 # cut the next burst's wait short.
                 self._hurry = False
