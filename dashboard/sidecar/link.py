@@ -90,7 +90,8 @@ class Link:
         # through Redis fell behind on them (each frame is a read and a write per socket,
         # each waiting for the GIL beside a saving thread): two daphnes at 1,000
         # events/s, p99 600-960 ms against 81-106 ms with one (bench/twin.py, same hour).
-        self._out: deque[asyncio.Future[None]] = deque()
+        self._out: deque[asyncio.Future[dict[str, Any] | None]] = deque()
+        self._awaited: asyncio.Future[dict[str, Any] | None] | None = None  # hand_on's
         self._relay_task: asyncio.Future[None] | None = None
         self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
         self._lock = threading.RLock()
@@ -148,14 +149,31 @@ class Link:
                 done = self._loop.create_future()
                 self._out.append(done)
         if watched and len(self._out) >= IN_FLIGHT and not (waiter := self._out[-IN_FLIGHT]).done():
-            # One turn of the loop when it comes (not wait_for's three: handoff.Alarm says
-            # why that matters); after FRAME_WAIT, a frame lost on the way: go on.
-            timer = self._loop.call_later(FRAME_WAIT, _give_up, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
+            await self._frame_of(waiter)
         return watched
+
+    async def _frame_of(self, waiter: "asyncio.Future[dict[str, Any] | None]") -> None:
+        """Until the batch's frame has left this process. Nothing else relaying, it is
+        handed to this coroutine to relay (`_relay`): the pump's own turn, not a task's
+        more. One turn of the loop when it comes, not wait_for's three (handoff.Alarm
+        says why turns matter); after FRAME_WAIT, a frame lost on the way: go on."""
+        timer = self._loop.call_later(FRAME_WAIT, _give_up, waiter)  # type: ignore[union-attr]
+        self._awaited = waiter
+        try:
+            message = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                self._left += 1  # handed to a pump that was stopped: gone with it
+            raise
+        finally:
+            self._awaited = None
+            timer.cancel()
+        if message is not None:
+            try:
+                await fanout.publish(message)
+                frames.sent += 1
+            finally:
+                self._left += 1
 
     def _put(self, data: bytes | None) -> None:
         """Called with the lock held: send now what the socket takes, if nothing waits
@@ -312,9 +330,18 @@ class Link:
 
     # -- frames back to this process's sockets ---------------------------------------
 
-    def _relay(self, message: dict[str, Any], epoch: int) -> None:
+    def _relay(self, message: dict[str, Any] | None, epoch: int) -> None:
         if epoch != self._epoch:  # a frame of before a reset (tests)
             self._left += 1
+            return
+        waiter = self._out[0] if self._out else None  # the batch this frame is of
+        if waiter is not None and waiter is self._awaited and not self._frames and not (
+            self._relaying
+        ):
+            self._out.popleft()
+            if message is None:
+                self._left += 1
+            waiter.set_result(message)  # the pump relays it (_frame_of)
             return
         self._frames.append(message)
         if not self._relaying:
