@@ -193,6 +193,10 @@ def print_report(result: dict[str, Any]) -> None:
             "dashboard open in the process (ratios: medians of each round's own)")
         say(report.requests_table(found))
         say("")
+        say("Per request, counted (not timed): frames relayed with a dashboard open, and "
+            "the request thread's voluntary context switches (waits, mostly for the GIL)")
+        say(report.turns_table(found))
+        say("")
     say("End to end: posts/s created inside the server; each post = pre_save + post_save "
         "events; figures count post_save rows")
     say(report.e2e_table(result["e2e"]))

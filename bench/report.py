@@ -286,6 +286,21 @@ def requests_table(found: Result) -> str:
     )
 
 
+def turns_table(found: Result) -> str:
+    """Per request kind: frames relayed, and the request thread's voluntary context
+    switches (its waits, mostly for the GIL), per request: counts, which drift does not
+    move as it moves time."""
+    rows = [
+        [kind, fmt(r.get("watched_frames"), 2),
+         *(fmt(r.get(f"{m}_switches"), 1) for m in ("off", "on", "watched", "reference"))]
+        for kind, r in found["kinds"].items()
+    ]  # fmt: skip
+    return table(
+        ["request", "frames watched", "waits off", "waits on", "waits watched", "waits reference"],
+        rows,
+    )
+
+
 def targets(
     saves: Result | None,
     runs: list[Result],

@@ -19,7 +19,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import django
 
@@ -89,8 +89,28 @@ def request(client: Any, kind: str, slug: str) -> None:
     client.cookies.pop("messages", None)
 
 
-def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
+def switches() -> int | None:
+    """This thread's voluntary context switches so far (Linux), else None: each is a wait,
+    most often for the GIL another thread took (drift-free, where time is not)."""
+    try:
+        with open("/proc/thread-self/status") as status:
+            for line in status:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Run(NamedTuple):
+    ms: float  # per request, settling included
+    switches: float | None  # the request thread's voluntary context switches per request
+    frames: float  # frames relayed per request
+
+
+def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> Run:
     from bench import saves
+    from dashboard.live.frames import frames
     from dashboard.live.handoff import handoff
 
     context = saves.in_mode(SAVES_MODE.get(mode, mode))
@@ -99,7 +119,7 @@ def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
         request(client, kind, slug)  # warm
         handoff.flush(timeout=10)
         saves.settle(handoff)
-        started = time.perf_counter()
+        started, waits, sent = time.perf_counter(), switches(), frames.sent
         done = 0
         while done < n or time.perf_counter() - started < MIN_SECONDS:
             request(client, kind, slug)
@@ -107,8 +127,14 @@ def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> float:
         handoff.flush(timeout=10)  # until what the requests left behind is done too
         saves.settle(handoff)
         seconds = time.perf_counter() - started
+        now = switches()
+        run = Run(
+            seconds / done * 1000,
+            None if waits is None or now is None else (now - waits) / done,
+            (frames.sent - sent) / done,
+        )
     handoff.reset()
-    return seconds / done * 1000
+    return run
 
 
 def bulk_delete(rows: int) -> dict[str, Any]:
@@ -145,20 +171,27 @@ def main() -> None:
     django.setup()
     client, slug = setup()
     measured = modes()
-    ms: dict[str, dict[str, list[float]]] = {k: {m: [] for m in measured} for k in KINDS}
+    got: dict[str, dict[str, list[Run]]] = {k: {m: [] for m in measured} for k in KINDS}
     for _ in range(args.rounds):
         for kind in KINDS:
             for mode in measured:
-                ms[kind][mode].append(one_run(client, slug, kind, mode, args.n))
+                got[kind][mode].append(one_run(client, slug, kind, mode, args.n))
     result: dict[str, Any] = {"kinds": {}}
     for kind in KINDS:
-        runs = ms[kind]
+        ms = {m: [r.ms for r in runs] for m, runs in got[kind].items()}
         result["kinds"][kind] = {
-            **{f"{m}_ms": statistics.median(runs[m]) for m in measured},
-            **{f"{m}_ratio": statistics.median(x / o for x, o in zip(runs[m], runs["off"],
+            **{f"{m}_ms": statistics.median(ms[m]) for m in measured},
+            **{f"{m}_ratio": statistics.median(x / o for x, o in zip(ms[m], ms["off"],
                                                                     strict=True))
                for m in measured if m != "off"},
+            **{f"{m}_frames": statistics.median(r.frames for r in got[kind][m])
+               for m in ("on", "watched")},
         }  # fmt: skip
+        if all(r.switches is not None for m in ("off", "watched") for r in got[kind][m]):
+            for m in measured:
+                result["kinds"][kind][f"{m}_switches"] = statistics.median(
+                    r.switches for r in got[kind][m]  # type: ignore[misc]
+                )
     for m in measured[1:]:
         result[f"geomean_{m}"] = statistics.geometric_mean(
             k[f"{m}_ratio"] for k in result["kinds"].values()
