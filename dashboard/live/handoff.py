@@ -27,6 +27,7 @@ from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
 from dashboard.core.quiet import quiet
 from dashboard.history.writer import Writer, writer
+from dashboard.live.alarm import Alarm
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames
 from dashboard.live.pacing import Pacer
@@ -118,7 +119,7 @@ class Handoff:
 
     # -- the pump: runs on the bound loop ----------------------------------------
 
-    async def _pump(self, loop: asyncio.AbstractEventLoop, wake: "Alarm") -> None:
+    async def _pump(self, loop: asyncio.AbstractEventLoop, wake: Alarm) -> None:
         # Everything the pump causes (renders, layer I/O, DB connections) is quiet.
         quiet.set(True)
         pacer = Pacer()
@@ -288,48 +289,6 @@ class Handoff:
         self._lock = threading.Lock()
         self._armed = self._sending = self._hurry = False
         self._loop = self._wake = self._thread_loop = self._task = None
-
-
-class Alarm:
-    """What wakes the pump: set() on its loop (publish() and flush() through
-    call_soon_threadsafe), and wait() for it or a time-out, whichever comes first.
-
-    Every turn of the loop ends in a select() that lets the GIL go, and a saving
-    thread waiting for it takes it, then holds it until its next I/O or for a
-    switch interval (5 ms) while the pump waits: each turn of the pump's beside a
-    request costs the request a turn of the GIL. asyncio.wait_for(Event.wait())
-    took five turns to wait out a pause (a task for the wait, its cancellation, the
-    waiters); this takes one, the timer's or the set's (bench/README.md)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._set = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def set(self) -> None:
-        self._set = True
-        _settle(self._waiter)
-
-    def clear(self) -> None:
-        self._set = False
-
-    async def wait(self, timeout: float | None = None) -> None:
-        """Until set, or `timeout` seconds (None: no end)."""
-        if self._set:
-            return
-        self._waiter = waiter = self._loop.create_future()
-        timer = None if timeout is None else self._loop.call_later(timeout, _settle, waiter)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if timer is not None:
-                timer.cancel()
-
-
-def _settle(waiter: "asyncio.Future[None] | None") -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

@@ -37,6 +37,7 @@ from dashboard import conf
 from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
 from dashboard.live import sends
+from dashboard.live.alarm import resolve
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames
 from dashboard.sidecar import wire
@@ -155,9 +156,9 @@ class Link:
     async def _frame_of(self, waiter: "asyncio.Future[dict[str, Any] | None]") -> None:
         """Until the batch's frame has left this process. Nothing else relaying, it is
         handed to this coroutine to relay (`_relay`): the pump's own turn, not a task's
-        more. One turn of the loop when it comes, not wait_for's three (handoff.Alarm
+        more. One turn of the loop when it comes, not wait_for's three (live/alarm.py
         says why turns matter); after FRAME_WAIT, a frame lost on the way: go on."""
-        timer = self._loop.call_later(FRAME_WAIT, _give_up, waiter)  # type: ignore[union-attr]
+        timer = self._loop.call_later(FRAME_WAIT, resolve, waiter)  # type: ignore[union-attr]
         self._awaited = waiter
         try:
             message = await waiter
@@ -447,11 +448,6 @@ class Link:
         if proc is not None:
             with contextlib.suppress(Exception):
                 proc.stdout.close()  # type: ignore[union-attr]
-
-
-def _give_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 link = Link()
