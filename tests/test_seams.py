@@ -3,6 +3,8 @@ still as expected on the pinned versions, and its fallback, which never raises
 into the host and says so once, in the log and in `manage.py check`."""
 
 import os
+import select
+import signal
 import time
 
 import django
@@ -20,6 +22,7 @@ from dashboard.history import store
 from dashboard.live import daphne
 from dashboard.models import StoredEvent
 from dashboard.seams import SEAMS
+from dashboard.sidecar.link import link
 from tests.helpers import settle
 from tests.test_sockets import open_socket, server_factory
 
@@ -211,7 +214,10 @@ def test_a_changed_daphne_socket_falls_back_to_the_asgi_send(caplog):
 # -- the process key: renewed after fork ---------------------------------------------
 
 
+@pytest.mark.django_db  # so the sidecar may run (conftest.py)
 def test_a_forked_child_gets_a_process_key_of_its_own():
+    link.warm()
+    link.flush(timeout=10)  # answered: its reader thread waits on the next answer as we fork
     parent = keys.process()
     keys.next_seq()
     read, write = os.pipe()
@@ -222,6 +228,13 @@ def test_a_forked_child_gets_a_process_key_of_its_own():
         finally:
             os._exit(0)
     os.close(write)
+    # The fork handlers run in the child first (keys, the link to the sidecar, the hand-off):
+    # one that waits on a lock another thread held at the fork hangs it for ever.
+    ready, _, _ = select.select([read], [], [], 10)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in a fork handler")
     child, seq = os.read(read, 200).decode().split()
     os.close(read)
     os.waitpid(pid, 0)

@@ -259,3 +259,33 @@ def test_a_flush_once_the_pumps_loop_has_stopped_still_gets_the_sidecars_answer(
         link.flush(timeout=5.0)
     assert "did not store" not in caplog.text
     assert link.acked == link.sent
+
+
+def test_the_answers_reader_takes_messages_however_the_reads_cut_them():
+    """The sidecar's answers are read as they come: several in one read, or one over
+    several reads (a frame larger than the pipe), and a message cut off by the end of
+    the stream (the sidecar killed mid-write) is not one."""
+    from dashboard.sidecar import wire
+
+    messages = [("frame", {"html": "x" * n}) for n in (0, 3, 70_000)] + [("stored", 1, 2, 0, 0)]
+    data = b"".join(wire.encode(m) for m in messages)
+
+    class Pipe:
+        def __init__(self, data: bytes, cuts: list[int]) -> None:
+            self.chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+        def read(self, size: int) -> bytes:  # at most `size`, whatever has come
+            if not self.chunks:
+                return b""
+            chunk = self.chunks.pop(0)
+            if len(chunk) > size:
+                self.chunks.insert(0, chunk[size:])
+            return chunk[:size]
+
+    for cuts in ([], [1], [2, 9, 30], list(range(1, len(data), 4097))):
+        reader = wire.Reader(Pipe(data, cuts))
+        assert [reader.read() for _ in messages] == messages
+        assert reader.read() is None
+    assert wire.Reader(Pipe(data[:-1], [])).read() == messages[0]
+    cut = wire.Reader(Pipe(wire.encode(messages[2])[:-5], []))
+    assert cut.read() is None

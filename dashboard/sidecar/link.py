@@ -234,7 +234,9 @@ class Link:
                     [sys.executable, "-m", "dashboard.sidecar"],
                     stdin=theirs,
                     stdout=subprocess.PIPE,
-                    bufsize=1 << 16,  # a message in one read: one turn of the GIL, not two
+                    # Unbuffered: a buffered reader's lock, held by the reader thread while
+                    # it waits, would hang a forked child closing it (after_fork).
+                    bufsize=0,
                     env=env,
                 )
             except OSError as exc:
@@ -280,8 +282,9 @@ class Link:
     def _read_all(self, proc: subprocess.Popen[bytes]) -> None:
         stdout = proc.stdout
         assert stdout is not None
+        reader = wire.Reader(stdout)  # as many messages per read as have come
         try:
-            while (message := wire.read(stdout)) is not None:
+            while (message := reader.read()) is not None:
                 self._answer(message)
         except Exception:
             logger.exception("dashboard: bad message from the sidecar")

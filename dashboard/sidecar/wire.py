@@ -124,6 +124,32 @@ def read(stream: IO[bytes]) -> tuple[Any, ...] | None:
     return None if body is None else pickle.loads(body)
 
 
+class Reader:
+    """Messages from an unbuffered stream, each read taking whatever has come: a message
+    and the next in one system call, so one turn of the GIL (each read lets it go), not
+    a header's and a body's. No lock, unlike io.BufferedReader: a child forked while the
+    reading thread waits can close the stream (sidecar/link.py after_fork)."""
+
+    def __init__(self, stream: IO[bytes], chunk: int = 1 << 16) -> None:
+        self.stream, self.chunk = stream, chunk
+        self.buffer = bytearray()
+
+    def read(self) -> tuple[Any, ...] | None:
+        """The next message, or None at the end of the stream."""
+        buffer = self.buffer
+        while True:
+            if len(buffer) >= HEADER.size:
+                end = HEADER.size + HEADER.unpack_from(buffer)[0]
+                if len(buffer) >= end:
+                    body = bytes(buffer[HEADER.size : end])
+                    del buffer[:end]
+                    return pickle.loads(body)
+            data = self.stream.read(self.chunk)
+            if not data:
+                return None
+            buffer += data
+
+
 def _exactly(stream: IO[bytes], size: int) -> bytes | None:
     chunks, left = [], size
     while left:
