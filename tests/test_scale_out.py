@@ -248,8 +248,67 @@ async def test_the_relay_listens_on_through_quiet_spells_on_redis(transactional_
             assert not fanout.layer_down
             message = {"type": "events.batch", "process": "elsewhere-3", "html": "after quiet"}
             await get_channel_layer().group_send(conf.get("GROUP"), message)
-            assert await asyncio.wait_for(delivered.get(), 0.4) == "after quiet"
+            assert await asyncio.wait_for(delivered.get(), 2) == "after quiet"
             assert not [r for r in caplog.records if "channel layer" in r.getMessage()]
         finally:
             fanout.reset()
             await get_channel_layer().flush()
+
+
+@needs_redis
+async def test_a_redis_that_stops_answering_is_found_out_by_a_relay_that_only_listens(
+    transactional_db, caplog
+):
+    """Its reads end in time-outs as a quiet spell's do: after a few in a row the relay
+    asks the layer something, which fails, and says the layer is down (the page shows
+    "this process only") instead of listening to nothing for ever."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from dashboard.live import fanout as fanout_module
+    from dashboard.live.fanout import fanout
+
+    cut = asyncio.Event()  # from now on nothing passes, as on a network that drops it
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if not cut.is_set():
+                    writer.write(data)
+
+    async def proxy(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", 6379)
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    db = REDIS_URL.rsplit("/", 1)[1]
+    through = {"default": {**REDIS_LAYER["default"], "CONFIG": {
+        "hosts": [{"address": f"redis://127.0.0.1:{port}/{db}", "socket_timeout": 0.3}],
+        "prefix": prefix,
+    }}}  # fmt: skip
+
+    class Socket:
+        async def deliver(self, frame) -> None:
+            pass
+
+    handoff.bind_running_loop()
+    await sync_to_async(settle)()
+    with override_settings(CHANNEL_LAYERS=through):
+        fanout.subscribe(Socket())
+        try:
+            await fanout.listening()
+            await asyncio.sleep(0.2)
+            assert not fanout.layer_down
+            cut.set()
+            # QUIET_CHECK reads of 0.3 s, then the check's own time-out: about 2.4 s.
+            deadline = asyncio.get_running_loop().time() + 3 * fanout_module.QUIET_CHECK * 0.3
+            while not fanout.layer_down:
+                assert asyncio.get_running_loop().time() < deadline, "never found out"
+                await asyncio.sleep(0.1)
+            assert any("could not join" in r.getMessage() for r in caplog.records)
+        finally:
+            fanout.reset()
+            server.close()

@@ -47,7 +47,10 @@ try:  # channels-redis's client: an idle blocking read ends with its own Timeout
 except ImportError:  # no Redis here
     RedisTimeoutError = TimeoutError  # type: ignore[assignment,misc]
 # A read that ended only because nothing came in time: nothing wrong, listen again.
+# (redis-py says the same of a server that stopped answering: so after QUIET_CHECK of
+# them in a row, the relay asks the layer something, which fails if it is gone.)
 IDLE_READ_ENDED = (TimeoutError, RedisTimeoutError)
+QUIET_CHECK = 6  # idle reads in a row (about 30 s with channels-redis) between checks
 
 
 class Subscriber(Protocol):
@@ -176,7 +179,7 @@ class Fanout:
         joined.set()
         renewing = asyncio.ensure_future(self._renew(layer, group, channel))
         try:
-            delay = RETRY_AFTER
+            delay, quiet = RETRY_AFTER, 0
             while True:
                 try:
                     message = await layer.receive(channel)
@@ -184,7 +187,11 @@ class Fanout:
                     raise
                 except IDLE_READ_ENDED:
                     # An idle blocking read that timed out (channels-redis reads with
-                    # redis-py's 5 s socket_timeout): not the layer down, listen again.
+                    # redis-py's 5 s socket_timeout): not the layer down, listen again;
+                    # quiet for long, check it is there (joining again: retried, said).
+                    quiet += 1
+                    if quiet % QUIET_CHECK == 0:
+                        await self._join(layer, group, channel)
                     continue
                 except Exception as exc:  # e.g. Redis restarting: back off, listen again
                     if _loop_gone():  # collected after its loop closed: nothing to retry
@@ -193,7 +200,7 @@ class Fanout:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_AT_MOST)
                     continue
-                delay = RETRY_AFTER
+                delay, quiet = RETRY_AFTER, 0
                 self._up()
                 if message.get("process") != keys.process():  # ours went out directly
                     self._remember(message)

@@ -170,11 +170,16 @@ class Link:
             self._awaited = None
             timer.cancel()
         if message is not None:
-            try:
+            await self._publish(message)
+
+    async def _publish(self, message: dict[str, Any] | None) -> None:
+        """A frame leaves this process (None: a batch that made none)."""
+        try:
+            if message is not None:
                 await fanout.publish(message)
                 frames.sent += 1
-            finally:
-                self._left += 1
+        finally:
+            self._left += 1
 
     def _put(self, data: bytes | None) -> None:
         """Called with the lock held: send now what the socket takes, if nothing waits
@@ -294,7 +299,8 @@ class Link:
     def _answer(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "frame":
-            self._arrived += 1
+            with self._lock:  # a reader of an earlier sidecar may still be finishing
+                self._arrived += 1
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):
@@ -339,8 +345,12 @@ class Link:
             self._left += 1
             return
         waiter = self._out[0] if self._out else None  # the batch this frame is of
-        if waiter is not None and waiter is self._awaited and not self._frames and not (
-            self._relaying
+        if (
+            waiter is not None
+            and waiter is self._awaited
+            and not waiter.done()  # its time-out may have come in this same turn
+            and not self._frames
+            and not self._relaying
         ):
             self._out.popleft()
             if message is None:
@@ -358,13 +368,7 @@ class Link:
 
     async def _relay_all(self) -> None:
         while self._frames:
-            message = self._frames.popleft()
-            try:
-                if message is not None:
-                    await fanout.publish(message)
-                    frames.sent += 1
-            finally:
-                self._left += 1
+            await self._publish(self._frames.popleft())
             if self._out and not (done := self._out.popleft()).done():
                 done.set_result(None)
 
@@ -396,7 +400,8 @@ class Link:
         if proc is None:
             return
         deadline = time.monotonic() + timeout
-        if not self._ask("flush", timeout):
+        answered = self._ask("flush", timeout)
+        if not answered:
             logger.warning("dashboard: the sidecar did not store its events in time")
         # Its frames came before its answer: let them leave too (a command that exits
         # right after its last save must not cut its last frame off).
@@ -410,8 +415,9 @@ class Link:
             time.sleep(0.002)
         if final:
             with self._lock:
-                # Every frame left: the sidecar need not send them again (sidecar/main.py).
-                if self._arrived <= self._left:
+                # Every frame came back and left: the sidecar need not send them again
+                # (sidecar/main.py). Unanswered, some may still be on their way here.
+                if answered and self._arrived <= self._left:
                     self._put(wire.encode(("bye",)))
                 self._put(None)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -424,11 +430,13 @@ class Link:
         with self._lock:
             self._epoch += 1
             self.sent = self.acked = self._base = self.kept_seq = self.stored_seq = 0
-            self._arrived = self._left = 0
+            # _arrived and _left stay: frames of before the reset still queued on the loop
+            # each count as left once dropped (_relay), as every frame does once.
             self.unstored = self.lost = 0
             self.unavailable = False
             self.rendered_elsewhere = False
             self._unacked.clear()
+            self._left += len(self._frames)  # dropped: as good as left
             self._frames.clear()
             out, self._out = self._out, deque()
             self._config_key = None

@@ -108,6 +108,7 @@ class Sidecar:
         self.parted = False  # the parent said "bye": every frame left it
         self.orphaned = False  # a write to the parent failed: it is gone
         self.frames: deque[tuple[float, dict[str, Any]]] = deque(maxlen=REPUBLISH_AT_MOST)
+        self.ended_at: float | None = None  # when stdin ended
         writer.on_stored = self.stored
 
     def stored(self) -> None:
@@ -168,7 +169,13 @@ class Sidecar:
         from dashboard.sidecar import wire
 
         self.received += 1
-        items = wire.decode_batch(items)
+        try:
+            items = wire.decode_batch(items)
+        except Exception:
+            logger.exception("dashboard: could not read a batch of %d events", len(items))
+            if watched:
+                self.send(("frame", None))  # the parent's pump waits for one per batch
+            return
         marks = [item.event for item in items if isinstance(item, RolledBack)]
         kept = [item for item in items if not isinstance(item, RolledBack)]
         if watched:
@@ -210,7 +217,7 @@ class Sidecar:
         from dashboard import conf
         from dashboard.live.fanout import crosses_processes
 
-        horizon = time.monotonic() - REPUBLISH_SECONDS
+        horizon = (self.ended_at or time.monotonic()) - REPUBLISH_SECONDS
         frames = [message for at, message in self.frames if at >= horizon]
         if self.parted or not frames or not crosses_processes():
             return
@@ -249,6 +256,7 @@ async def serve(stdin: Any) -> None:
             while (message := wire.read(stdin)) is not None:
                 loop.call_soon_threadsafe(sidecar.handle, message)
         finally:
+            sidecar.ended_at = time.monotonic()  # before the last stores, however long
             loop.call_soon_threadsafe(ended.set)
 
     threading.Thread(target=read_all, name="dashboard-sidecar-read", daemon=True).start()
