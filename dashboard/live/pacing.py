@@ -22,9 +22,9 @@ class Pacer:
     them are interrupted less (a dashboard open in a process saving flat out:
     10x fewer frames, and the saves' overhead about 1.3x instead of 1.6x). Under
     load, a frame woken after the pump idled (between two requests) keeps that
-    distance too: requests served back to back made a frame each, 0.2 to 0.85
-    a request, and each costs the requests turns of the GIL; now one per
-    LOAD_PAUSE, about 0.2. Below that rate, over a LOAD_SPAN, it drops back: a
+    distance too: requests served back to back had their own frames, 0.2 to 0.85
+    a blog post by the minute, and each frame costs the requests turns of the
+    GIL; now at most one per LOAD_PAUSE. Below that rate, over a LOAD_SPAN, it drops back: a
     steady trickle (100 posts/s) never waits a long pause. Never past the window.
     """
 
