@@ -121,7 +121,10 @@ class Link:
         watched = fanout.watched()
         self._loop = asyncio.get_running_loop()
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        # Not proc.poll(): its waitpid() lets the GIL go, a turn of it for the host's
+        # threads per batch. A sidecar that ended is found by the reader thread, which
+        # sets self.proc to None (_ended); a batch sent meanwhile is counted lost there.
+        if proc is None or proc.returncode is not None:
             proc = self._start()
             if proc is None:
                 return await frames.hand_on(batch, dropped)
