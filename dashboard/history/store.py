@@ -88,6 +88,7 @@ def _write(rows: list[Row], rolled_back: Iterable[Event]) -> None:
     insert = _insert_statement(connection, rows) if rows else None
     with transaction.atomic(using=alias), connection.cursor() as cursor:
         if insert is not None:
+            _in_commit_order(cursor, connection)
             cursor.executemany(*insert)
         for process, seqs in _by_process(rolled_back).items():
             StoredEvent.objects.using(alias).filter(process=process, seq__in=seqs).update(
@@ -100,6 +101,22 @@ def _write(rows: list[Row], rolled_back: Iterable[Event]) -> None:
             _cap(cursor, connection)
             if last % PRUNE_EVERY < len(rows):
                 _prune(cursor, connection)
+
+
+# PostgreSQL's transaction-level advisory lock that history writes take, whatever the
+# process: a number of our own (b"sigdash" as an integer), which no host is likely to use.
+ID_ORDER_LOCK = int.from_bytes(b"sigdash", "big")
+
+
+def _in_commit_order(cursor: Any, connection: Any) -> None:
+    """Ids in the order rows become visible. A page resumes with the newest id it was
+    rendered with, and reads what came after it (history/reads.py backfill): on
+    PostgreSQL, two processes' writes could otherwise commit out of id order, and a row
+    committed just after the page was rendered, with an id below the page's, would be
+    missed for good. So their writes take turns, each held until its commit (they are
+    short: one batch). SQLite has one writer at a time already."""
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ID_ORDER_LOCK])
 
 
 def _last_id(cursor: Any, connection: Any) -> int:
