@@ -88,6 +88,7 @@ def child(mode: str, creates: int) -> None:
         run("warm-up")  # imports, statements, the sidecar started and set up
         handoff.flush(timeout=60)
         saves.settle(handoff, timeout=60)
+        saves.even_start()
         _switch(True)
         run("counted")
         handoff.flush(timeout=60)  # what the creates left queued is their cost too

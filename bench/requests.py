@@ -119,6 +119,7 @@ def one_run(client: Any, slug: str, kind: str, mode: str, n: int) -> Run:
         request(client, kind, slug)  # warm
         handoff.flush(timeout=10)
         saves.settle(handoff)
+        saves.even_start()
         started, waits, sent = time.perf_counter(), switches(), frames.sent
         done = 0
         while done < n or time.perf_counter() - started < MIN_SECONDS:
