@@ -289,3 +289,41 @@ def test_the_answers_reader_takes_messages_however_the_reads_cut_them():
     assert wire.Reader(Pipe(data[:-1], [])).read() == messages[0]
     cut = wire.Reader(Pipe(wire.encode(messages[2])[:-5], []))
     assert cut.read() is None
+
+
+def test_the_sidecar_reports_what_it_stored_every_so_often_or_when_asked(monkeypatch):
+    """A report after every store woke this process's reader thread for every batch (a
+    turn of the GIL that requests paid for): unasked, one per REPORT_EVERY at most,
+    and still one after the last store; asked, one at once."""
+    import time
+
+    from dashboard.sidecar.main import REPORT_EVERY
+
+    Post.objects.create(title="Warm")
+    settle()
+    reports: list[float] = []
+    answer = link._answer
+
+    def counting(message):
+        if message[0] == "stored":
+            reports.append(time.monotonic())
+        answer(message)
+
+    monkeypatch.setattr(link, "_answer", counting)  # the reader thread looks it up
+    started = time.monotonic()
+    for n in range(12):
+        before = link.sent
+        Post.objects.create(title=f"Batch {n}")
+        wait_for(lambda: link.sent > before, what="its own batch")  # noqa: B023
+    # Watched only through link.acked: link.idle (settle()) would ask.
+    wait_for(lambda: link.acked == link.sent, what="the report after the last store")
+    elapsed = time.monotonic() - started
+    assert stored_titles()[-1] == "Batch 11"
+    assert 1 <= len(reports) <= elapsed / REPORT_EVERY + 2, (len(reports), elapsed)
+    assert link.stored_seq == link.kept_seq
+
+    link.ask_report()
+    link.ask_report()  # asked again before the answer: one ask
+    wait_for(lambda: len(reports) > 1 and reports[-1] > started + elapsed, what="the answer")
+    time.sleep(0.2)
+    assert sum(at > started + elapsed for at in reports) == 1
