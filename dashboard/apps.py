@@ -21,6 +21,7 @@ class DashboardConfig(AppConfig):
         transactions.SEAM.check(transactions.probe)
         daphne.SEAM.check(daphne.probe)
         writes.SEAM.check(writes.probe)
+        dispatch.EMPTY.check(dispatch.probe_empty)
         if dispatch.SEAM.check(dispatch.probe):
             dispatch.install()
             writes.install()

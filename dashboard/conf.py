@@ -179,10 +179,21 @@ def current_generation() -> int:
     return generation
 
 
+_forget_hooks: list[Callable[[], None]] = []
+
+
 def forget() -> None:
-    """DASHBOARD changed: read it anew on next use."""
+    """DASHBOARD changed: read it anew on next use, and tell the caches that do not
+    look at the generation (on_forget)."""
     global _merged
     _merged = None
+    for hook in _forget_hooks:
+        hook()
+
+
+def on_forget(hook: Callable[[], None]) -> None:
+    """Call `hook` whenever DASHBOARD changes (a cache too hot to check the generation)."""
+    _forget_hooks.append(hook)
 
 
 T = TypeVar("T")

@@ -62,7 +62,9 @@ def record_signals(ignore: Iterable[str] = UNASSERTED) -> Iterator[Recording]:
         recording.append(Sent(spec.name, spec.path, sender_label(sender, named), dict(named)))
 
     token = dispatch.recorders.set((*dispatch.recorders.get(), note))
+    dispatch.hold_fast_path(True)
     try:
         yield recording
     finally:
         dispatch.recorders.reset(token)
+        dispatch.hold_fast_path(False)

@@ -61,6 +61,15 @@ def test_record_signals_sees_every_signal_of_the_block_in_order():
     assert nothing == []
 
 
+def test_record_signals_sees_signals_the_dashboard_neither_records_nor_hears():
+    """pre_init and post_init: not recorded by default and without receivers here, so
+    their sends skip the capture (capture/dispatch.py), but not a recording's."""
+    Post(title="before")  # the hook has seen them: nothing to do for them
+    with record_signals(ignore=()) as sent:
+        Post(title="recorded")
+    assert sent.pairs() == [("pre_init", "blog.Post"), ("post_init", "blog.Post")]
+
+
 def test_a_requests_trace_copies_as_a_test_that_passes(staff_client):
     post = Post.objects.create(title="As a test", status="published")
     settle()

@@ -2,6 +2,7 @@
 still as expected on the pinned versions, and its fallback, which never raises
 into the host and says so once, in the log and in `manage.py check`."""
 
+import contextlib
 import os
 import select
 import signal
@@ -37,9 +38,10 @@ def test_every_private_api_is_as_expected_on_the_pinned_versions():
     assert transactions.probe() is None
     assert daphne.probe() is None
     assert dispatch.probe() is None
+    assert dispatch.probe_empty() is None
     assert writes.probe() is None
     assert all(seam.ok for seam in SEAMS.values())
-    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4, 6)}
+    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4, 6, 8)}
     assert dashboard_checks() == []
 
 
@@ -153,6 +155,77 @@ def test_the_start_up_probes_refuse_an_unknown_django_or_shape(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(Signal, "send_robust", lambda self, *args: [])
     assert "no longer takes (sender, **named)" in dispatch.probe()
+    monkeypatch.undo()
+    monkeypatch.setitem(dispatch.ORIGINAL, "send", lambda self, sender, **named: ())
+    assert "Signal.send returns () without receivers" in dispatch.probe_empty()
+
+
+@contextlib.contextmanager
+def hook_around(send, empty_ok: bool):
+    """The dashboard's hook installed anew around `send` as Django's send method, with
+    dispatch.W008 as `empty_ok` says; Django's own and the usual hook again after."""
+    dispatch.uninstall()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Signal, "send", send)
+            patch.setattr(dispatch.EMPTY, "ok", empty_ok)
+            dispatch.install()
+            try:
+                yield
+            finally:
+                dispatch.uninstall()
+    finally:
+        dispatch.install()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signal_nobody_records_or_hears_is_sent_as_django_would_for_a_lookup():
+    """pre_init and post_init come with every row a query loads: unrecorded and without
+    receivers, a send returns [] as Django's would, without calling it (W008); noted
+    all the same. A receiver connected meanwhile is sent to; a change of DASHBOARD that
+    records the signal records it; with W008 off, Django's method is called."""
+    from django.db.models.signals import pre_init
+
+    from dashboard.capture import seen
+
+    django_send, calls = dispatch.ORIGINAL["send"], []
+
+    def counted(self, sender, **named):
+        calls.append(self)
+        return django_send(self, sender, **named)
+
+    with hook_around(counted, empty_ok=True):
+        for _ in range(3):
+            assert pre_init.send(sender=Post, args=(), kwargs={}) == []
+        assert calls == [pre_init]  # the first, which found it has nothing to do
+        assert id(Post) in seen.senders(pre_init)
+        assert Post(title="loaded").title == "loaded"
+
+        def heard(**named):
+            return "heard"
+
+        pre_init.connect(heard, sender=Post, weak=False)
+        try:
+            responses = pre_init.send(sender=Post, args=(), kwargs={})
+        finally:
+            pre_init.disconnect(heard, sender=Post)
+        assert responses == [(heard, "heard")]
+        assert calls[-1] is pre_init
+
+        with override_settings(DASHBOARD={"IGNORE_SIGNALS": ["post_init"]}):
+            pre_init.send(sender=Post, args=(), kwargs={})
+        calls.clear()
+        pre_init.send(sender=Post, args=(), kwargs={})
+        pre_init.send(sender=Post, args=(), kwargs={})
+        assert calls == [pre_init]  # ignored again: one look, then the lookup
+        settle()
+        assert StoredEvent.objects.filter(signal="pre_init").count() == 1
+
+    with hook_around(counted, empty_ok=False):
+        calls.clear()
+        for _ in range(3):
+            assert pre_init.send(sender=Post, args=(), kwargs={}) == []
+        assert calls == [pre_init] * 3
 
 
 @pytest.mark.django_db(transaction=True)

@@ -17,12 +17,15 @@ MAX_SENDERS = 1000
 STARTED = time.time()  # what "since start-up" means
 
 
-def note(signal: Signal, sender: object) -> None:
+def note(signal: Signal, sender: object) -> set[int]:
+    """Note the send; the signal's senders so far (capture/dispatch.py notes into them
+    itself for signals it has nothing else to do for)."""
     senders = _sent.get(id(signal))
     if senders is None:
         senders = _sent.put(signal, set())
     if len(senders) < MAX_SENDERS:
         senders.add(id(sender))
+    return senders
 
 
 def senders(signal: Signal) -> set[int] | None:
