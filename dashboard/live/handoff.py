@@ -192,8 +192,6 @@ class Handoff:
         writer's where the pipeline stayed here."""
         source: Link | Writer = link if link.sent else writer
         target, deadline = source.kept_seq, time.monotonic() + timeout
-        if source is link and link.stored_seq < target:
-            link.ask_report()  # unasked, the sidecar reports only every so often
         while source.stored_seq < target and time.monotonic() < deadline:
             await asyncio.sleep(0.002)
         return source.stored_seq

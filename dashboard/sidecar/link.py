@@ -8,8 +8,7 @@ batch to the thread cost a wake-up and a GIL hand-off each: up to 5 ms
 beside a saving thread.) A reader thread takes the
 sidecar's answers: frames go back to the pump's loop, to the fanout (this
 process's sockets and the channel layer: sockets live here); "stored" tells
-how far the history is written, when asked (`ask_report`: a resuming dashboard,
-live/handoff.py caught_up; `idle`) or at most every 0.5 s (sidecar/main.py).
+a resuming dashboard (live/handoff.py caught_up) how far the history is written.
 
 When no sidecar can run (settings configured in code, no Python executable,
 DASHBOARD["SIDECAR"] off) or it fails to start twice, the pipeline stays in
@@ -96,7 +95,6 @@ class Link:
         self._awaited: asyncio.Future[dict[str, Any] | None] | None = None  # hand_on's
         self._relay_task: asyncio.Future[None] | None = None
         self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
-        self._asked = False  # a report was asked for and has not come yet
         self._lock = threading.RLock()
 
     # -- which pipeline ------------------------------------------------------------
@@ -313,7 +311,6 @@ class Link:
         elif kind == "stored":
             received, stored_seq, self.unstored, self.unavailable = message[1:]
             with self._lock:
-                self._asked = False
                 self.acked = max(self.acked, self._base + received)
                 while self._unacked and self._unacked[0][0] <= self.acked:
                     self._unacked.popleft()
@@ -326,8 +323,6 @@ class Link:
             if self.proc is not proc:
                 return
             self.proc = None
-            self._asked = False  # a new sidecar answers anew
-            # What it held unreported: lost, or stored since its last report (REPORT_EVERY).
             lost = sum(events for _, events in self._unacked)
             self._unacked.clear()
             self.acked = self.sent
@@ -390,20 +385,7 @@ class Link:
 
     @property
     def idle(self) -> bool:
-        """Everything sent is stored and every frame relayed. Asking it asks the sidecar
-        for a report, if one is due (it reports unasked only every so often)."""
-        if self.acked < self.sent:
-            self.ask_report()
-            return False
-        return not self._frames and not self._relaying
-
-    def ask_report(self) -> None:
-        """Ask the sidecar what is stored (its answer follows what was sent before):
-        once per answer, however often asked meanwhile."""
-        with self._lock:
-            if self.proc is not None and not self._asked:
-                self._asked = True
-                self._put(wire.encode(("report",)))
+        return self.acked >= self.sent and not self._frames and not self._relaying
 
     def _ask(self, kind: str, timeout: float) -> bool:
         """Send (kind, token) and wait for the answer; False on time-out."""
@@ -454,7 +436,7 @@ class Link:
             # _arrived and _left stay: frames of before the reset still queued on the loop
             # each count as left once dropped (_relay), as every frame does once.
             self.unstored = self.lost = 0
-            self.unavailable = self._asked = False
+            self.unavailable = False
             self.rendered_elsewhere = False
             self._unacked.clear()
             self._left += len(self._frames)  # dropped: as good as left

@@ -12,16 +12,12 @@ nothing itself: apps.py). It reads messages from stdin (sidecar/wire.py):
   (history/writer.py), which stores them as it does in one process;
 - ("flush", token) / ("reset", token): store now / forget what is pending,
   then answer (token) so the parent can wait;
-- ("report",): say what is stored as soon as nothing is pending (a resuming
-  dashboard, a test, waits on it);
 - ("bye",): the parent is exiting, every frame written back has left it.
 
-What is stored it writes as ("stored", batches, stored_seq, unstored,
-unavailable), once nothing is pending: when asked (report, flush), else at
-most every REPORT_EVERY. (One after every store woke the parent's reader
-thread for each batch, a turn of the GIL each that its requests paid for; the
-parent asks when it waits.) At the end of stdin (the parent exited, or was
-killed) it stores what is left and exits.
+After each store it writes ("stored", batches, stored_seq, unstored,
+unavailable) once nothing is pending: the parent's resume and flush wait on
+it. At the end of stdin (the parent exited, or was killed) it stores what is
+left and exits.
 
 A parent killed (kill -9, the OOM killer, a worker timed out) ends without its
 "bye": the frames written back last may never have left it, while their events
@@ -48,9 +44,6 @@ logger = logging.getLogger("dashboard")
 REPUBLISH_SECONDS = 5.0  # a killed parent's frames of its last moments, sent again
 REPUBLISH_AT_MOST = 16  # ... at most this many (each names its seqs: a gap is read)
 REPUBLISH_WAIT = 5.0  # seconds the layer gets to take them before this process exits
-# Seconds between unasked reports of what is stored. The parent counts what a sidecar
-# that died held as lost: at most this much of what it had stored too (unreported).
-REPORT_EVERY = 0.5
 
 
 def configure(config: dict[str, Any]) -> None:
@@ -116,9 +109,6 @@ class Sidecar:
         self.orphaned = False  # a write to the parent failed: it is gone
         self.frames: deque[tuple[float, dict[str, Any]]] = deque(maxlen=REPUBLISH_AT_MOST)
         self.ended_at: float | None = None  # when stdin ended
-        self.asked = False  # the parent waits for the next report
-        self.reported_at = -REPORT_EVERY  # loop time of the last report
-        self._due: asyncio.TimerHandle | None = None  # the next unasked report
         writer.on_stored = self.stored
 
     def stored(self) -> None:
@@ -145,28 +135,12 @@ class Sidecar:
                     os.dup2(null.fileno(), sys.stdout.fileno())
 
     def report(self) -> None:
-        """On the loop, after a store or when asked: what is stored, once nothing is
-        pending (a later store reports otherwise), if asked or REPORT_EVERY has passed
-        since the last report; else once it has."""
+        """On the loop, after a store: what is stored, once nothing waits."""
         writer = self.writer
-        if writer._pending:
-            return
-        now = self.loop.time()
-        if self.asked or now - self.reported_at >= REPORT_EVERY:
-            self.asked = False
-            self.reported_at = now
-            if self._due is not None:
-                self._due.cancel()
-                self._due = None
+        if not writer._pending:
             self.send(
                 ("stored", self.received, writer.stored_seq, writer.unstored, writer.unavailable)
             )
-        elif self._due is None:
-            self._due = self.loop.call_at(self.reported_at + REPORT_EVERY, self._report_due)
-
-    def _report_due(self) -> None:
-        self._due = None
-        self.report()
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -176,18 +150,13 @@ class Sidecar:
             reconfigure(message[1])
         elif kind == "flush":
             self.writer.flush(timeout=10.0)
-            self.asked = True
             self.report()  # first: once flush() returns there, what is stored is known
             self.send(("flushed", message[1]))
-        elif kind == "report":
-            self.asked = True
-            self.report()
         elif kind == "reset":
             with self.writer.held():
                 self.writer.reset()
             self.received = 0
             self.frames.clear()
-            self.asked = False
             self.send(("reset", message[1]))
         elif kind == "bye":
             self.parted = True
