@@ -2,6 +2,7 @@
 still as expected on the pinned versions, and its fallback, which never raises
 into the host and says so once, in the log and in `manage.py check`."""
 
+import asyncio
 import contextlib
 import os
 import select
@@ -158,16 +159,58 @@ def test_the_start_up_probes_refuse_an_unknown_django_or_shape(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setitem(dispatch.ORIGINAL, "send", lambda self, sender, **named: ())
     assert "Signal.send returns () without receivers" in dispatch.probe_empty()
+    monkeypatch.undo()
+
+    async def waits(self, sender, **named):
+        await asyncio.sleep(0)
+        return []
+
+    monkeypatch.setitem(dispatch.ORIGINAL, "asend", waits)
+    assert "Signal.asend awaits something without receivers" in dispatch.probe_empty()
+
+
+def test_a_signal_is_not_left_on_the_fast_path_by_a_change_made_while_it_was_judged():
+    """Another thread changes DASHBOARD (or opens record_signals()) between a send's
+    finding that its signal needs only noting and its remembering so: the answer is
+    not kept. And a hook added or taken away (capture/writes.py's on
+    connection_created) makes every signal judged anew."""
+    from django.db.models.signals import pre_init
+
+    senders: set[int] = set()
+    stale = dispatch._forgotten[0]
+    dispatch.forget_plain()
+    dispatch._keep_plain(pre_init, senders, stale)  # decided before the change
+    assert id(pre_init) not in dispatch._plain
+
+    now, put = dispatch._forgotten[0], dispatch._plain.put
+
+    def changed_meanwhile(signal, value):  # the other thread's change, just before the put
+        dispatch.forget_plain()
+        return put(signal, value)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dispatch._plain, "put", changed_meanwhile)
+        dispatch._keep_plain(pre_init, senders, now)
+    assert id(pre_init) not in dispatch._plain
+
+    dispatch._keep_plain(pre_init, senders, dispatch._forgotten[0])
+    assert id(pre_init) in dispatch._plain
+    writes.uninstall()
+    try:
+        assert id(pre_init) not in dispatch._plain
+    finally:
+        writes.install()
 
 
 @contextlib.contextmanager
-def hook_around(send, empty_ok: bool):
-    """The dashboard's hook installed anew around `send` as Django's send method, with
-    dispatch.W008 as `empty_ok` says; Django's own and the usual hook again after."""
+def hook_around(methods: dict, empty_ok: bool):
+    """The dashboard's hook installed anew around `methods` as Django's send methods,
+    with dispatch.W008 as `empty_ok` says; Django's own and the usual hook again after."""
     dispatch.uninstall()
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(Signal, "send", send)
+            for name, method in methods.items():
+                patch.setattr(Signal, name, method)
             patch.setattr(dispatch.EMPTY, "ok", empty_ok)
             dispatch.install()
             try:
@@ -188,16 +231,25 @@ def test_a_signal_nobody_records_or_hears_is_sent_as_django_would_for_a_lookup()
 
     from dashboard.capture import seen
 
-    django_send, calls = dispatch.ORIGINAL["send"], []
+    django_send, django_asend, calls = dispatch.ORIGINAL["send"], dispatch.ORIGINAL["asend"], []
 
     def counted(self, sender, **named):
         calls.append(self)
         return django_send(self, sender, **named)
 
-    with hook_around(counted, empty_ok=True):
+    async def acounted(self, sender, **named):
+        calls.append(self)
+        return await django_asend(self, sender, **named)
+
+    spies = {"send": counted, "asend": acounted}
+    with hook_around(spies, empty_ok=True):
         for _ in range(3):
             assert pre_init.send(sender=Post, args=(), kwargs={}) == []
         assert calls == [pre_init]  # the first, which found it has nothing to do
+        assert asyncio.run(pre_init.asend(sender=Post, args=(), kwargs={})) == []
+        assert pre_init.send_robust(sender=Post, args=(), kwargs={}) == []
+        assert asyncio.run(pre_init.asend_robust(sender=Post, args=(), kwargs={})) == []
+        assert calls == [pre_init]  # asend too returned [] without Django's method
         assert id(Post) in seen.senders(pre_init)
         assert Post(title="loaded").title == "loaded"
 
@@ -221,11 +273,12 @@ def test_a_signal_nobody_records_or_hears_is_sent_as_django_would_for_a_lookup()
         settle()
         assert StoredEvent.objects.filter(signal="pre_init").count() == 1
 
-    with hook_around(counted, empty_ok=False):
+    with hook_around(spies, empty_ok=False):
         calls.clear()
         for _ in range(3):
             assert pre_init.send(sender=Post, args=(), kwargs={}) == []
-        assert calls == [pre_init] * 3
+        assert asyncio.run(pre_init.asend(sender=Post, args=(), kwargs={})) == []
+        assert calls == [pre_init] * 4
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,6 +20,7 @@ their `(self, sender, **named)` signature, which `probe()` checks.
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from time import perf_counter
@@ -88,20 +89,35 @@ recorders: ContextVar[tuple[Callable[[Signal, Any, dict[str, Any]], None], ...]]
 _plain: BySignal[set[int]] = BySignal()
 _forgotten = [0]  # times it was emptied: an answer found before is not kept
 _held = [0]  # record_signals() contexts open: every send goes through _begin meanwhile
+_holding = threading.Lock()  # record_signals() may open and close in several threads
 
 
-def _forget_plain() -> None:
-    _forgotten[0] += 1
+def forget_plain() -> None:
+    """Every signal's answer found anew: DASHBOARD changed, a hook came or went."""
+    _forgotten[0] += 1  # first: a _begin that already decided sees it (_keep_plain)
     _plain.clear()
 
 
-conf.on_forget(_forget_plain)
+conf.on_forget(forget_plain)
 
 
 def hold_fast_path(hold: bool) -> None:
     """record_signals() opened (True) or closed (False): its recorders see every send."""
-    _held[0] += 1 if hold else -1
-    _forget_plain()
+    with _holding:
+        _held[0] += 1 if hold else -1
+        forget_plain()
+
+
+def _keep_plain(signal: Signal, senders: set[int], forgotten: int) -> None:
+    """Remember that this signal needs only noting, unless its answer went stale since
+    `_begin` began (a DASHBOARD change, a recording opened, in another thread): put,
+    then look again and take it back, so a clear between the look and the put cannot
+    leave it behind."""
+    if forgotten != _forgotten[0] or _held[0]:
+        return
+    _plain.put(signal, senders)
+    if forgotten != _forgotten[0] or _held[0]:
+        _plain.pop(id(signal), None)
 
 
 def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | None:
@@ -117,13 +133,8 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
             return None
         spec = signals.recorded(signal)
         if spec is None:
-            if (
-                hook is None
-                and signal not in context.AFTER
-                and forgotten == _forgotten[0]
-                and not _held[0]
-            ):
-                _plain.put(signal, senders)
+            if hook is None and signal not in context.AFTER:
+                _keep_plain(signal, senders, forgotten)
             return None
         event = record.capture(spec, signal, sender, named)
         if event is None:
@@ -174,7 +185,9 @@ def _responses(responses: Any, dispatch: Dispatch) -> Any:
 
 
 def _sync(method: Callable[..., Any]) -> Callable[..., Any]:
-    plain, empty = _plain.get, EMPTY.ok  # bound once: the fast path's lookups
+    # Bound once, for the fast path. EMPTY is only ever failed by its start-up probe,
+    # which runs before install().
+    plain, empty = _plain.get, EMPTY.ok
     @functools.wraps(method)
     def send(self: Signal, sender: Any, **named: Any) -> Any:
         if (senders := plain(id(self))) is not None:
@@ -231,7 +244,7 @@ def install() -> bool:
     """Observe every send from now on (DashboardConfig.ready); False if the seam is off."""
     if ORIGINAL or not SEAM.ok:
         return bool(ORIGINAL)
-    _forget_plain()  # learnt anew, of the methods wrapped now
+    forget_plain()  # learnt anew, of the methods wrapped now
     for name in (*METHODS, "_live_receivers"):
         ORIGINAL[name] = getattr(Signal, name)
     for name in METHODS:

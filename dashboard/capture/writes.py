@@ -152,6 +152,7 @@ def install() -> None:
         setattr(QuerySet, name, wrap(ORIGINAL[name]))
     # Every connection opened from now on, and those this thread has open already.
     context.BEFORE[connection_created] = lambda sender, named: watch(named.get("connection"))
+    dispatch.forget_plain()  # a signal with a hook now is no longer one to skip
     for connection in connections.all(initialized_only=True):
         watch(connection)
 
@@ -161,6 +162,7 @@ def uninstall() -> None:
         setattr(QuerySet, name, method)
     ORIGINAL.clear()
     context.BEFORE.pop(connection_created, None)
+    dispatch.forget_plain()
     for connection in connections.all(initialized_only=True):
         unwatch(connection)
 
