@@ -6,8 +6,8 @@ takes now, keeping the GIL (live/sends.py); a writer thread sends the rest,
 so neither the loop nor a save ever waits on the sidecar. (Handing every
 batch to the thread cost a wake-up and a GIL hand-off each: up to 5 ms
 beside a saving thread.) A reader thread takes the
-sidecar's answers: frames go back to the pump's loop, to the fanout (this
-process's sockets and the channel layer: sockets live here); "stored" tells
+sidecar's answers: frames go back to this process's sockets (sidecar/returns.py:
+sockets live here); "stored" tells
 a resuming dashboard (live/handoff.py caught_up) how far the history is written.
 
 When no sidecar can run (settings configured in code, no Python executable,
@@ -37,15 +37,13 @@ from dashboard import conf
 from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
 from dashboard.live import sends
-from dashboard.live.alarm import resolve
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames
 from dashboard.sidecar import wire
+from dashboard.sidecar.returns import Returns
 
 logger = logging.getLogger("dashboard")
 
-IN_FLIGHT = 1  # watched batches whose frames may be on their way at once (see _out)
-FRAME_WAIT = 5.0  # seconds the pump waits for a batch's frame to come back and leave
 OUTBOX_AT_MOST = 1_000  # batches waiting for the writer thread; past it lost, and counted
 STARTS_AT_MOST = 3  # sidecars started in one process before it keeps the pipeline itself
 
@@ -78,23 +76,7 @@ class Link:
         self._channel: Channel | None = None  # to the current sidecar
         self._waiting: dict[int, threading.Event] = {}
         self._tokens = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._frames: deque[dict[str, Any] | None] = deque()  # None: a batch that made none
-        # Frames the sidecar wrote back (counted by the reader thread), and those that left
-        # this process or were dropped on the loop: equal once every frame has left.
-        self._arrived = self._left = 0
-        # Per watched batch sent, in order: done once its frame has left this process. The
-        # pump lets IN_FLIGHT of them be on their way, then waits for the oldest: while a
-        # frame is on its way, what arrives meanwhile becomes the next one (not a queue
-        # of small frames). Two on their way overlapped the round trip with the pump's
-        # pause, but made more, smaller frames, and a server relaying another's frames
-        # through Redis fell behind on them (each frame is a read and a write per socket,
-        # each waiting for the GIL beside a saving thread): two daphnes at 1,000
-        # events/s, p99 600-960 ms against 81-106 ms with one (bench/twin.py, same hour).
-        self._out: deque[asyncio.Future[dict[str, Any] | None]] = deque()
-        self._awaited: asyncio.Future[dict[str, Any] | None] | None = None  # hand_on's
-        self._relay_task: asyncio.Future[None] | None = None
-        self._epoch = 0  # grows with each reset: what the sidecar sent before is dropped
+        self.back = Returns()  # frames written back, on their way to this process's sockets
         self._lock = threading.RLock()
 
     # -- which pipeline ------------------------------------------------------------
@@ -119,7 +101,7 @@ class Link:
     async def hand_on(self, batch: list[Event | RolledBack], dropped: int) -> bool:
         """Send the batch to the sidecar (a frame comes back if watched); True if watched."""
         watched = fanout.watched()
-        self._loop = asyncio.get_running_loop()
+        self.back.loop = asyncio.get_running_loop()
         proc = self.proc
         # Not proc.poll(): its waitpid() lets the GIL go, a turn of it for the host's
         # threads per batch. A sidecar that ended is found by the reader thread, which
@@ -150,39 +132,10 @@ class Link:
             self._put(data)
             self.rendered_elsewhere = True
             if watched:
-                done = self._loop.create_future()
-                self._out.append(done)
-        if watched and len(self._out) >= IN_FLIGHT and not (waiter := self._out[-IN_FLIGHT]).done():
-            await self._frame_of(waiter)
+                self.back.expect()
+        if watched:
+            await self.back.wait_turn()
         return watched
-
-    async def _frame_of(self, waiter: "asyncio.Future[dict[str, Any] | None]") -> None:
-        """Until the batch's frame has left this process. Nothing else relaying, it is
-        handed to this coroutine to relay (`_relay`): the pump's own turn, not a task's
-        more. One turn of the loop when it comes, not wait_for's three (live/alarm.py
-        says why turns matter); after FRAME_WAIT, a frame lost on the way: go on."""
-        timer = self._loop.call_later(FRAME_WAIT, resolve, waiter)  # type: ignore[union-attr]
-        self._awaited = waiter
-        try:
-            message = await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                self._left += 1  # handed to a pump that was stopped: gone with it
-            raise
-        finally:
-            self._awaited = None
-            timer.cancel()
-        if message is not None:
-            await self._publish(message)
-
-    async def _publish(self, message: dict[str, Any] | None) -> None:
-        """A frame leaves this process (None: a batch that made none)."""
-        try:
-            if message is not None:
-                await fanout.publish(message)
-                frames.sent += 1
-        finally:
-            self._left += 1
 
     def _put(self, data: bytes | None) -> None:
         """Called with the lock held: send now what the socket takes, if nothing waits
@@ -303,11 +256,7 @@ class Link:
         kind = message[0]
         if kind == "frame":
             with self._lock:  # a reader of an earlier sidecar may still be finishing
-                self._arrived += 1
-            loop = self._loop
-            if loop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._relay, message[1], self._epoch)
+                self.back.arrive(message[1])
         elif kind == "stored":
             received, stored_seq, self.unstored, self.unavailable = message[1:]
             with self._lock:
@@ -330,10 +279,7 @@ class Link:
             self.lost += lost
             for waiter in self._waiting.values():
                 waiter.set()
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._release)
+        self.back.release()
         code = proc.wait()
         if code or lost:
             logger.warning(
@@ -341,51 +287,11 @@ class Link:
                 "stored; a new one starts with the next event", code, lost
             )
 
-    # -- frames back to this process's sockets ---------------------------------------
-
-    def _relay(self, message: dict[str, Any] | None, epoch: int) -> None:
-        if epoch != self._epoch:  # a frame of before a reset (tests)
-            self._left += 1
-            return
-        waiter = self._out[0] if self._out else None  # the batch this frame is of
-        if (
-            waiter is not None
-            and waiter is self._awaited
-            and not waiter.done()  # its time-out may have come in this same turn
-            and not self._frames
-            and not self._relaying
-        ):
-            self._out.popleft()
-            if message is None:
-                self._left += 1
-            waiter.set_result(message)  # the pump relays it (_frame_of)
-            return
-        self._frames.append(message)
-        if not self._relaying:
-            self._relay_task = asyncio.ensure_future(self._relay_all())
-
-    @property
-    def _relaying(self) -> bool:
-        task = self._relay_task
-        return task is not None and not task.done() and not task.get_loop().is_closed()
-
-    async def _relay_all(self) -> None:
-        while self._frames:
-            await self._publish(self._frames.popleft())
-            if self._out and not (done := self._out.popleft()).done():
-                done.set_result(None)
-
-    def _release(self) -> None:
-        """On the loop: no frame will come back for what was sent (the sidecar ended)."""
-        while self._out:
-            if not (done := self._out.popleft()).done():
-                done.set_result(None)
-
     # -- waiting for it ------------------------------------------------------------------
 
     @property
     def idle(self) -> bool:
-        return self.acked >= self.sent and not self._frames and not self._relaying
+        return self.acked >= self.sent and self.back.settled
 
     def _ask(self, kind: str, timeout: float) -> bool:
         """Send (kind, token) and wait for the answer; False on time-out."""
@@ -408,9 +314,9 @@ class Link:
             logger.warning("dashboard: the sidecar did not store its events in time")
         # Its frames came before its answer: let them leave too (a command that exits
         # right after its last save must not cut its last frame off).
-        loop = self._loop
+        loop = self.back.loop
         while (
-            self._arrived > self._left
+            not self.back.all_left
             and loop is not None
             and loop.is_running()
             and time.monotonic() < deadline
@@ -420,7 +326,7 @@ class Link:
             with self._lock:
                 # Every frame came back and left: the sidecar need not send them again
                 # (sidecar/main.py). Unanswered, some may still be on their way here.
-                if answered and self._arrived <= self._left:
+                if answered and self.back.all_left:
                     self._put(wire.encode(("bye",)))
                 self._put(None)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -431,26 +337,13 @@ class Link:
         if self.proc is not None:
             self._ask("reset", 5.0)
         with self._lock:
-            self._epoch += 1
             self.sent = self.acked = self._base = self.kept_seq = self.stored_seq = 0
-            # _arrived and _left stay: frames of before the reset still queued on the loop
-            # each count as left once dropped (_relay), as every frame does once.
             self.unstored = self.lost = 0
             self.unavailable = False
             self.rendered_elsewhere = False
             self._unacked.clear()
-            self._left += len(self._frames)  # dropped: as good as left
-            self._frames.clear()
-            out, self._out = self._out, deque()
             self._config_key = None
-            task, loop, self._relay_task, self._loop = self._relay_task, self._loop, None, None
-        if task is not None and loop is not None and not task.done():
-            with contextlib.suppress(RuntimeError):  # its loop closed: it ended with it
-                loop.call_soon_threadsafe(task.cancel)
-        for done in out:
-            if loop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(done.cancel)
+            self.back.reset()
 
     def after_fork(self) -> None:
         """In a forked child: the parent's sidecar is not ours. Its socket and pipe are closed
