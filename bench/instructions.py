@@ -1,6 +1,10 @@
 """Instructions per create under callgrind: what the capture costs, without the drift.
 
     .venv/bin/python -m bench.instructions OUT.json [--creates 300]
+    .venv/bin/python -m bench.instructions OUT.json --requests 100
+
+The second counts per request instead, for the four kinds of bench/requests.py
+(not part of `python -m bench`: about seven minutes).
 
 This kind of machine's speed moves by up to 2x between minutes, so timed ratios
 of a few percent need many rounds and still wander. Callgrind counts
@@ -96,6 +100,35 @@ def child(mode: str, creates: int) -> None:
         saves.settle(handoff, timeout=60)
 
 
+def child_requests(mode: str, kind: str, n: int) -> None:
+    """Inside valgrind: warm up, then count `n` requests of one kind (bench/requests.py)."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from bench import requests, saves
+    from dashboard import conf
+    from dashboard.live.handoff import handoff
+
+    settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}),
+                          "BATCH_WINDOW": SLOWER * conf.get("BATCH_WINDOW")}  # fmt: skip
+    conf.forget()
+    client, slug = requests.setup()
+    with saves.in_mode(SAVES_MODE.get(mode, mode)):
+        for _ in range(5):
+            requests.request(client, kind, slug)
+        handoff.flush(timeout=60)
+        saves.settle(handoff, timeout=60)
+        saves.even_start()
+        _switch(True)
+        for _ in range(n):
+            requests.request(client, kind, slug)
+        handoff.flush(timeout=60)
+        _switch(False)
+        saves.settle(handoff, timeout=60)
+
+
 def _totals(paths: list[Path]) -> dict[str, int]:
     """Instructions per thread file (callgrind's `totals:` line)."""
     found = {}
@@ -106,16 +139,21 @@ def _totals(paths: list[Path]) -> dict[str, int]:
     return found
 
 
-def count(mode: str, creates: int, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
-    out = workdir / f"callgrind.{mode}"
+def count(mode: str, creates: int, workdir: Path, env: dict[str, str],
+          kind: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Instructions per create, or per request of `kind` (`creates` of them)."""
+    tag = mode if kind is None else f"{mode}.{kind.replace(' ', '-')}"
+    out = workdir / f"callgrind.{tag}"
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
             f"--callgrind-out-file={out}.%p", sys.executable, "-m", "bench.instructions",
             "--child", mode, "--creates", str(creates)]  # fmt: skip
+    if kind is not None:
+        args += ["--kind", kind]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
-    files = sorted(workdir.glob(f"callgrind.{mode}.*"))
+    files = sorted(workdir.glob(f"callgrind.{tag}.*"))
     totals = _totals(files)
     if done.returncode != 0 or not totals or not any(totals.values()):
-        raise RuntimeError(f"{mode}: callgrind run failed ({done.returncode}):\n"
+        raise RuntimeError(f"{tag}: callgrind run failed ({done.returncode}):\n"
                            f"{done.stderr[-2000:]}")  # fmt: skip
     main = next((n for t, n in sorted(totals.items()) if t.endswith("-01")), 0)
     return {
@@ -125,28 +163,53 @@ def count(mode: str, creates: int, workdir: Path, env: dict[str, str]) -> dict[s
     }
 
 
+def _ratios(result: dict[str, dict[str, Any]]) -> None:
+    if "off" in result:
+        base = result["off"]
+        for r in result.values():
+            r["saving_ratio"] = r["saving_thread"] / base["saving_thread"]
+            r["all_ratio"] = r["all_threads"] / base["all_threads"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path, nargs="?")
     parser.add_argument("--creates", type=int, default=300)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--child", choices=MODES)
+    parser.add_argument("--kind", help="(child) count requests of this kind, not creates")
+    parser.add_argument("--requests", type=int, metavar="N",
+                        help="instead of creates: N requests of each kind of bench/requests.py "
+                             "(a fifth as many changelists), modes off,reference,unwatched,"
+                             "watched unless --modes says")  # fmt: skip
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.creates)
+        if args.kind:
+            child_requests(args.child, args.kind, args.creates)
+        else:
+            child(args.child, args.creates)
         return
     if args.out is None:
         parser.error("OUT.json is required")
-    from bench import peers
+    from bench import peers, requests
 
+    if args.requests and args.modes == parser.get_default("modes"):
+        args.modes = "off,reference,unwatched,watched"
     modes = [m for m in args.modes.split(",") if m and (m != "sentry" or peers.sentry_available())]
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
+        if args.requests:
+            found: dict[str, Any] = {}
+            for kind in requests.KINDS:
+                n = max(1, args.requests // 5) if kind == "admin changelist" else args.requests
+                found[kind] = {m: count(m, n, Path(tmp), dict(os.environ), kind) for m in modes}
+                _ratios(found[kind])
+                print(f"{kind}: " + ", ".join(
+                    f"{m} {r['saving_ratio']:.3f} (all threads {r['all_ratio']:.3f})"
+                    for m, r in found[kind].items()), flush=True)  # fmt: skip
+            args.out.write_text(json.dumps({"requests": args.requests, "kinds": found}))
+            return
         result = {m: count(m, args.creates, Path(tmp), dict(os.environ)) for m in modes}
-    if "off" in result:
-        base = result["off"]
-        for r in result.values():
-            r["saving_ratio"] = r["saving_thread"] / base["saving_thread"]
-            r["all_ratio"] = r["all_threads"] / base["all_threads"]
+    _ratios(result)
     args.out.write_text(json.dumps({"creates": args.creates, "modes": result}))
 
 
