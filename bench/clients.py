@@ -9,7 +9,9 @@ sockets are open, then answers JSON commands read from stdin, one per line:
   {"cmd": "quit"}
 
 A client reads each frame's post_save rows (`<tr ... data-signal="post_save">`)
-and the bench title in each, `bench RUN SEQ TNS`. Latency is receipt time minus
+and the bench title in each, `bench RUN SEQ TNS`. Like a page, each client resumes
+after the newest id the dashboard's page showed when the clients opened, so events
+stored before its resume was answered come in its backfill. Latency is receipt time minus
 TNS, the save's time. Rows past MAX_ROWS in one frame are not rendered; the frame's
 data-counts still counts them: they are reported as `trimmed`, not as lost.
 All K sockets receive the same frames, so each distinct frame is parsed once
@@ -23,6 +25,7 @@ import json
 import re
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +33,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
-RESUME = json.dumps({"type": "resume", "after": 10**12, "seen": {}})
+PAST_ANY = 10**12  # a resume past any stored id: no backfill (the bare server ignores it)
+LAST_ID = re.compile(rb'id="history" data-last-id="(\d+)"')
 POST_SAVE_ROW = re.compile(rb'<tr\b[^>]*data-signal="post_save".*?</tr>', re.S)
 TITLE = re.compile(rb"bench (\d+) (\d+) (\d+)")
 POST_SAVE_COUNT = re.compile(rb"&quot;post_save&quot;: (\d+)")
@@ -56,6 +60,21 @@ class Client:
     seen: dict[int, int] = field(default_factory=dict)  # run -> rows (+ trimmed) so far
 
 
+def newest_id(url: str, headers: dict[str, str]) -> int:
+    """The newest stored id the dashboard's page shows, as a page resumes after it; past
+    any id where no page answers (the bare server)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
+            found = LAST_ID.search(r.read())
+    except OSError:
+        return PAST_ANY
+    return int(found.group(1)) if found else PAST_ANY
+
+
+def resume(after: int) -> str:
+    return json.dumps({"type": "resume", "after": after, "seen": {}})
+
+
 def parse(data: bytes) -> Parsed:
     rows: dict[int, tuple[list[int], list[int]]] = {}
     for row in POST_SAVE_ROW.finditer(data):
@@ -78,12 +97,14 @@ class Swarm:
         self.clients = [Client() for _ in range(k)]
         self.cache: dict[bytes, Parsed] = {}
         self.closed_runs: set[int] = set()
+        self.after = PAST_ANY
 
     async def open(self) -> None:
         parts = urlsplit(self.url)
         origin = Origin(f"http://{parts.netloc}")
         headers = {"Cookie": self.cookie} if self.cookie else {}
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        self.after = await asyncio.to_thread(newest_id, f"http://{parts.netloc}/", headers)
 
         async def open_one(client: Client) -> None:
             async with gate:
@@ -92,9 +113,9 @@ class Swarm:
                         self.url, origin=origin, additional_headers=headers,
                         compression=None, max_size=None, ping_interval=None, open_timeout=30,
                     )
-                    # As the page does on open: nothing is sent before it. From now on
-                    # only: past any stored event, no backfill.
-                    await client.connection.send(RESUME)
+                    # As the page does on open: nothing is sent before it, and it asks
+                    # for what was stored since the page's history was read.
+                    await client.connection.send(resume(self.after))
                 except Exception as exc:
                     client.error = f"{type(exc).__name__}: {exc}"
 
@@ -206,7 +227,8 @@ async def main(url: str, k: int, cookie: str) -> None:
     await swarm.open()
     errors = sorted({c.error for c in swarm.clients if c.error})[:5]
     connected = sum(c.connection is not None for c in swarm.clients)
-    print(json.dumps({"ready": True, "connected": connected, "errors": errors}), flush=True)
+    ready = {"ready": True, "connected": connected, "after": swarm.after, "errors": errors}
+    print(json.dumps(ready), flush=True)
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         command = json.loads(line)
