@@ -170,12 +170,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     args = parser.parse_args()
     django.setup()
+    from bench import saves
+
     client, slug = setup()
     measured = modes()
     got: dict[str, dict[str, list[Run]]] = {k: {m: [] for m in measured} for k in KINDS}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for kind in KINDS:
-            for mode in measured:
+            for mode in saves.rotated(measured, round_):
                 got[kind][mode].append(one_run(client, slug, kind, mode, args.n))
     result: dict[str, Any] = {"kinds": {}}
     for kind in KINDS:
