@@ -9,7 +9,14 @@ import weakref
 import pytest
 from django.contrib.auth.signals import user_logged_in
 from django.core.signals import request_started, setting_changed
-from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_init
+from django.db.models.signals import (
+    post_delete,
+    post_init,
+    post_save,
+    pre_delete,
+    pre_init,
+    pre_save,
+)
 from django.dispatch import Signal
 from django.test import override_settings
 
@@ -164,3 +171,48 @@ def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without():
     settle()
     assert with_it == without
     assert len(with_it) > 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hosts_instance_carries_nothing_of_the_dashboards_during_or_after_a_save():
+    """Observe, never alter: the diff's stored row is kept beside the instance, not on it
+    (a receiver, or a save that raised, sees the object as it would be without us)."""
+    from django.db import IntegrityError
+
+    from dashboard.capture import dispatch
+
+    seen: list[tuple[str, list[str]]] = []
+
+    def look(sender, instance, **kwargs):
+        when = "pre" if kwargs["signal"] is pre_save else "post"
+        seen.append((when, sorted(instance.__dict__)))
+
+    def work(n: int) -> list[tuple[str, list[str]]]:
+        seen.clear()
+        Post.objects.create(title=f"taken {n}", slug=f"taken-{n}")
+        post = Post.objects.create(title=f"carries {n}", slug=f"carries-{n}")
+        post.title = "renamed"
+        post.save()
+        post.slug = f"taken-{n}"  # the update fails between pre_save and post_save
+        with pytest.raises(IntegrityError):
+            post.save()
+        return [*seen, ("after", sorted(post.__dict__))]
+
+    pre_save.connect(look, sender=Post, weak=False, dispatch_uid="carries")
+    post_save.connect(look, sender=Post, weak=False, dispatch_uid="carries")
+    try:
+        with_it = work(1)
+        dispatch.uninstall()
+        try:
+            without = work(2)
+        finally:
+            dispatch.install()
+    finally:
+        pre_save.disconnect(sender=Post, dispatch_uid="carries")
+        post_save.disconnect(sender=Post, dispatch_uid="carries")
+    settle()
+    assert with_it == without
+    assert [what for what, _ in with_it] == [*["pre", "post"] * 3, "pre", "after"]
+    updates = StoredEvent.objects.filter(signal="post_save", payload__created=False)
+    diffs = [{c["field"]: (c["old"], c["new"]) for c in e.detail["diff"]} for e in updates]
+    assert ("carries 1", "renamed") in [d.get("title") for d in diffs]  # the diff still made

@@ -6,9 +6,11 @@ the sender and notes where the project's code sent it from. Describing,
 masking and rendering happen later, off the sender's path.
 """
 
+import contextlib
 import linecache
 import sys
 import traceback
+import weakref
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -140,6 +142,34 @@ def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
         timing.counting.reset(token)
 
 
+# pre_save's stored row, until the same instance's post_save: kept here by the
+# instance's id, never on the instance (the host's object carries nothing of ours,
+# during its save or after one that raised). The weak reference tells a reused id
+# apart and drops the entry when the instance goes (a save that raised between the
+# two signals sends no post_save).
+_befores: dict[int, tuple["weakref.ref[Model]", dict[str, Any]]] = {}
+
+
+def _keep_before(instance: Model, before: dict[str, Any] | None) -> None:
+    key = id(instance)
+    _befores.pop(key, None)  # an earlier save's, which raised before its post_save
+    if before is None:
+        return
+
+    def gone(ref: "weakref.ref[Model]") -> None:
+        entry = _befores.get(key)
+        if entry is not None and entry[0] is ref:
+            _befores.pop(key, None)
+
+    with contextlib.suppress(TypeError):  # an instance no weak reference takes: no diff
+        _befores[key] = (weakref.ref(instance, gone), before)
+
+
+def _take_before(instance: Model) -> dict[str, Any] | None:
+    entry = _befores.pop(id(instance), None)
+    return entry[1] if entry is not None and entry[0]() is instance else None
+
+
 @conf.per_settings
 def _ignored_label(label: str) -> bool:
     """IGNORE_SENDERS, decided once per label."""
@@ -175,11 +205,11 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
         origin=origin(),
     )
     instance = kwargs.get("instance")
-    if signal is pre_save and not kwargs.get("raw") and conf.get("DIFFS"):
-        # Kept on the instance until its post_save compares against it.
-        instance.__dict__["_dashboard_before"] = _stored_values(instance, kwargs.get("using"))
+    if signal is pre_save:
+        diff = not kwargs.get("raw") and conf.get("DIFFS")
+        _keep_before(instance, _stored_values(instance, kwargs.get("using")) if diff else None)
     elif signal is post_save:
-        event.before = instance.__dict__.pop("_dashboard_before", None)
+        event.before = _take_before(instance)
     if spec.family not in UNTRANSACTED:
         transactions.track(event, kwargs.get("using"))
     return event
