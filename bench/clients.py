@@ -21,6 +21,7 @@ at collect time, off the receiving path.
 """
 
 import asyncio
+import http.client
 import json
 import re
 import sys
@@ -66,7 +67,7 @@ def newest_id(url: str, headers: dict[str, str]) -> int:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
             found = LAST_ID.search(r.read())
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return PAST_ANY
     return int(found.group(1)) if found else PAST_ANY
 

@@ -177,7 +177,7 @@ def main() -> None:
     got: dict[str, dict[str, list[Run]]] = {k: {m: [] for m in measured} for k in KINDS}
     for round_ in range(args.rounds):
         for kind in KINDS:
-            for mode in saves.rotated(measured, round_):
+            for mode in saves.shuffled(measured, len(KINDS) * round_ + KINDS.index(kind)):
                 got[kind][mode].append(one_run(client, slug, kind, mode, args.n))
     result: dict[str, Any] = {"kinds": {}}
     for kind in KINDS:

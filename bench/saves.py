@@ -24,6 +24,7 @@ import gc
 import itertools
 import json
 import os
+import random
 import statistics
 import time
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ import django
 from bench import probes
 
 _runs = itertools.count(1)
-# Interleaved in this order, rotated by one each round (rotated()). "connected":
+# Interleaved, in an order shuffled each round (shuffled()). "connected":
 # receivers on, nobody watching (no socket here, the in-memory layer), so no frame
 # is made and events are described when stored. "watched": the same with a dashboard open in this
 # process (a socket that takes each frame and drops it), so every frame is
@@ -91,14 +92,12 @@ def dashboard_left() -> list[str]:
     return ours
 
 
-def rotated(modes: tuple[str, ...], round_: int) -> tuple[str, ...]:
-    """A round's order: each round starts one mode further on. What a run follows moves
-    its figure here (the previous run's heap, caches, the other core's last work): in
-    one fixed order each mode always followed the same one, a bias no number of rounds
-    took out (capture-only 1.30x in the full bench against 1.06-1.16x in short runs of
-    it and the off mode alone). Rotated, each mode follows several others."""
-    shift = round_ % len(modes)
-    return modes[shift:] + modes[:shift]
+def shuffled(modes: tuple[str, ...], round_: int) -> tuple[str, ...]:
+    """A round's order: the modes shuffled, seeded by the round (the same plan every
+    run). What a run follows moves its figure here (the previous run's heap, caches, the
+    other core's last work): in one fixed order, or that order rotated, each mode
+    followed the same one nearly every round, a bias no number of rounds took out."""
+    return tuple(random.Random(round_).sample(modes, len(modes)))
 
 
 def even_start() -> None:
@@ -261,7 +260,7 @@ def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in measured}
     timed_creates(min(n, 200), atomic)  # warm-up: imports, statements, the file's pages
     for round_ in range(repeats):
-        for mode in rotated(measured, round_):
+        for mode in shuffled(measured, round_):
             runs[mode].append(one_run(n, atomic, mode))
     set_receivers(True)
     med = {m: statistics.median(r["us_per_save"] for r in rs) for m, rs in runs.items()}

@@ -203,3 +203,16 @@ async def test_user_model_save_masks_the_password_hash(dashboard):
     saved = only(found, "post_save", sender="auth.User")
     assert saved.payload["instance"]["fields"]["password"] == "•••••"
     assert "pbkdf2" not in saved.payload_text
+
+
+def test_a_pre_save_sent_by_hand_with_no_model_instance_is_still_recorded(transactional_db):
+    """The diff's read of the stored row needs a model instance; without one the event
+    is recorded, without a diff (it was dropped, with a traceback logged per send)."""
+    from django.db.models.signals import pre_save
+
+    from dashboard.models import StoredEvent
+    from tests.helpers import settle
+
+    pre_save.send(sender=Tag, instance="not a model", raw=False, using="default")
+    settle()
+    assert StoredEvent.objects.filter(signal="pre_save", sender="blog.Tag").exists()

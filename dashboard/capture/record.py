@@ -206,7 +206,8 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
     )
     instance = kwargs.get("instance")
     if signal is pre_save:
-        diff = not kwargs.get("raw") and conf.get("DIFFS")
+        # A pre_save sent by hand may carry anything as its instance: no diff for it.
+        diff = isinstance(instance, Model) and not kwargs.get("raw") and conf.get("DIFFS")
         _keep_before(instance, _stored_values(instance, kwargs.get("using")) if diff else None)
     elif signal is post_save:
         event.before = _take_before(instance)
