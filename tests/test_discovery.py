@@ -138,6 +138,20 @@ def test_has_listeners_and_fast_delete_are_what_they_are_without_the_dashboard()
     assert Collector(using="default", origin=comments).can_fast_delete(comments)
 
 
+def with_and_without(work):
+    """work(1) with the dashboard's hook installed, then work(2) without it."""
+    from dashboard.capture import dispatch
+
+    with_it = work(1)
+    dispatch.uninstall()
+    try:
+        without = work(2)
+    finally:
+        dispatch.install()
+    settle()
+    return with_it, without
+
+
 @pytest.mark.django_db(transaction=True)
 @override_settings(DASHBOARD={"DIFFS": False})
 def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without():
@@ -146,7 +160,6 @@ def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without():
     from django.test.utils import CaptureQueriesContext
 
     from blog.models import Tag
-    from dashboard.capture import dispatch
 
     def work(n: int) -> list[str]:
         with CaptureQueriesContext(connection) as queries:
@@ -162,13 +175,7 @@ def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without():
         return [re.sub(r"\d+", "N", re.sub(r"'[^']*'", "?", q["sql"]))
                 for q in queries.captured_queries]  # fmt: skip
 
-    with_it = work(1)
-    dispatch.uninstall()
-    try:
-        without = work(2)
-    finally:
-        dispatch.install()
-    settle()
+    with_it, without = with_and_without(work)
     assert with_it == without
     assert len(with_it) > 8
 
@@ -179,7 +186,6 @@ def test_the_hosts_instance_carries_nothing_of_the_dashboards_during_or_after_a_
     (a receiver, or a save that raised, sees the object as it would be without us)."""
     from django.db import IntegrityError
 
-    from dashboard.capture import dispatch
 
     seen: list[tuple[str, list[str]]] = []
 
@@ -201,16 +207,10 @@ def test_the_hosts_instance_carries_nothing_of_the_dashboards_during_or_after_a_
     pre_save.connect(look, sender=Post, weak=False, dispatch_uid="carries")
     post_save.connect(look, sender=Post, weak=False, dispatch_uid="carries")
     try:
-        with_it = work(1)
-        dispatch.uninstall()
-        try:
-            without = work(2)
-        finally:
-            dispatch.install()
+        with_it, without = with_and_without(work)
     finally:
         pre_save.disconnect(sender=Post, dispatch_uid="carries")
         post_save.disconnect(sender=Post, dispatch_uid="carries")
-    settle()
     assert with_it == without
     assert [what for what, _ in with_it] == [*["pre", "post"] * 3, "pre", "after"]
     updates = StoredEvent.objects.filter(signal="post_save", payload__created=False)
