@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from bench import procs
-from bench.clients import newest_id, resume
+from bench.clients import PAST_ANY, resume
 
 SAMPLE_RUN = 990001
 # Tokens in the row templates, replaced per event by the bare server.
@@ -59,12 +59,13 @@ async def _capture(port: int, cookie: str, produce: Any, timeout: float) -> dict
     url = f"ws://{procs.HOST}:{port}/socket/"
     origin = Origin(f"http://{procs.HOST}:{port}")
     found: dict[str, str] = {}
-    after = await asyncio.to_thread(newest_id, f"http://{procs.HOST}:{port}/", {"Cookie": cookie})
     async with connect(
         url, origin=origin, additional_headers={"Cookie": cookie}, compression=None,
         max_size=None,
     ) as ws:
-        await ws.send(resume(after))  # a socket is sent nothing before the page asks to resume
+        # A socket is sent nothing before the page asks to resume. Live frames only, no
+        # backfill: the rows as a live frame renders them (a history row differs).
+        await ws.send(resume(PAST_ANY))
         await asyncio.to_thread(produce)
         deadline = time.monotonic() + timeout
         while not {"pre_save", "post_save"} <= found.keys():
