@@ -36,12 +36,12 @@ import django
 from bench import probes
 
 _runs = itertools.count(1)
-# Interleaved, in an order shuffled each round (shuffled()). "connected":
-# receivers on, nobody watching (no socket here, the in-memory layer), so no frame
-# is made and events are described when stored. "watched": the same with a dashboard open in this
-# process (a socket that takes each frame and drops it), so every frame is
-# described and rendered as the saves go. "capture-only" is a diagnosis:
-# connected, nothing handed on.
+# Interleaved, in an order shuffled each round (shuffled()). "connected": receivers
+# on, nobody watching (no socket here, the in-memory layer), so no frame is made and
+# events are described when stored. "watched": the same with a dashboard open in this
+# process (a socket that takes each frame and drops it), so every frame is described
+# and rendered as the saves go. "capture-only" is a diagnosis: connected, nothing
+# handed on.
 DASHBOARD_MODES = ("connected", "watched", "capture-only")
 # Peers (bench/peers.py), each with the dashboard's hook off: Django's dispatch with
 # no-op receivers (the floor), our lean same-record reference, sentry-sdk; and nothing

@@ -186,7 +186,6 @@ def test_the_hosts_instance_carries_nothing_of_the_dashboards_during_or_after_a_
     (a receiver, or a save that raised, sees the object as it would be without us)."""
     from django.db import IntegrityError
 
-
     seen: list[tuple[str, list[str]]] = []
 
     def look(sender, instance, **kwargs):

@@ -6,7 +6,6 @@ the sender and notes where the project's code sent it from. Describing,
 masking and rendering happen later, off the sender's path.
 """
 
-import contextlib
 import linecache
 import sys
 import traceback
@@ -161,8 +160,7 @@ def _keep_before(instance: Model, before: dict[str, Any] | None) -> None:
         if entry is not None and entry[0] is ref:
             _befores.pop(key, None)
 
-    with contextlib.suppress(TypeError):  # an instance no weak reference takes: no diff
-        _befores[key] = (weakref.ref(instance, gone), before)
+    _befores[key] = (weakref.ref(instance, gone), before)  # every Model takes one
 
 
 def _take_before(instance: Model) -> dict[str, Any] | None:
