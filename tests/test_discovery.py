@@ -215,3 +215,42 @@ def test_the_hosts_instance_carries_nothing_of_the_dashboards_during_or_after_a_
     updates = StoredEvent.objects.filter(signal="post_save", payload__created=False)
     diffs = [{c["field"]: (c["old"], c["new"]) for c in e.detail["diff"]} for e in updates]
     assert ("carries 1", "renamed") in [d.get("title") for d in diffs]  # the diff still made
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_save_of_an_instance_gets_its_own_diff_when_saves_nest_or_one_raised():
+    """A save of the same object from a pre_save receiver: the inner and the outer save
+    each compare against the row before them (the outer one's diff was lost). A save
+    that raised leaves nothing for the next one: a clone made after it is a create."""
+    from django.db import IntegrityError
+
+    def nested(sender, instance, **kwargs):
+        if instance.title == "outer" and instance.body != "inner":
+            instance.body = "inner"
+            instance.save()
+
+    def diffs(**match) -> list[dict[str, tuple]]:
+        settle()
+        return [
+            {c["field"]: (c["old"], c["new"]) for c in e.detail["diff"]}
+            for e in StoredEvent.objects.filter(signal="post_save", **match).order_by("id")
+        ]
+
+    post = Post.objects.create(title="before", slug="nests")
+    pre_save.connect(nested, sender=Post, weak=False, dispatch_uid="nests")
+    try:
+        post.title = "outer"
+        post.save()
+    finally:
+        pre_save.disconnect(sender=Post, dispatch_uid="nests")
+    inner, outer = diffs(payload__created=False)
+    assert inner["title"] == outer["title"] == ("before", "outer")
+    assert inner["body"] == outer["body"] == ("", "inner")
+
+    Post.objects.create(title="taken", slug="taken")
+    post.slug = "taken"
+    with pytest.raises(IntegrityError):
+        post.save()  # pre_save read the stored row; no post_save
+    post.pk, post._state.adding, post.slug = None, True, "a-clone"
+    post.save()
+    assert diffs(payload__created=True)[-1] == {}  # the failed update's row is not its
