@@ -155,7 +155,7 @@ LEFT_AT_MOST = 8  # rows of saves that raised kept under an instance's next ones
 def _keep_before(instance: Model, before: dict[str, Any] | None) -> None:
     key = id(instance)
     entry = _befores.get(key)
-    if entry is None or entry[0]() is not instance:  # (another object's, gone: replaced)
+    if entry is None:
         if before is None:
             return  # a create, or no diff, with no save of it under way: nothing to pair
 
