@@ -141,46 +141,31 @@ def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
         timing.counting.reset(token)
 
 
-# pre_save's stored row, until the same instance's post_save: kept here, never on the
-# instance (the host's object carries nothing of ours, during its save or after one that
-# raised). Per instance a stack, so each save pairs with its own signals: a save of the
-# same object from a pre_save or post_save receiver, and a save that raised between its
-# two signals, whose row stays below the next save's and is never taken for it. Keyed by
-# the instance's id: the weak reference tells a reused id apart and drops the stack with
-# the instance.
-_befores: dict[int, tuple["weakref.ref[Model]", list[dict[str, Any] | None]]] = {}
-LEFT_AT_MOST = 8  # rows of saves that raised kept under an instance's next ones
+# pre_save's stored row, until the same instance's post_save: kept here by the
+# instance's id, never on the instance (the host's object carries nothing of ours,
+# during its save or after one that raised). The weak reference tells a reused id
+# apart and drops the entry when the instance goes (a save that raised between the
+# two signals sends no post_save).
+_befores: dict[int, tuple["weakref.ref[Model]", dict[str, Any]]] = {}
 
 
 def _keep_before(instance: Model, before: dict[str, Any] | None) -> None:
     key = id(instance)
-    entry = _befores.get(key)
-    if entry is None:
-        if before is None:
-            return  # a create, or no diff, with no save of it under way: nothing to pair
+    _befores.pop(key, None)  # an earlier save's, which raised before its post_save
+    if before is None:
+        return
 
-        def gone(ref: "weakref.ref[Model]") -> None:
-            found = _befores.get(key)
-            if found is not None and found[0] is ref:
-                _befores.pop(key, None)
+    def gone(ref: "weakref.ref[Model]") -> None:
+        entry = _befores.get(key)
+        if entry is not None and entry[0] is ref:
+            _befores.pop(key, None)
 
-        entry = _befores[key] = (weakref.ref(instance, gone), [])  # every Model takes one
-    stack = entry[1]
-    stack.append(before)
-    if len(stack) > LEFT_AT_MOST:
-        del stack[0]
+    _befores[key] = (weakref.ref(instance, gone), before)  # every Model takes one
 
 
 def _take_before(instance: Model) -> dict[str, Any] | None:
-    key = id(instance)
-    entry = _befores.get(key)
-    if entry is None or entry[0]() is not instance:
-        return None
-    stack = entry[1]
-    before = stack.pop() if stack else None
-    if not stack:
-        _befores.pop(key, None)
-    return before
+    entry = _befores.pop(id(instance), None)
+    return entry[1] if entry is not None and entry[0]() is instance else None
 
 
 @conf.per_settings
@@ -218,8 +203,9 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
         origin=origin(),
     )
     instance = kwargs.get("instance")
-    if signal is pre_save and isinstance(instance, Model):  # (sent by hand: anything)
-        diff = not kwargs.get("raw") and conf.get("DIFFS")
+    if signal is pre_save:
+        # A pre_save sent by hand may carry anything as its instance: no diff for it.
+        diff = isinstance(instance, Model) and not kwargs.get("raw") and conf.get("DIFFS")
         _keep_before(instance, _stored_values(instance, kwargs.get("using")) if diff else None)
     elif signal is post_save:
         event.before = _take_before(instance)
