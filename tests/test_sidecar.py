@@ -82,6 +82,20 @@ def test_a_value_that_will_not_pickle_costs_nothing_but_is_described_here():
     assert payload["instance"]["fields"]["callback"].startswith("<function")
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="no SCHED_BATCH here")
+def test_the_sidecar_never_preempts_the_host_when_a_batch_wakes_it():
+    """Every thread of the sidecar runs as SCHED_BATCH: woken by a batch it waits for a
+    free core instead of taking the one of the host's thread that wrote it (which holds
+    the host's GIL meanwhile). The host's own threads keep the default policy."""
+    Post.objects.create(title="Wakes it")
+    settle()
+    assert link.proc is not None
+    threads = os.listdir(f"/proc/{link.proc.pid}/task")
+    assert len(threads) > 1  # its store thread too, started after the policy was set
+    assert {os.sched_getscheduler(int(tid)) for tid in threads} == {os.SCHED_BATCH}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
 def test_a_killed_sidecar_costs_what_it_held_counted_and_a_new_one_takes_over():
     Post.objects.create(title="Stored by the first")
     settle()
