@@ -176,8 +176,11 @@ def print_report(result: dict[str, Any]) -> None:
         say(
             "Where a create's time went: CPU per create by thread over the timed creates "
             "(µs, medians; one GIL): saves = the creates with the capture in their "
-            "receivers, pump = describing and rendering frames, store = history writes "
-            "(and, unwatched, describing)"
+            "receivers, pump = draining, pickling and relaying frames (describing and "
+            "rendering where no sidecar runs), store = history writes kept in this "
+            "process, sidecar = its process, on the other core; off-CPU = the run's wall "
+            "time that none of this process's threads spent on a core (the disk, wake-ups, "
+            "or taken off while runnable: preempted, per 1,000 creates)"
         )
         say(report.saves_cpu_table(saves))
         say("")

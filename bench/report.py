@@ -83,11 +83,19 @@ def saves_cpu_table(saves: Result) -> str:
     """Where a create's time went: CPU µs per create by thread, in the timed window."""
     rows = []
     for mode, r in saves.items():
+        off_cpu, preempted = r.get("off_cpu_us") or {}, r.get("preempted_per_1k") or {}
         for kind, cpu in (r.get("cpu_us") or {}).items():
             cells = [cpu.get(g) for g in CPU_GROUPS]
             total = sum(c for c in cells if c is not None)
-            rows.append([mode, kind, *(fmt(c, 0) for c in cells), fmt(total, 0)])
-    return table(["mode", "run", *(f"{g} us" for g in CPU_GROUPS), "total us"], rows)
+            rows.append([
+                mode, kind, *(fmt(c, 0) for c in cells), fmt(total, 0),
+                fmt(off_cpu.get(kind), 0), fmt(preempted.get(kind), 0),
+            ])
+    return table(
+        ["mode", "run", *(f"{g} us" for g in CPU_GROUPS), "total us", "off-CPU us",
+         "preempted /1k"],
+        rows,
+    )
 
 
 def e2e_table(runs: list[Result]) -> str:

@@ -233,6 +233,7 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     with context:
         even_start()
         cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()
+        preempted_before = probes.preemptions()
         start = time.perf_counter()
         timed_creates(n, atomic)
         dropped, queued = handoff.dropped, len(handoff.queue)
@@ -240,6 +241,10 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
         settled = settle(handoff)
         seconds = time.perf_counter() - start
         spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
+        preempted = probes.preemptions() - preempted_before
+        # The host's threads all off their cores: waiting for the disk or a wake-up, or
+        # taken off while runnable (a thread holding the GIL then stalls them all).
+        off_cpu = seconds - sum(spent.values())
         spent["sidecar"] = max(0.0, sidecar_cpu() - sidecar_before)
         cpu = {g: s / n * 1e6 for g, s in spent.items()}  # µs a create, in the timed window
     sent = frames.sent
@@ -247,6 +252,8 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     return {
         "us_per_save": seconds / n * 1e6,
         "cpu_us": cpu,
+        "off_cpu_us": off_cpu / n * 1e6,
+        "preempted_per_1k": preempted / n * 1000,
         "dropped": dropped,
         "queued_at_end": queued,
         "batches": sent,
@@ -292,6 +299,10 @@ def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
         "capture_only_us": med["capture-only"],
         "capture_only_ratio": paired("capture-only"),
         "cpu_us": {mode: cpu(mode) for mode in measured},
+        "off_cpu_us": {m: statistics.median(r["off_cpu_us"] for r in runs[m]) for m in measured},
+        "preempted_per_1k": {
+            m: statistics.median(r["preempted_per_1k"] for r in runs[m]) for m in measured
+        },
         "peers": {
             mode: {"us": med[mode], "ratio": paired(mode)}
             for mode in PEER_MODES
