@@ -25,7 +25,7 @@ from django.dispatch import Signal
 from dashboard import conf
 from dashboard.capture import context, timing, transactions
 from dashboard.capture.origin import is_project_file, origin, project_path
-from dashboard.capture.signals import Spec
+from dashboard.capture.signals import Spec, recorded
 from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
 from dashboard.core.events import Event, RequestSnapshot
 from dashboard.routers import history_alias
@@ -205,7 +205,14 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
     instance = kwargs.get("instance")
     if signal is pre_save:
         # A pre_save sent by hand may carry anything as its instance: no diff for it.
-        diff = isinstance(instance, Model) and not kwargs.get("raw") and conf.get("DIFFS")
+        # Nor a read the host would pay for nothing: post_save, which shows the diff,
+        # left out by SIGNALS / IGNORE_SIGNALS.
+        diff = (
+            isinstance(instance, Model)
+            and not kwargs.get("raw")
+            and conf.get("DIFFS")
+            and recorded(post_save) is not None
+        )
         _keep_before(instance, _stored_values(instance, kwargs.get("using")) if diff else None)
     elif signal is post_save:
         event.before = _take_before(instance)
