@@ -285,3 +285,29 @@ async def test_sockets_open_at_once_while_the_layer_cannot_be_joined(staff_clien
         await comm.disconnect()
     assert fanout.layer_down
     fanout.reset()
+
+
+async def test_a_layer_that_stays_in_this_process_is_sent_no_frame(monkeypatch):
+    """The in-memory layer reaches only this process, where the sockets had the frame
+    directly and no relay listens: a group_send per frame would be work for no one."""
+    layer = get_channel_layer()
+    sent: list[dict] = []
+
+    async def group_send(group: str, message: dict) -> None:
+        sent.append(message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+    delivered: list[str] = []
+
+    class Socket:
+        async def deliver(self, frame) -> None:
+            delivered.append(frame.html)
+
+    fanout.subscribe(Socket())
+    try:
+        await fanout.publish({"type": "events.batch", "process": keys.process(), "html": "ours"})
+    finally:
+        fanout.reset()
+    assert delivered == ["ours"]
+    assert sent == []
+    assert not fanout.layer_down

@@ -125,9 +125,12 @@ class Fanout:
 
     async def publish(self, message: dict[str, Any]) -> None:
         """Deliver a frame of this process: here first, then to the others. A layer
-        that fails costs other processes' dashboards this frame, never a save."""
+        that fails costs other processes' dashboards this frame, never a save. A layer
+        that stays in this process reaches no one else (nothing here listens to the
+        group: no relay runs): no send, which the in-memory layer makes a task of."""
         await self.deliver(message)
-        if (layer := get_channel_layer()) is not None:
+        if crosses_processes():
+            layer = get_channel_layer()
             try:
                 await layer.group_send(conf.get("GROUP"), message)
             except Exception as exc:
