@@ -178,9 +178,9 @@ def print_report(result: dict[str, Any]) -> None:
             "(µs, medians; one GIL): saves = the creates with the capture in their "
             "receivers, pump = draining, pickling and relaying frames (describing and "
             "rendering where no sidecar runs), store = history writes kept in this "
-            "process, sidecar = its process, on the other core; off-CPU = the run's wall "
-            "time that none of this process's threads spent on a core (the disk, wake-ups, "
-            "or taken off while runnable: preempted, per 1,000 creates)"
+            "process, sidecar = its process, beside it; off-CPU = the run's wall time less "
+            "this process's CPU (the disk, wake-ups, or taken off a core while runnable: "
+            "preempted, per 1,000 creates; below 0 when two threads ran at once)"
         )
         say(report.saves_cpu_table(saves))
         say("")

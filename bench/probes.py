@@ -19,9 +19,8 @@ render and store workers and the producer, all under one GIL (bench/saves.py
 reads the saving process's threads the same way).
 """
 
-import contextlib
 import importlib
-import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -127,17 +126,10 @@ def thread_cpu(groups: tuple[tuple[str, str], ...] = SERVER_THREADS) -> CpuReadi
 
 
 def preemptions() -> int:
-    """Involuntary context switches so far of this process's live threads: each one a
-    thread taken off its core while it could run (another task woken there, or its
-    time slice over). Linux's /proc; 0 elsewhere."""
-    total = 0
-    with contextlib.suppress(OSError):
-        for tid in os.listdir("/proc/self/task"):
-            with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/status") as status:
-                for line in status:
-                    if line.startswith("nonvoluntary_ctxt_switches:"):
-                        total += int(line.split()[1])
-    return total
+    """Involuntary context switches so far of this process, its ended threads included:
+    each one a thread taken off its core while it could run (another task woken there,
+    or its time slice over)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
 
 
 def cpu_spent(before: CpuReading, now: CpuReading | None = None) -> dict[str, float]:

@@ -232,8 +232,8 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     handoff.reset()
     with context:
         even_start()
+        preempted_before, process_before = probes.preemptions(), time.process_time()
         cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()
-        preempted_before = probes.preemptions()
         start = time.perf_counter()
         timed_creates(n, atomic)
         dropped, queued = handoff.dropped, len(handoff.queue)
@@ -241,10 +241,12 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
         settled = settle(handoff)
         seconds = time.perf_counter() - start
         spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
+        # Wall time less the CPU of the whole process (threads that ended meanwhile too):
+        # its threads waiting for the disk or a wake-up, or taken off a core while
+        # runnable (one holding the GIL then stalls them all). Below 0 when its threads
+        # ran on both cores at once (one of them outside the GIL).
+        off_cpu = seconds - (time.process_time() - process_before)
         preempted = probes.preemptions() - preempted_before
-        # The host's threads all off their cores: waiting for the disk or a wake-up, or
-        # taken off while runnable (a thread holding the GIL then stalls them all).
-        off_cpu = seconds - sum(spent.values())
         spent["sidecar"] = max(0.0, sidecar_cpu() - sidecar_before)
         cpu = {g: s / n * 1e6 for g, s in spent.items()}  # µs a create, in the timed window
     sent = frames.sent

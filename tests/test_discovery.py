@@ -157,7 +157,8 @@ def with_and_without(work):
     "dashboard",
     [
         {"DIFFS": False},
-        # Diffs on, but post_save, which would show them, not recorded: no pre-read.
+        # Diffs on, but post_save, which would show them, not recorded: no pre-read
+        # (pre_init and post_init: the defaults, which IGNORE_SIGNALS replaces).
         {"DIFFS": True, "IGNORE_SIGNALS": ["post_save", "pre_init", "post_init"]},
     ],
     ids=["diffs off", "post_save not recorded"],
@@ -188,6 +189,21 @@ def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without(dashboard
         with_it, without = with_and_without(work)
     assert with_it == without
     assert len(with_it) > 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_diffs_read_comes_back_once_post_save_is_recorded_again():
+    post = Post.objects.create(title="before", slug="comes-back")
+    ignoring = {"IGNORE_SIGNALS": ["post_save", "pre_init", "post_init"]}
+    with override_settings(DASHBOARD=ignoring):
+        post.title = "unseen"
+        post.save()
+    post.title = "seen"
+    post.save()
+    settle()
+    updates = StoredEvent.objects.filter(signal="post_save", payload__created=False)
+    diffs = [{c["field"]: (c["old"], c["new"]) for c in e.detail["diff"]} for e in updates]
+    assert [d.get("title") for d in diffs] == [("unseen", "seen")]
 
 
 @pytest.mark.django_db(transaction=True)

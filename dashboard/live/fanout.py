@@ -3,10 +3,11 @@
 The pump hands each frame to `fanout.publish()` on its loop, which
 passes it to every socket of this process in turn (a socket's send only
 queues bytes, so this does not wait on clients; under daphne the frame is
-framed once for all of them, see live/daphne.py). It then `group_send`s the
-frame once, for other processes. In each process that serves dashboards,
-one relay task listens to the group on one layer channel and delivers what
-*other* processes sent to its own sockets.
+framed once for all of them, see live/daphne.py). With a layer that crosses
+processes (`crosses_processes()`: channels-redis, not the in-memory one), it
+then `group_send`s the frame once, for other processes. In each process that
+serves dashboards, one relay task listens to the group on one layer channel
+and delivers what *other* processes sent to its own sockets.
 
 So a frame costs one layer message per process, not one per socket: the
 in-memory layer deep-copies a message for every member of a group and

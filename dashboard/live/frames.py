@@ -2,9 +2,10 @@
 
 Each event is described once and the frame rendered once (core/payload.py,
 core/render.py); the fanout (live/fanout.py) hands it to this process's
-sockets and to the layer. The rows then go to the history writer, so the
-database is never on the live path. When nobody could see a frame, none is
-made: the events go to the writer as they are, described when stored.
+sockets and, if it crosses processes, to the layer. The rows then go to the
+history writer, so the database is never on the live path. When nobody could
+see a frame, none is made: the events go to the writer as they are,
+described when stored.
 """
 
 import logging

@@ -267,13 +267,15 @@ async def serve(stdin: Any) -> None:
 
 
 def _never_preempt() -> None:
-    """SCHED_BATCH for this process (its threads inherit it): woken by a batch, it runs
-    on a free core or waits its turn, but never preempts the thread that woke it. Under
-    the default policy, the kernel often ran it at once in place of the host's writing
-    thread, which holds the host's GIL while it writes: the whole host stood still
-    meanwhile (bench/: a 5 KB batch's send took 300 µs against 45 of CPU; with this,
-    45 µs; a create in one transaction lost 40-55 µs so). Wake-up latency on a busy
-    machine is unchanged (p99 0.24 ms). Not on every platform: then as before."""
+    """SCHED_BATCH for this thread, before any other starts (threads started later
+    inherit it): woken by a batch, the sidecar runs on a free core or waits its turn,
+    but never preempts the thread that woke it. Under the default policy the kernel often
+    ran it at once in place of the host's writing thread, which holds the host's GIL
+    while it writes: the whole host stood still meanwhile (a 5 KB batch's send took
+    300 µs against 45 of CPU; with this, 45 µs; in two A/B runs of 3,000 creates in a
+    transaction, the host's time off any core fell from 43-50 µs a create to 2-6).
+    Wake-up latency is unchanged (p99 0.24 ms beside a busy sender). Not on every
+    platform: then as before."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux; or refused
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
