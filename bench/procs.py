@@ -52,6 +52,21 @@ def settle(pid: int, below: float = 10.0, window: float = 0.2, limit: float = 5.
     return time.monotonic() - start
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs whose parent is `pid` (a server's sidecar), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # the 4th field: the parent
+            found.append(int(entry.name))
+    return found
+
+
 def wait_for_port(proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
