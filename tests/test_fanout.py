@@ -25,6 +25,16 @@ CROSSING = override_settings(
     CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.CrossingLayer"}}
 )
 
+class Recorder:
+    """A socket of this process that keeps the html of each frame handed to it."""
+
+    def __init__(self) -> None:
+        self.delivered: list[str] = []
+
+    async def deliver(self, frame) -> None:
+        self.delivered.append(frame.html)
+
+
 async def published_elsewhere(process: str, summary: str) -> None:
     """Another process's frame of one post_save (seq 1), sent to the layer's group."""
     row = make_row(process=process, seq=1, summary=summary)
@@ -73,13 +83,9 @@ async def test_other_processes_frames_are_relayed_and_ours_are_not_repeated(staf
 async def test_the_relay_leaves_this_process_s_own_frames_to_the_direct_path():
     """Each frame of ours goes to our sockets directly and to the layer for other
     processes; the relay hears the group too, and must not deliver ours twice."""
-    delivered: list[str] = []
-
-    class Socket:
-        async def deliver(self, frame) -> None:
-            delivered.append(frame.html)
-
-    fanout.subscribe(Socket())
+    socket = Recorder()
+    delivered = socket.delivered
+    fanout.subscribe(socket)
     try:
         await asyncio.sleep(0.05)  # the relay joins the group
         await fanout.publish({"type": "events.batch", "process": keys.process(), "html": "ours"})
@@ -297,17 +303,12 @@ async def test_a_layer_that_stays_in_this_process_is_sent_no_frame(monkeypatch):
         sent.append(message)
 
     monkeypatch.setattr(layer, "group_send", group_send)
-    delivered: list[str] = []
-
-    class Socket:
-        async def deliver(self, frame) -> None:
-            delivered.append(frame.html)
-
-    fanout.subscribe(Socket())
+    socket = Recorder()
+    fanout.subscribe(socket)
     try:
         await fanout.publish({"type": "events.batch", "process": keys.process(), "html": "ours"})
     finally:
         fanout.reset()
-    assert delivered == ["ours"]
+    assert socket.delivered == ["ours"]
     assert sent == []
     assert not fanout.layer_down
