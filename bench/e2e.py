@@ -137,11 +137,13 @@ def one_run(server: Server, swarm: Clients, rate: int, plan: Plan) -> dict[str, 
     if time.monotonic() + estimate > plan.deadline:
         return {**record, "skipped": "time budget"}
     procs.settle(server.proc.pid, limit=5)  # the last run's backlog, if any, first
-    # Its sidecar too: after a run as fast as possible it may still be storing the
-    # run's events, on the core the next run's server and clients need.
-    record["sidecar_settled_s"] = sum(
-        procs.settle(child, limit=5) for child in procs.children(server.proc.pid)
-    )
+    # Its sidecar too (None: it has none): after a run as fast as possible it may still
+    # be storing the run's events, on the core the next run's server and clients need.
+    waits = []
+    for child in procs.children(server.proc.pid):
+        with contextlib.suppress(OSError):  # ended meanwhile (a new one starts on demand)
+            waits.append(procs.settle(child, limit=5))
+    record["sidecar_settled_s"] = sum(waits) if waits else None
     procs.settle(swarm.proc.pid, limit=3)
     run = next(_run_ids)
     server_cpu, client_cpu = procs.CpuMeter(server.proc.pid), procs.CpuMeter(swarm.proc.pid)

@@ -232,20 +232,20 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     handoff.reset()
     with context:
         even_start()
-        preempted_before, process_before = probes.preemptions(), time.process_time()
+        preempted_before = probes.preemptions()
         cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()
-        start = time.perf_counter()
+        start, process_before = time.perf_counter(), time.process_time()
         timed_creates(n, atomic)
         dropped, queued = handoff.dropped, len(handoff.queue)
         handoff.flush(timeout=10)  # what the pump had not sent or stored yet
         settled = settle(handoff)
-        seconds = time.perf_counter() - start
+        seconds, process_cpu = time.perf_counter() - start, time.process_time() - process_before
         spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
         # Wall time less the CPU of the whole process (threads that ended meanwhile too):
         # its threads waiting for the disk or a wake-up, or taken off a core while
-        # runnable (one holding the GIL then stalls them all). Below 0 when its threads
-        # ran on both cores at once (one of them outside the GIL).
-        off_cpu = seconds - (time.process_time() - process_before)
+        # runnable (one holding the GIL then stalls them all), net of the time two of
+        # them ran at once (one outside the GIL), which can take it below 0.
+        off_cpu = seconds - process_cpu
         preempted = probes.preemptions() - preempted_before
         spent["sidecar"] = max(0.0, sidecar_cpu() - sidecar_before)
         cpu = {g: s / n * 1e6 for g, s in spent.items()}  # µs a create, in the timed window
