@@ -128,7 +128,8 @@ class Fanout:
         """Deliver a frame of this process: here first, then to the others. A layer
         that fails costs other processes' dashboards this frame, never a save. A layer
         that stays in this process reaches no one else (nothing here listens to the
-        group: no relay runs): no send, which the in-memory layer makes a task of."""
+        group: no relay runs): no send, for which the in-memory layer scans its queues
+        and groups for what expired, per frame."""
         await self.deliver(message)
         if crosses_processes():
             layer = get_channel_layer()
