@@ -152,14 +152,24 @@ def with_and_without(work):
     return with_it, without
 
 
+# post_save not recorded (pre_init and post_init: the defaults, which IGNORE_SIGNALS replaces).
+WITHOUT_POST_SAVE = ["post_save", "pre_init", "post_init"]
+
+
+def stored_title_diffs() -> list[tuple[str, str] | None]:
+    """(old, new) of the title in each stored update's diff, in order (None: unchanged)."""
+    updates = StoredEvent.objects.filter(signal="post_save", payload__created=False)
+    diffs = [{c["field"]: (c["old"], c["new"]) for c in e.detail["diff"]} for e in updates]
+    return [d.get("title") for d in diffs]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "dashboard",
     [
         {"DIFFS": False},
-        # Diffs on, but post_save, which would show them, not recorded: no pre-read
-        # (pre_init and post_init: the defaults, which IGNORE_SIGNALS replaces).
-        {"DIFFS": True, "IGNORE_SIGNALS": ["post_save", "pre_init", "post_init"]},
+        # Diffs on, but post_save, which would show them, not recorded: no pre-read.
+        {"DIFFS": True, "IGNORE_SIGNALS": WITHOUT_POST_SAVE},
     ],
     ids=["diffs off", "post_save not recorded"],
 )
@@ -194,16 +204,13 @@ def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without(dashboard
 @pytest.mark.django_db(transaction=True)
 def test_the_diffs_read_comes_back_once_post_save_is_recorded_again():
     post = Post.objects.create(title="before", slug="comes-back")
-    ignoring = {"IGNORE_SIGNALS": ["post_save", "pre_init", "post_init"]}
-    with override_settings(DASHBOARD=ignoring):
+    with override_settings(DASHBOARD={"IGNORE_SIGNALS": WITHOUT_POST_SAVE}):
         post.title = "unseen"
         post.save()
     post.title = "seen"
     post.save()
     settle()
-    updates = StoredEvent.objects.filter(signal="post_save", payload__created=False)
-    diffs = [{c["field"]: (c["old"], c["new"]) for c in e.detail["diff"]} for e in updates]
-    assert [d.get("title") for d in diffs] == [("unseen", "seen")]
+    assert stored_title_diffs() == [("unseen", "seen")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -238,6 +245,4 @@ def test_the_hosts_instance_carries_nothing_of_the_dashboards_during_or_after_a_
         post_save.disconnect(sender=Post, dispatch_uid="carries")
     assert with_it == without
     assert [what for what, _ in with_it] == [*["pre", "post"] * 3, "pre", "after"]
-    updates = StoredEvent.objects.filter(signal="post_save", payload__created=False)
-    diffs = [{c["field"]: (c["old"], c["new"]) for c in e.detail["diff"]} for e in updates]
-    assert ("carries 1", "renamed") in [d.get("title") for d in diffs]  # the diff still made
+    assert ("carries 1", "renamed") in stored_title_diffs()  # the diff still made
