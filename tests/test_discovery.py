@@ -214,6 +214,78 @@ def test_the_diffs_read_comes_back_once_post_save_is_recorded_again():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_update_shows_its_diff_with_pre_save_not_recorded():
+    """The row is read around pre_save's send whether or not pre_save is recorded:
+    post_save, which shows the diff, is."""
+    post = Post.objects.create(title="before", slug="pre-save-ignored")
+    with override_settings(DASHBOARD={"IGNORE_SIGNALS": ["pre_save", "pre_init", "post_init"]}):
+        post.title = "after"
+        post.save()
+        settle()
+    assert not StoredEvent.objects.filter(signal="pre_save", payload__instance__str="after")
+    assert stored_title_diffs() == [("before", "after")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_of_the_same_instance_from_a_pre_save_receiver_keeps_both_diffs():
+    """The outer save's diff is against the row before it began; the nested save's,
+    against the row it found (the same: nothing was written in between)."""
+    post = Post.objects.create(title="first", slug="nested-diffs")
+
+    def stamp(sender, instance, **kwargs):
+        if instance.pk == post.pk and instance.title == "second":
+            instance.title = "nested"
+            instance.save()  # sends pre_save again: this receiver leaves it be
+            instance.title = "outer"
+
+    pre_save.connect(stamp, sender=Post, weak=False, dispatch_uid="nested-diffs")
+    try:
+        post.title = "second"
+        post.save()
+    finally:
+        pre_save.disconnect(sender=Post, dispatch_uid="nested-diffs")
+    settle()
+    assert sorted(stored_title_diffs()) == [("first", "nested"), ("first", "outer")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pre_saves_event_failing_to_hand_off_still_leaves_the_diff(monkeypatch, caplog):
+    from dashboard.capture import dispatch
+
+    handed = dispatch.Dispatch.done
+
+    def failing(self):
+        if self.event.signal == "pre_save":
+            raise RuntimeError("hand-off failed")
+        handed(self)
+
+    post = Post.objects.create(title="first", slug="hand-off-fails")
+    monkeypatch.setattr(dispatch.Dispatch, "done", failing)
+    post.title = "second"
+    post.save()
+    settle()
+    assert "could not hand off a signal" in caplog.text
+    assert stored_title_diffs() == [("first", "second")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_kept_by_a_save_that_raised_is_not_shown_by_a_later_one():
+    from django.db import IntegrityError
+
+    Post.objects.create(title="taken", slug="taken-raised")
+    post = Post.objects.create(title="first", slug="raised")
+    post.title, post.slug = "failed", "taken-raised"  # fails between pre_save and post_save
+    with pytest.raises(IntegrityError):
+        post.save()
+    post.slug = "raised"
+    with override_settings(DASHBOARD={"DIFFS": False}):
+        post.title = "no diff"
+        post.save()
+        settle()
+    assert stored_title_diffs() == [None]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_hosts_instance_carries_nothing_of_the_dashboards_during_or_after_a_save():
     """Observe, never alter: the diff's stored row is kept beside the instance, not on it
     (a receiver, or a save that raised, sees the object as it would be without us)."""

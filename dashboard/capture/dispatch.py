@@ -160,10 +160,14 @@ def _end(signal: Signal, dispatch: Dispatch | None) -> None:
     try:
         if dispatch is not None:
             dispatch.done()
+    except Exception:
+        logger.exception("dashboard: could not hand off a signal")
+    # Whatever happened to the event: a hook undoes what its BEFORE did.
+    try:
         if (hook := context.AFTER.get(signal)) is not None:
             hook()
     except Exception:
-        logger.exception("dashboard: could not hand off a signal")
+        logger.exception("dashboard: could not end a signal's hook")
 
 
 def _live_receivers(self: Signal, sender: Any) -> Any:

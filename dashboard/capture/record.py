@@ -9,25 +9,24 @@ masking and rendering happen later, off the sender's path.
 import linecache
 import sys
 import traceback
-import weakref
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler, StaticFilesHandler
 from django.core.signals import got_request_exception, request_finished, request_started
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal
 
 from dashboard import conf
-from dashboard.capture import context, timing, transactions
+from dashboard.capture import context, diffs, transactions
 from dashboard.capture.origin import is_project_file, origin, project_path
 from dashboard.capture.signals import Spec, recorded
 from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
 from dashboard.core.events import Event, RequestSnapshot
+from dashboard.core.quiet import quiet
 from dashboard.routers import history_alias
 
 # Static files are served by handlers that send request signals of their own.
@@ -120,54 +119,6 @@ EXTRA_FIELDS: dict[Signal, Callable[[dict[str, Any], dict[str, Any]], None]] = {
 UNTRANSACTED = frozenset({"request", "database", "settings"})
 
 
-def _stored_values(instance: Model, using: str | None) -> dict[str, Any] | None:
-    """The row as stored before an update: pre_save's one query, for the diff."""
-    if instance._state.adding or instance.pk is None:
-        return None
-    connection = connections[using or DEFAULT_DB_ALIAS]
-    if connection.needs_rollback:  # a query now would fail the sender's transaction
-        return None
-    fields = [f.attname for f in instance._meta.concrete_fields]
-    token = timing.counting.set(None)  # ours: not the running receiver's SQL
-    try:
-        return (
-            type(instance)
-            ._base_manager.using(connection.alias)
-            .filter(pk=instance.pk)
-            .values(*fields)
-            .first()
-        )
-    finally:
-        timing.counting.reset(token)
-
-
-# pre_save's stored row, until the same instance's post_save: kept here by the
-# instance's id, never on the instance (the host's object carries nothing of ours,
-# during its save or after one that raised). The weak reference tells a reused id
-# apart and drops the entry when the instance goes (a save that raised between the
-# two signals sends no post_save).
-_befores: dict[int, tuple["weakref.ref[Model]", dict[str, Any]]] = {}
-
-
-def _keep_before(instance: Model, before: dict[str, Any] | None) -> None:
-    key = id(instance)
-    _befores.pop(key, None)  # an earlier save's, which raised before its post_save
-    if before is None:
-        return
-
-    def gone(ref: "weakref.ref[Model]") -> None:
-        entry = _befores.get(key)
-        if entry is not None and entry[0] is ref:
-            _befores.pop(key, None)
-
-    _befores[key] = (weakref.ref(instance, gone), before)  # every Model takes one
-
-
-def _take_before(instance: Model) -> dict[str, Any] | None:
-    entry = _befores.pop(id(instance), None)
-    return entry[1] if entry is not None and entry[0]() is instance else None
-
-
 @conf.per_settings
 def _ignored_label(label: str) -> bool:
     """IGNORE_SENDERS, decided once per label."""
@@ -202,20 +153,34 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
         request_id=info.id if info else None,
         origin=origin(),
     )
-    instance = kwargs.get("instance")
-    if signal is pre_save:
-        # A pre_save sent by hand may carry anything as its instance: no diff for it.
-        # Nor a read the host would pay for nothing: post_save, which shows the diff,
-        # left out by SIGNALS / IGNORE_SIGNALS.
-        diff = (
-            isinstance(instance, Model)
-            and not kwargs.get("raw")
-            and conf.get("DIFFS")
-            and recorded(post_save) is not None
-        )
-        _keep_before(instance, _stored_values(instance, kwargs.get("using")) if diff else None)
-    elif signal is post_save:
-        event.before = _take_before(instance)
+    if signal is post_save:
+        event.before = diffs.take(kwargs.get("instance"))
     if spec.family not in UNTRANSACTED:
         transactions.track(event, kwargs.get("using"))
     return event
+
+
+# Around every pre_save send, recorded or not (capture/dispatch.py): the diff's read of
+# the stored row, for post_save to show (capture/diffs.py).
+
+
+def _pre_save_begins(sender: Any, named: dict[str, Any]) -> None:
+    instance = named.get("instance")
+    read = (
+        # An update (an insert has no stored row), cheapest test first.
+        isinstance(instance, Model)
+        and not instance._state.adding
+        and conf.get("DIFFS")
+        and not named.get("raw")
+        and not quiet.get()
+        # post_save, which shows the diff, recorded for this sender: else the host would
+        # pay the query for nothing.
+        and recorded(post_save) is not None
+        and not _ignored(sender)
+        and not _ignored_label(sender_label(sender, named))
+    )
+    diffs.begin(instance, named.get("using"), bool(read))
+
+
+context.BEFORE[pre_save] = _pre_save_begins
+context.AFTER[pre_save] = diffs.end

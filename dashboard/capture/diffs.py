@@ -1,0 +1,92 @@
+"""The stored row an update's diff compares with: read before its save, shown at its post_save.
+
+The row is read when `pre_save` is sent (before its receivers run: what was
+stored before this save began) and kept once that send is over, so a save of
+the same instance made by one of its receivers keeps and takes its own row
+first (capture/record.py calls `begin()` and `end()` around every `pre_save`
+send, recorded or not, and `take()` at `post_save`). Kept beside the instance,
+never on it: the host's object carries nothing of ours, during its save or
+after one that raised.
+"""
+
+import weakref
+from contextvars import ContextVar
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+
+from dashboard.capture import timing
+
+Row = dict[str, Any]
+
+# The pre_save sends under way in this context, innermost last: (instance, row read).
+_reading: ContextVar[tuple[tuple[Model, Row] | None, ...]] = ContextVar(
+    "dashboard_diff_reads", default=()
+)
+# Rows kept by the instance's id until its post_save. The weak reference tells a reused id
+# apart and drops the entry when the instance goes (a save that raised between the two
+# signals sends no post_save).
+_kept: dict[int, tuple["weakref.ref[Model]", Row]] = {}
+
+
+def stored_row(instance: Model, using: str | None) -> Row | None:
+    """The row as stored before an update (one query), or None for an insert."""
+    if instance._state.adding or instance.pk is None:
+        return None
+    connection = connections[using or DEFAULT_DB_ALIAS]
+    if connection.needs_rollback:  # a query now would fail the sender's transaction
+        return None
+    fields = [f.attname for f in instance._meta.concrete_fields]
+    token = timing.counting.set(None)  # ours: not the running receiver's SQL
+    try:
+        return (
+            type(instance)
+            ._base_manager.using(connection.alias)
+            .filter(pk=instance.pk)
+            .values(*fields)
+            .first()
+        )
+    finally:
+        timing.counting.reset(token)
+
+
+def begin(instance: Any, using: str | None, read: bool) -> None:
+    """A pre_save send starts: read the row if `read` (the diff would show). Every
+    begin() is matched by one end(), even if the read raises."""
+    reading = _reading.get()
+    _reading.set((*reading, None))
+    if not isinstance(instance, Model):  # a pre_save sent by hand may carry anything
+        return
+    # A row an earlier save of it kept and never took (it raised before its post_save)
+    # is not this save's.
+    _kept.pop(id(instance), None)
+    if read and (row := stored_row(instance, using)) is not None:
+        _reading.set((*reading, (instance, row)))
+
+
+def end() -> None:
+    """The pre_save send is over (its receivers ran): keep what it read for its post_save."""
+    reading = _reading.get()
+    if not reading:
+        return
+    _reading.set(reading[:-1])
+    if (entry := reading[-1]) is not None:
+        _keep(*entry)
+
+
+def _keep(instance: Model, row: Row) -> None:
+    key = id(instance)
+
+    def gone(ref: "weakref.ref[Model]") -> None:
+        entry = _kept.get(key)
+        if entry is not None and entry[0] is ref:
+            _kept.pop(key, None)
+
+    _kept[key] = (weakref.ref(instance, gone), row)  # every Model takes a weak reference
+
+
+def take(instance: Any) -> Row | None:
+    """The row kept for this instance's save, at its post_save (once)."""
+    entry = _kept.pop(id(instance), None)
+    return entry[1] if entry is not None and entry[0]() is instance else None
