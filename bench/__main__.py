@@ -113,6 +113,10 @@ def main() -> None:
             result["requests"] = json.loads((workdir / "requests.json").read_text())
             say("1c. instructions per create under callgrind (drift-free)…")
             result["instructions"] = count_instructions(workdir, env, 150 if quick else 300)
+            say("1e. instructions per request under callgrind (drift-free)…")
+            result["request_instructions"] = count_instructions(
+                workdir, env, 4 if quick else 20, requests=True
+            )
         say("1d. Django's own production ceiling (the end-to-end producer, no dashboard)…")
         step(procs.python("-m", "bench.ceiling", str(workdir / "ceiling.json")),
              env, workdir / "ceiling.log", 60)
@@ -137,7 +141,7 @@ def main() -> None:
     result["elapsed_s"] = time.monotonic() - start
     result["targets"] = report.targets(
         result.get("saves"), result["e2e"], result.get("requests"), result.get("twin"),
-        result.get("ceiling")
+        result.get("ceiling"), result.get("request_instructions")
     )
     print_report(result)
     opts.out.parent.mkdir(parents=True, exist_ok=True)
@@ -145,13 +149,23 @@ def main() -> None:
     say(f"\nwritten: {opts.out}")
 
 
-def count_instructions(workdir: Path, env: dict[str, str], creates: int) -> dict[str, Any]:
+def count_instructions(
+    workdir: Path, env: dict[str, str], n: int, requests: bool = False
+) -> dict[str, Any]:
+    """Per create (n creates), or per request of each kind (n of each; fewer heavy ones)."""
     if why := instructions.available():
         return {"skipped": why}
-    out = workdir / "instructions.json"
-    step(procs.python("-m", "bench.instructions", str(out), "--creates", str(creates)),
-         env, workdir / "instructions.log", 900)
+    name = "request-instructions" if requests else "instructions"
+    out = workdir / f"{name}.json"
+    args = ["--requests", str(n), "--modes", REQUEST_INSTRUCTION_MODES] if requests else [
+        "--creates", str(n)]  # fmt: skip
+    step(procs.python("-m", "bench.instructions", str(out), *args),
+         env, workdir / f"{name}.log", 1200)
     return json.loads(out.read_text())
+
+
+# The per-request target's modes, and sentry's signal spans (when installed) beside them.
+REQUEST_INSTRUCTION_MODES = "off,reference,sentry,unwatched,watched"
 
 
 TWIN_RATE = 250  # posts/s from each of the two servers: 1,000 events/s in all
@@ -189,6 +203,12 @@ def print_report(result: dict[str, Any]) -> None:
             "count twice within ~0.2 %, so a change of a few percent shows, where the timed "
             "ratios drift; not time (a cache miss costs no instruction)")
         say(report.instructions_table(found))
+        say("")
+    if found := result.get("request_instructions"):
+        say("Instructions per request under callgrind, all of the process's threads (ratios "
+            "to off; the sidecar, another process, not counted): what the timed ratios "
+            "below would be if time followed the work done")
+        say(report.request_instructions_table(found))
         say("")
     if found := result.get("requests"):
         say("Per request: ms through Django's test Client in-process; off = Django's own "

@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.instructions OUT.json [--creates 300]
     .venv/bin/python -m bench.instructions OUT.json --requests 100
 
-The second counts per request instead, for the four kinds of bench/requests.py
-(not part of `python -m bench`: about ten minutes).
+The second counts per request instead, for the four kinds of bench/requests.py,
+in one process per mode that dumps its counts once per kind (`python -m bench`
+runs it with 20: about a minute and a half).
 
 This kind of machine's speed moves by up to 2x between minutes, so timed ratios
 of a few percent need many rounds and still wander. Callgrind counts
@@ -33,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,8 +105,10 @@ def child(mode: str, creates: int) -> None:
         saves.settle(handoff, timeout=60)
 
 
-def child_requests(mode: str, kind: str, n: int) -> None:
-    """Inside valgrind: warm up, then count `n` requests of one kind (bench/requests.py)."""
+def child_requests(mode: str, n: int) -> None:
+    """Inside valgrind: per kind of bench/requests.py, warm up, then count `n` requests
+    (fewer of the heavy ones: HEAVY), each dumped under its label (`_label`; its
+    files: `_by_dump`)."""
     import django
 
     django.setup()
@@ -119,17 +123,46 @@ def child_requests(mode: str, kind: str, n: int) -> None:
     conf.forget()
     client, slug = requests.setup()
     with saves.in_mode(SAVES_MODE.get(mode, mode)):
-        for _ in range(5):
-            requests.request(client, kind, slug)
-        handoff.flush(timeout=60)
-        saves.settle(handoff, timeout=60)
-        saves.even_start()
-        _switch(True)
-        for _ in range(n):
-            requests.request(client, kind, slug)
-        handoff.flush(timeout=60)
-        _switch(False)
-        saves.settle(handoff, timeout=60)
+        for kind in requests.KINDS:
+            for _ in range(5):
+                requests.request(client, kind, slug)
+            handoff.flush(timeout=60)
+            saves.settle(handoff, timeout=60)
+            saves.even_start()
+            _switch(True)
+            for _ in range(_requests_of(kind, n)):
+                requests.request(client, kind, slug)
+            handoff.flush(timeout=60)
+            _switch(False)
+            _dump(_label(kind))
+            saves.settle(handoff, timeout=60)
+
+
+def _requests_of(kind: str, n: int) -> int:
+    return max(1, n // HEAVY.get(kind, 1))
+
+
+def _label(kind: str) -> str:
+    return "kind-" + kind.replace(" ", "-")
+
+
+def _dump(label: str) -> None:
+    """Write what was counted so far to files of its own, labelled, and count anew."""
+    done = subprocess.run(["callgrind_control", "-d", label, str(os.getpid())],
+                          capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"callgrind_control failed: {done.stdout}{done.stderr}")
+
+
+def _by_dump(paths: list[Path]) -> dict[str, list[Path]]:
+    """The files of each labelled dump (callgrind writes `desc: Trigger: dump <label>`)."""
+    found: dict[str, list[Path]] = {}
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("desc: Trigger: dump "):
+                found.setdefault(line.split()[-1], []).append(path)
+                break
+    return found
 
 
 def _totals(paths: list[Path]) -> dict[str, int]:
@@ -142,27 +175,47 @@ def _totals(paths: list[Path]) -> dict[str, int]:
     return found
 
 
-def count(mode: str, creates: int, workdir: Path, env: dict[str, str],
-          kind: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """Instructions per create, or per request of `kind` (`creates` of them)."""
-    tag = mode if kind is None else f"{mode}.{kind.replace(' ', '-')}"
+def _valgrind(tag: str, workdir: Path, env: dict[str, str], child: list[str]) -> list[Path]:
+    """Run a child under callgrind; its files (one per thread, and per dump)."""
     out = workdir / f"callgrind.{tag}"
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
             f"--callgrind-out-file={out}.%p", sys.executable, "-m", "bench.instructions",
-            "--child", mode, "--creates", str(creates)]  # fmt: skip
-    if kind is not None:
-        args += ["--kind", kind]
+            *child]  # fmt: skip
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
     files = sorted(workdir.glob(f"callgrind.{tag}.*"))
-    totals = _totals(files)
-    if done.returncode != 0 or not totals or not any(totals.values()):
+    if done.returncode != 0 or not files:
         raise RuntimeError(f"{tag}: callgrind run failed ({done.returncode}):\n"
                            f"{done.stderr[-2000:]}")  # fmt: skip
-    main = next((n for t, n in sorted(totals.items()) if t.endswith("-01")), 0)
+    return files
+
+
+def _per(files: list[Path], n: int, tag: str) -> dict[str, Any]:
+    """Instructions per create (or request): on the saving thread, and in all threads."""
+    totals = _totals(files)
+    if not any(totals.values()):
+        raise RuntimeError(f"{tag}: callgrind counted nothing")
+    main = next((c for name, c in sorted(totals.items()) if name.endswith("-01")), 0)
+    return {"saving_thread": main / n, "all_threads": sum(totals.values()) / n,
+            "threads": len(totals)}  # fmt: skip
+
+
+def count(mode: str, creates: int, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Instructions per create (`creates` of them)."""
+    files = _valgrind(mode, workdir, env, ["--child", mode, "--creates", str(creates)])
+    return _per(files, creates, mode)
+
+
+def count_requests(
+    mode: str, n: int, workdir: Path, env: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Instructions per request, by kind: one process, one dump per kind."""
+    tag = f"{mode}.requests"
+    dumps = _by_dump(_valgrind(tag, workdir, env, ["--child", mode, "--requests", str(n)]))
+    from bench import requests
+
     return {
-        "saving_thread": main / creates,
-        "all_threads": sum(totals.values()) / creates,
-        "threads": len(totals),
+        kind: _per(dumps.get(_label(kind), []), _requests_of(kind, n), f"{tag} {kind}")
+        for kind in requests.KINDS
     }
 
 
@@ -180,15 +233,14 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=300)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--child", choices=MODES)
-    parser.add_argument("--kind", help="(child) count requests of this kind, not creates")
     parser.add_argument("--requests", type=int, metavar="N",
                         help="instead of creates: N requests of each kind of bench/requests.py "
                              "(fewer of the heavy ones: HEAVY), modes off,reference,unwatched,"
                              "watched unless --modes says")  # fmt: skip
     args = parser.parse_args()
     if args.child:
-        if args.kind:
-            child_requests(args.child, args.kind, args.creates)
+        if args.requests:
+            child_requests(args.child, args.requests)
         else:
             child(args.child, args.creates)
         return
@@ -201,15 +253,20 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m and (m != "sentry" or peers.sentry_available())]
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
         if args.requests:
-            found: dict[str, Any] = {}
-            for kind in requests.KINDS:
-                n = max(1, args.requests // HEAVY.get(kind, 1))
-                found[kind] = {m: count(m, n, Path(tmp), dict(os.environ), kind) for m in modes}
-                _ratios(found[kind])
+            by_mode = {m: count_requests(m, args.requests, Path(tmp), dict(os.environ))
+                       for m in modes}  # fmt: skip
+            found = {kind: {m: by_mode[m][kind] for m in modes} for kind in requests.KINDS}
+            for kind, result in found.items():
+                _ratios(result)
                 print(f"{kind}: " + ", ".join(
                     f"{m} {r['saving_ratio']:.3f} (all threads {r['all_ratio']:.3f})"
-                    for m, r in found[kind].items()), flush=True)  # fmt: skip
-            args.out.write_text(json.dumps({"requests": args.requests, "kinds": found}))
+                    for m, r in result.items()), flush=True)  # fmt: skip
+            geomeans = {
+                m: statistics.geometric_mean(found[kind][m]["all_ratio"] for kind in found)
+                for m in modes
+            }
+            args.out.write_text(json.dumps({"requests": args.requests, "kinds": found,
+                                            "geomean_all_threads": geomeans}))  # fmt: skip
             return
         result = {m: count(m, args.creates, Path(tmp), dict(os.environ)) for m in modes}
     _ratios(result)

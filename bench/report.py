@@ -266,6 +266,20 @@ def instructions_table(found: Result) -> str:
     return table(["mode", "saving thread k", "ratio", "all threads k", "ratio"], rows)
 
 
+def request_instructions_table(found: Result) -> str:
+    """Per request kind, instructions in all threads under callgrind, ratios to off."""
+    if "skipped" in found:
+        return f"skipped: {found['skipped']}"
+    modes = [m for m in found["geomean_all_threads"] if m != "off"]
+    rows = [
+        [kind, fmt(r["off"]["all_threads"] / 1000),
+         *(fmt(r[m]["all_ratio"], 3) + "x" for m in modes)]
+        for kind, r in found["kinds"].items()
+    ]  # fmt: skip
+    rows.append(["geomean", "", *(fmt(found["geomean_all_threads"][m], 3) + "x" for m in modes)])
+    return table(["request", "off k instructions", *modes], rows)
+
+
 def requests_table(found: Result) -> str:
     peers = [m for m in ("floor", "reference", "sentry", "busy") if f"geomean_{m}" in found]
 
@@ -315,6 +329,7 @@ def targets(
     requests: Result | None = None,
     twin: Result | None = None,
     ceiling: Result | None = None,
+    request_instructions: Result | None = None,
 ) -> list[Result]:
     """Each target: what it asks, the figure measured, met or missed (never an assertion)."""
     out: list[Result] = []
@@ -345,6 +360,21 @@ def targets(
             add("per request, against sentry-sdk", "adds < 1/3 of what sentry's signal spans add",
                 f"+{added:.1%} vs sentry +{sentry - 1:.1%} (same run)",
                 added < (sentry - 1) / 3)  # fmt: skip
+        if (counted := request_instructions) and "skipped" not in counted:
+            # Not a target: the same four kinds counted, not timed (no drift, no waits).
+            geo = counted["geomean_all_threads"]
+            worst_counted = max(
+                counted["kinds"][kind][mode]["all_ratio"]
+                for kind in counted["kinds"] for mode in ("unwatched", "watched")
+            )
+            sentry_counted = (
+                f", sentry {geo['sentry']:.3f}x" if "sentry" in geo else ""
+            )
+            add("  ...in instructions (callgrind)", "(context, not a target)",
+                f"{geo['unwatched']:.3f}x unwatched, {geo['watched']:.3f}x watched, worst kind "
+                f"{worst_counted:.3f}x; reference {geo['reference']:.3f}x{sentry_counted}",
+                None)  # fmt: skip
+            out[-1]["verdict"] = "-"
         delete = requests["bulk_delete"]
         add("bulk delete of 20,000 rows", "Django's fast path, as without the dashboard",
             f"{delete['on']['ms']:.0f} ms vs {delete['off']['ms']:.0f} ms without",
