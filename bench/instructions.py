@@ -23,7 +23,7 @@ Instructions are not time (a cache miss costs no instruction), so this tells
 whose code does more work, not the whole cost: the timed tables stay the
 figures; this one says where a change moved the work.
 
-Modes: off (the dashboard's hook out), floor, reference and sentry
+Modes: off (the dashboard's hook out), floor, reference, piped and sentry
 (bench/peers.py; sentry when installed), capture (the hook in, the pump
 dropping what it drains), unwatched and watched (as bench/saves.py runs them:
 the sidecar describes and stores; watched, a frame comes back for a socket
@@ -46,7 +46,7 @@ SLOWER = 50  # about how much slower a create runs under callgrind
 # Request kinds that take many more instructions (the blog list ~8x a blog post's, the
 # changelist ~20x): counted over that many times fewer requests (--requests).
 HEAVY = {"blog list": 10, "admin changelist": 20}
-MODES = ("off", "floor", "reference", "sentry", "capture", "unwatched", "watched")
+MODES = ("off", "floor", "reference", "piped", "sentry", "capture", "unwatched", "watched")
 # The same modes' names in bench/saves.py, which says what each one is.
 SAVES_MODE = {"off": "disconnected", "capture": "capture-only", "unwatched": "connected"}
 
@@ -73,7 +73,7 @@ def child(mode: str, creates: int) -> None:
     from django.conf import settings
     from django.db import transaction
 
-    from bench import saves
+    from bench import peers, saves
     from blog.models import Post
     from dashboard import conf
     from dashboard.live.handoff import handoff
@@ -83,6 +83,7 @@ def child(mode: str, creates: int) -> None:
     settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}),
                           "BATCH_WINDOW": SLOWER * conf.get("BATCH_WINDOW")}  # fmt: skip
     conf.forget()
+    peers.PIPED_WINDOW *= SLOWER  # the piped reference's drains, likewise
     context = saves.in_mode(SAVES_MODE.get(mode, mode))
 
     # Titles unique to this process: a title seen before makes fill_slug query again.
@@ -93,7 +94,7 @@ def child(mode: str, creates: int) -> None:
             for i in range(creates):
                 Post.objects.create(title=f"{prefix} {tag} {i}")
 
-    with context:
+    with context as settle_peer:
         run("warm-up")  # imports, statements, the sidecar started and set up
         handoff.flush(timeout=60)
         saves.settle(handoff, timeout=60)
@@ -101,6 +102,8 @@ def child(mode: str, creates: int) -> None:
         _switch(True)
         run("counted")
         handoff.flush(timeout=60)  # what the creates left queued is their cost too
+        if callable(settle_peer):  # the piped reference's last batch, likewise
+            settle_peer()
         _switch(False)
         saves.settle(handoff, timeout=60)
 

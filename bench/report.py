@@ -57,7 +57,7 @@ def saves_table(saves: Result) -> str:
 
 def peers_table(saves: Result) -> str:
     """The dashboard beside the floor and its peers, per create, paired ratios."""
-    names = ["floor", "reference", "sentry", "busy"]
+    names = ["floor", "reference", "piped", "sentry", "busy"]
     rows = []
     for mode, r in saves.items():
         peers = r.get("peers") or {}
@@ -68,10 +68,11 @@ def peers_table(saves: Result) -> str:
         rows.append([mode, fmt(r["disconnected_us"]), *cells, fmt(r["capture_only_ratio"], 2) + "x",
                      fmt(r["ratio"], 2) + "x", fmt(r["watched_ratio"], 2) + "x"])
     return "Peers, same run (floor = Django's dispatch with no-op receivers; reference = our " \
-        "lean same-record recorder, no pipeline; sentry = sentry-sdk signal spans, traces 1.0; " \
-        "busy = nothing listening, another process spinning on the other core)\n" \
+        "lean same-record recorder, no pipeline; piped = the same, drained every 50 ms, " \
+        "pickled and piped to a process that discards it; sentry = sentry-sdk signal spans, " \
+        "traces 1.0; busy = nothing listening, another process spinning on the other core)\n" \
         + table(["mode", "off us", "floor us", "floor", "reference us", "reference",
-                 "sentry us", "sentry", "busy us", "busy", "ours capture-only",
+                 "piped us", "piped", "sentry us", "sentry", "busy us", "busy", "ours capture-only",
                  "ours unwatched", "ours watched"],
                 rows)
 

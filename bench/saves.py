@@ -44,11 +44,12 @@ _runs = itertools.count(1)
 # handed on.
 DASHBOARD_MODES = ("connected", "watched", "capture-only")
 # Peers (bench/peers.py), each with the dashboard's hook off: Django's dispatch with
-# no-op receivers (the floor), our lean same-record reference, sentry-sdk; and nothing
+# no-op receivers (the floor), our lean same-record reference, the same piped to another
+# process, sentry-sdk; and nothing
 # listening while the other core is busy (what work beside the host costs it here).
-PEER_MODES = ("floor", "reference", "sentry", "busy")
-MODES = ("connected", "disconnected", "watched", "capture-only", "floor", "reference", "sentry",
-         "busy")  # fmt: skip
+PEER_MODES = ("floor", "reference", "piped", "sentry", "busy")
+MODES = ("connected", "disconnected", "watched", "capture-only", "floor", "reference", "piped",
+         "sentry", "busy")  # fmt: skip
 
 
 def modes() -> tuple[str, ...]:
@@ -126,6 +127,7 @@ THREADS = (
     ("dashboard-render", "pump"),  # ... big frames' describe and render
     ("dashboard-store", "store"),  # history writes (and, unwatched, describing)
     ("dashboard-sidecar", "pump"),  # to the sidecar and back (writer and reader threads)
+    ("bench-piped", "pump"),  # the piped reference's drains (bench/peers.py)
 )
 
 
@@ -216,6 +218,7 @@ def in_mode(mode: str) -> contextlib.AbstractContextManager[Any]:
         "watched": watched,
         "floor": peers.floor,
         "reference": peers.reference,
+        "piped": peers.piped,
         "sentry": peers.sentry,
         "busy": peers.busy,
     }.get(mode, contextlib.nullcontext)()
@@ -230,7 +233,7 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     context = in_mode(mode)
     left = dashboard_left() if mode == "disconnected" else []
     handoff.reset()
-    with context:
+    with context as settle_peer:
         even_start()
         preempted_before = probes.preemptions()
         cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()
@@ -239,6 +242,8 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
         dropped, queued = handoff.dropped, len(handoff.queue)
         handoff.flush(timeout=10)  # what the pump had not sent or stored yet
         settled = settle(handoff)
+        if callable(settle_peer):  # a peer's own deferred work (bench/peers.py piped)
+            settle_peer()
         seconds, process_cpu = time.perf_counter() - start, time.process_time() - process_before
         spent = probes.cpu_spent(cpu_before, probes.thread_cpu(THREADS))
         # Wall time less the CPU of the whole process (threads that ended meanwhile too):
