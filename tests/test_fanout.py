@@ -278,6 +278,9 @@ async def test_a_socket_opens_once_other_processes_frames_reach_it(staff_client)
     await comm.disconnect()
 
 
+IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+
+
 @override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.broken_layer.NoJoinLayer"}})
 async def test_sockets_open_at_once_while_the_layer_cannot_be_joined(staff_client):
     """A socket waits for the relay's join, not for a layer that is down to come back:
@@ -290,6 +293,10 @@ async def test_sockets_open_at_once_while_the_layer_cannot_be_joined(staff_clien
         assert asyncio.get_running_loop().time() - started < 1.0
         await comm.disconnect()
     assert fanout.layer_down
+    # The layer changed to one that stays in this process: nothing can be down any more,
+    # and no send or receive of it would ever say the old one is back.
+    with override_settings(CHANNEL_LAYERS={"default": IN_MEMORY}):
+        assert not fanout.layer_down
     fanout.reset()
 
 

@@ -68,9 +68,8 @@ class Fanout:
         # sockets then open at once, "this process only"). Per relay: a new one starts unset.
         self._joined = asyncio.Event()
         self._tail: asyncio.Task[None] | None = None
-        # The channel layer failed its last send or receive: frames say so (the page
-        # shows "this process only"), the log said it once, until it works again.
-        self.layer_down = False
+        # The channel layer failed its last send or receive (`layer_down`).
+        self._layer_down = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Called on the server's loop by a socket that opened."""
@@ -140,17 +139,25 @@ class Fanout:
             else:
                 self._up()
 
+    @property
+    def layer_down(self) -> bool:
+        """The crossing layer failed its last send or receive: frames say so (the page
+        shows "this process only"), the log said it once, until it works again. A layer
+        that stays in this process is never down (CHANNEL_LAYERS changed to it meanwhile:
+        no send or receive of it would ever say it is back)."""
+        return self._layer_down and crosses_processes()
+
     def _down(self, why: str) -> None:
-        if not self.layer_down:
-            self.layer_down = True
+        if not self._layer_down:
+            self._layer_down = True
             logger.warning(
                 "dashboard: %s; this process's events reach only its own dashboards, and "
                 "other processes' events do not reach them, until it is back", why
             )
 
     def _up(self) -> None:
-        if self.layer_down:
-            self.layer_down = False
+        if self._layer_down:
+            self._layer_down = False
             logger.warning("dashboard: the channel layer is back")
 
     # -- other processes' frames: from the layer (the relay), or the history ------
@@ -248,7 +255,7 @@ class Fanout:
         self._recent.clear()
         relay, self._relay = self._relay, None
         tail, self._tail = self._tail, None
-        self.layer_down = False
+        self._layer_down = False
         _stop(relay)
         _stop(tail)
 
