@@ -58,9 +58,34 @@ def warm(servers: list[e2e.Server], swarms: list[Any], plan: e2e.Plan) -> dict[s
         started = e2e.produce(server, run_id, 100, brief)
         if e2e.refused(started):
             return {"error": f"warm-up producer refused: {started}"}
-    parts = [swarm.collect(run_id, WARM_POSTS, plan.drain_quiet, plan.drain_limit)
-             for swarm in swarms for run_id in runs]  # fmt: skip
-    return {"lost": sum(int(p.get("lost", 0)) for p in parts)}
+    # What each producer made: it stops at its deadline, even a post short (0.1 s here).
+    produced = [int(s.get("produced", WARM_POSTS)) for s in finished(servers, runs, brief.seconds)]
+    parts = [
+        {"dashboards_on": i, "posts_of": j, **swarm.collect(
+            run_id, produced[j], plan.drain_quiet, plan.drain_limit)}
+        for i, swarm in enumerate(swarms) for j, run_id in enumerate(runs)
+    ]  # fmt: skip
+    # Which server's dashboards missed which server's posts, and how (each part's figures).
+    keep = ("dashboards_on", "posts_of", "expected_per_client", "lost", "rows_per_client_min",
+            "collect_wait_s", "frames_per_client", "errors")  # fmt: skip
+    return {"lost": sum(int(p.get("lost", 0)) for p in parts),
+            "parts": [{k: p.get(k) for k in keep} for p in parts]}  # fmt: skip
+
+
+def finished(
+    servers: list[e2e.Server], runs: list[int], seconds: float, since: float | None = None
+) -> list[dict[str, Any]]:
+    """Each server's producer status once its run is done (at most `seconds` + 10 s
+    after `since`, by default now)."""
+    start = time.monotonic() if since is None else since
+    statuses = []
+    for server, run_id in zip(servers, runs, strict=True):
+        status: dict[str, Any] = {}
+        while not status.get("done") and time.monotonic() - start < seconds + 10:
+            time.sleep(0.05)
+            status = e2e.get_json(server.port, "/__bench__/status", run=run_id)
+        statuses.append(status)
+    return statuses
 
 
 def run(workdir: Path, k: int, rate: int, plan: e2e.Plan, step: Any, say: Any) -> dict[str, Any]:
@@ -98,6 +123,7 @@ def run(workdir: Path, k: int, rate: int, plan: e2e.Plan, step: Any, say: Any) -
             if "error" in warmed:
                 return {**record, "skipped": warmed["error"]}
             record["warm_up_lost"] = warmed["lost"]
+            record["warm_up"] = warmed["parts"]
             runs = [next(e2e._run_ids) for _ in servers]
             cpu = [procs.CpuMeter(s.proc.pid) for s in servers]
             wall0 = time.monotonic()
@@ -105,13 +131,7 @@ def run(workdir: Path, k: int, rate: int, plan: e2e.Plan, step: Any, say: Any) -
                 started = e2e.produce(server, run_id, rate, plan)
                 if e2e.refused(started):
                     return {**record, "skipped": f"producer refused: {started}"}
-            statuses = []
-            for server, run_id in zip(servers, runs, strict=True):
-                status: dict[str, Any] = {}
-                while not status.get("done") and time.monotonic() - wall0 < plan.seconds + 10:
-                    time.sleep(0.05)
-                    status = e2e.get_json(server.port, "/__bench__/status", run=run_id)
-                statuses.append(status)
+            statuses = finished(servers, runs, plan.seconds, since=wall0)
             parts = [
                 swarm.collect(run_id, int(status["produced"]), plan.drain_quiet, plan.drain_limit)
                 for swarm in swarms
