@@ -170,8 +170,10 @@ def stored_title_diffs() -> list[tuple[str, str] | None]:
         {"DIFFS": False},
         # Diffs on, but post_save, which would show them, not recorded: no pre-read.
         {"DIFFS": True, "IGNORE_SIGNALS": WITHOUT_POST_SAVE},
+        # ... nor for a sender whose events are not captured.
+        {"DIFFS": True, "IGNORE_SENDERS": ["blog.*"]},
     ],
-    ids=["diffs off", "post_save not recorded"],
+    ids=["diffs off", "post_save not recorded", "sender ignored"],
 )
 def test_the_sql_django_runs_is_the_same_with_the_dashboard_or_without(dashboard):
     """Observe, never alter: (the diff's pre-read aside, switched off here, or of no
@@ -245,7 +247,7 @@ def test_a_save_of_the_same_instance_from_a_pre_save_receiver_keeps_both_diffs()
     finally:
         pre_save.disconnect(sender=Post, dispatch_uid="nested-diffs")
     settle()
-    assert sorted(stored_title_diffs()) == [("first", "nested"), ("first", "outer")]
+    assert sorted(stored_title_diffs(), key=repr) == [("first", "nested"), ("first", "outer")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -266,6 +268,64 @@ def test_pre_saves_event_failing_to_hand_off_still_leaves_the_diff(monkeypatch, 
     settle()
     assert "could not hand off a signal" in caplog.text
     assert stored_title_diffs() == [("first", "second")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_diff_read_costs_that_diff_only(monkeypatch, caplog):
+    """The host's save goes on as without us, the send is still recorded, and the
+    next update has its diff (what the failed read began was ended with its send)."""
+    from dashboard.capture import diffs
+
+    post = Post.objects.create(title="first", slug="read-fails")
+    reading = diffs.stored_row
+
+    def failing(instance, using):
+        raise RuntimeError("no read")
+
+    monkeypatch.setattr(diffs, "stored_row", failing)
+    post.title = "second"
+    post.save()
+    monkeypatch.setattr(diffs, "stored_row", reading)
+    post.title = "third"
+    post.save()
+    settle()
+    assert "could not read the stored row" in caplog.text
+    assert diffs._reading.get() == ()
+    assert stored_title_diffs().count(None) == 1  # the update whose read failed
+    assert ("second", "third") in stored_title_diffs()
+    assert Post.objects.get(pk=post.pk).title == "third"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_before_the_hook_cannot_unbalance_the_diffs(monkeypatch):
+    """A send whose noting fails still ends what its diff read began: the outer save
+    keeps its own row."""
+    from dashboard.capture import diffs, seen
+
+    post = Post.objects.create(title="first", slug="note-fails")
+    noting = seen.note
+
+    def failing_inside(signal, sender):
+        if signal is pre_save and post.title == "nested":
+            raise RuntimeError("noting failed")
+        return noting(signal, sender)
+
+    def nested(sender, instance, **kwargs):
+        if instance.pk == post.pk and instance.title == "second":
+            instance.title = "nested"
+            instance.save()
+            instance.title = "outer"
+
+    monkeypatch.setattr(seen, "note", failing_inside)
+    pre_save.connect(nested, sender=Post, weak=False, dispatch_uid="note-fails")
+    try:
+        post.title = "second"
+        post.save()
+    finally:
+        pre_save.disconnect(sender=Post, dispatch_uid="note-fails")
+    settle()
+    assert diffs._reading.get() == ()
+    assert ("first", "outer") in stored_title_diffs()
 
 
 @pytest.mark.django_db(transaction=True)

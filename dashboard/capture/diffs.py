@@ -9,6 +9,7 @@ never on it: the host's object carries nothing of ours, during its save or
 after one that raised.
 """
 
+import logging
 import weakref
 from contextvars import ContextVar
 from typing import Any
@@ -17,6 +18,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
 from dashboard.capture import timing
+
+logger = logging.getLogger("dashboard")
 
 Row = dict[str, Any]
 
@@ -52,8 +55,8 @@ def stored_row(instance: Model, using: str | None) -> Row | None:
 
 
 def begin(instance: Any, using: str | None, read: bool) -> None:
-    """A pre_save send starts: read the row if `read` (the diff would show). Every
-    begin() is matched by one end(), even if the read raises."""
+    """A pre_save send starts: read the row if `read` (the diff would show). Never
+    raises, and always pushes: each begin() is matched by the end() of the same send."""
     reading = _reading.get()
     _reading.set((*reading, None))
     if not isinstance(instance, Model):  # a pre_save sent by hand may carry anything
@@ -61,7 +64,14 @@ def begin(instance: Any, using: str | None, read: bool) -> None:
     # A row an earlier save of it kept and never took (it raised before its post_save)
     # is not this save's.
     _kept.pop(id(instance), None)
-    if read and (row := stored_row(instance, using)) is not None:
+    if not read:
+        return
+    try:
+        row = stored_row(instance, using)
+    except Exception:  # no diff for this update; the save goes on as without us
+        logger.exception("dashboard: could not read the stored row for an update's diff")
+        return
+    if row is not None:
         _reading.set((*reading, (instance, row)))
 
 
@@ -69,6 +79,7 @@ def end() -> None:
     """The pre_save send is over (its receivers ran): keep what it read for its post_save."""
     reading = _reading.get()
     if not reading:
+        logger.debug("dashboard: a pre_save ended that no diff read began")
         return
     _reading.set(reading[:-1])
     if (entry := reading[-1]) is not None:

@@ -124,9 +124,11 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
     """The dispatch to record for this send, or None. Never raises."""
     try:
         forgotten = _forgotten[0]
-        senders = seen.note(signal, sender)
+        # First: a hook's AFTER runs however this send goes (_end), and must find what its
+        # BEFORE began (capture/diffs.py's stack), so nothing may fail before it.
         if (hook := context.BEFORE.get(signal)) is not None:
             hook(sender, named)
+        senders = seen.note(signal, sender)
         for note in recorders.get():
             note(signal, sender, named)
         if quiet.get():

@@ -7,6 +7,7 @@ masking and rendering happen later, off the sender's path.
 """
 
 import linecache
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
 from dashboard.core.events import Event, RequestSnapshot
 from dashboard.core.quiet import quiet
 from dashboard.routers import history_alias
+
+logger = logging.getLogger("dashboard")
 
 # Static files are served by handlers that send request signals of their own.
 QUIET_SENDERS = (ASGIStaticFilesHandler, StaticFilesHandler)
@@ -130,12 +133,18 @@ def _own_connection(kwargs: dict[str, Any]) -> bool:
     return getattr(kwargs.get("connection"), "alias", None) == history_alias()
 
 
-def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> Event | None:
-    """The event for this send, or None (an ignored sender)."""
+def captured_label(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> str | None:
+    """The sender's label if a send of this signal from it is captured, else None."""
     if _ignored(sender) or (signal is connection_created and _own_connection(kwargs)):
         return None
     label = sender_label(sender, kwargs)
-    if _ignored_label(label):
+    return None if _ignored_label(label) else label
+
+
+def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> Event | None:
+    """The event for this send, or None (an ignored sender)."""
+    label = captured_label(signal, sender, kwargs)
+    if label is None:
         return None
     raw = {
         k: v if type(v) in PLAIN_TYPES else snapshot(v)  # most kwargs: no call
@@ -166,20 +175,23 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
 
 def _pre_save_begins(sender: Any, named: dict[str, Any]) -> None:
     instance = named.get("instance")
-    read = (
-        # An update (an insert has no stored row), cheapest test first.
-        isinstance(instance, Model)
-        and not instance._state.adding
-        and conf.get("DIFFS")
-        and not named.get("raw")
-        and not quiet.get()
-        # post_save, which shows the diff, recorded for this sender: else the host would
-        # pay the query for nothing.
-        and recorded(post_save) is not None
-        and not _ignored(sender)
-        and not _ignored_label(sender_label(sender, named))
-    )
-    diffs.begin(instance, named.get("using"), bool(read))
+    try:
+        read = bool(
+            # An update (an insert has no stored row), cheapest test first.
+            isinstance(instance, Model)
+            and not instance._state.adding
+            and conf.get("DIFFS")
+            and not named.get("raw")
+            and not quiet.get()
+            # post_save, which shows the diff, recorded for this sender: else the host
+            # would pay the query for nothing.
+            and recorded(post_save) is not None
+            and captured_label(post_save, sender, named) is not None
+        )
+    except Exception:
+        logger.exception("dashboard: could not tell whether an update's diff is wanted")
+        read = False
+    diffs.begin(instance, named.get("using"), read)  # always: its end() pops it
 
 
 context.BEFORE[pre_save] = _pre_save_begins
