@@ -5,7 +5,7 @@
 
 The second counts per request instead, for the four kinds of bench/requests.py,
 in one process per mode that dumps its counts once per kind (`python -m bench`
-runs it with 20: about a minute and a half).
+runs it with 20: about two and a half minutes).
 
 This kind of machine's speed moves by up to 2x between minutes, so timed ratios
 of a few percent need many rounds and still wander. Callgrind counts
@@ -65,25 +65,32 @@ def _switch(on: bool) -> None:
         raise RuntimeError(f"callgrind_control failed: {done.stdout}{done.stderr}")
 
 
+def stretch_windows() -> None:
+    """Valgrind makes a create ~50x slower: the pump's window (and the piped reference's)
+    is stretched as much, so their batches hold about as many events as in timed runs."""
+    from django.conf import settings
+
+    from bench import peers
+    from dashboard import conf
+
+    settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}),
+                          "BATCH_WINDOW": SLOWER * conf.get("BATCH_WINDOW")}  # fmt: skip
+    conf.forget()
+    peers.PIPED_WINDOW *= SLOWER
+
+
 def child(mode: str, creates: int) -> None:
     """Inside valgrind: warm up, then count `creates` creates in one transaction."""
     import django
 
     django.setup()
-    from django.conf import settings
     from django.db import transaction
 
-    from bench import peers, saves
+    from bench import saves
     from blog.models import Post
-    from dashboard import conf
     from dashboard.live.handoff import handoff
 
-    # Valgrind makes a create ~50x slower: the pump's window is stretched as much, so
-    # its batches hold about as many events as in the timed runs.
-    settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}),
-                          "BATCH_WINDOW": SLOWER * conf.get("BATCH_WINDOW")}  # fmt: skip
-    conf.forget()
-    peers.PIPED_WINDOW *= SLOWER  # the piped reference's drains, likewise
+    stretch_windows()
     context = saves.in_mode(SAVES_MODE.get(mode, mode))
 
     # Titles unique to this process: a title seen before makes fill_slug query again.
@@ -115,17 +122,12 @@ def child_requests(mode: str, n: int) -> None:
     import django
 
     django.setup()
-    from django.conf import settings
-
     from bench import requests, saves
-    from dashboard import conf
     from dashboard.live.handoff import handoff
 
-    settings.DASHBOARD = {**getattr(settings, "DASHBOARD", {}),
-                          "BATCH_WINDOW": SLOWER * conf.get("BATCH_WINDOW")}  # fmt: skip
-    conf.forget()
+    stretch_windows()
     client, slug = requests.setup()
-    with saves.in_mode(SAVES_MODE.get(mode, mode)):
+    with saves.in_mode(SAVES_MODE.get(mode, mode)) as settle_peer:
         for kind in requests.KINDS:
             for _ in range(5):
                 requests.request(client, kind, slug)
@@ -136,6 +138,8 @@ def child_requests(mode: str, n: int) -> None:
             for _ in range(_requests_of(kind, n)):
                 requests.request(client, kind, slug)
             handoff.flush(timeout=60)
+            if callable(settle_peer):  # the piped reference's last batch
+                settle_peer()
             _switch(False)
             _dump(_label(kind))
             saves.settle(handoff, timeout=60)
@@ -172,9 +176,15 @@ def _totals(paths: list[Path]) -> dict[str, int]:
     """Instructions per thread file (callgrind's `totals:` line)."""
     found = {}
     for path in paths:
-        for line in path.read_text(errors="replace").splitlines():
+        text = path.read_text(errors="replace")
+        if not text:  # the process's own file, beside its threads' (--separate-threads)
+            continue
+        for line in text.splitlines():
             if line.startswith("totals:"):
                 found[path.name] = int(line.split()[1])
+                break
+        else:
+            raise RuntimeError(f"no totals in {path.name}: callgrind wrote it incompletely")
     return found
 
 
@@ -196,8 +206,10 @@ def _per(files: list[Path], n: int, tag: str) -> dict[str, Any]:
     """Instructions per create (or request): on the saving thread, and in all threads."""
     totals = _totals(files)
     if not any(totals.values()):
-        raise RuntimeError(f"{tag}: callgrind counted nothing")
-    main = next((c for name, c in sorted(totals.items()) if name.endswith("-01")), 0)
+        raise RuntimeError(f"{tag}: callgrind counted nothing ({len(files)} files)")
+    main = next((c for name, c in sorted(totals.items()) if name.endswith("-01")), None)
+    if main is None:
+        raise RuntimeError(f"{tag}: no count for the main thread in {sorted(totals)}")
     return {"saving_thread": main / n, "all_threads": sum(totals.values()) / n,
             "threads": len(totals)}  # fmt: skip
 
@@ -216,8 +228,10 @@ def count_requests(
     dumps = _by_dump(_valgrind(tag, workdir, env, ["--child", mode, "--requests", str(n)]))
     from bench import requests
 
+    if missing := [_label(kind) for kind in requests.KINDS if _label(kind) not in dumps]:
+        raise RuntimeError(f"{tag}: no dump labelled {missing}; found {sorted(dumps)}")
     return {
-        kind: _per(dumps.get(_label(kind), []), _requests_of(kind, n), f"{tag} {kind}")
+        kind: _per(dumps[_label(kind)], _requests_of(kind, n), f"{tag} {kind}")
         for kind in requests.KINDS
     }
 
@@ -254,6 +268,8 @@ def main() -> None:
     if args.requests and args.modes == parser.get_default("modes"):
         args.modes = "off,reference,unwatched,watched"
     modes = [m for m in args.modes.split(",") if m and (m != "sentry" or peers.sentry_available())]
+    if "off" not in modes:
+        parser.error("--modes needs off: every ratio is to it")
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
         if args.requests:
             by_mode = {m: count_requests(m, args.requests, Path(tmp), dict(os.environ))

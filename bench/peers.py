@@ -194,6 +194,7 @@ class Piped(Reference):
         super().__init__()
         self.records = deque()  # drained: unbounded
         self.lock = threading.Lock()  # one drain at a time: the thread's, or settle()'s
+        self.unpicklable = 0  # records of batches that would not pickle (none seen)
 
     def drain(self, out: Any) -> None:
         """What came since the last drain, made portable, pickled, written to the pipe."""
@@ -207,7 +208,12 @@ class Piped(Reference):
                                        for f, t in record["receivers"]]  # fmt: skip
                 batch.append(record)
             if batch:
-                out.write(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
+                try:
+                    data = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+                except Exception:  # a value that will not pickle: counted, not fatal
+                    self.unpicklable += len(batch)
+                    return
+                out.write(data)
                 out.flush()
 
     @contextlib.contextmanager

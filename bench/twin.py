@@ -59,7 +59,10 @@ def warm(servers: list[e2e.Server], swarms: list[Any], plan: e2e.Plan) -> dict[s
         if e2e.refused(started):
             return {"error": f"warm-up producer refused: {started}"}
     # What each producer made: it stops at its deadline, even a post short (0.1 s here).
-    produced = [int(s.get("produced", WARM_POSTS)) for s in finished(servers, runs, brief.seconds)]
+    statuses = finished(servers, runs, brief.seconds)
+    if not all(s.get("done") for s in statuses):
+        return {"error": f"warm-up producer did not finish: {statuses}"}
+    produced = [int(s["produced"]) for s in statuses]
     parts = [
         {"dashboards_on": i, "posts_of": j, **swarm.collect(
             run_id, produced[j], plan.drain_quiet, plan.drain_limit)}
