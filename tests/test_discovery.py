@@ -228,24 +228,30 @@ def test_an_update_shows_its_diff_with_pre_save_not_recorded():
     assert stored_title_diffs() == [("before", "after")]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_save_of_the_same_instance_from_a_pre_save_receiver_keeps_both_diffs():
-    """The outer save's diff is against the row before it began; the nested save's,
-    against the row it found (the same: nothing was written in between)."""
-    post = Post.objects.create(title="first", slug="nested-diffs")
+def save_with_a_nested_save(post: Post) -> None:
+    """post saved as "second", and, from a pre_save receiver, saved again as "nested"
+    before the outer save goes on as "outer"."""
 
-    def stamp(sender, instance, **kwargs):
+    def nested(sender, instance, **kwargs):
         if instance.pk == post.pk and instance.title == "second":
             instance.title = "nested"
             instance.save()  # sends pre_save again: this receiver leaves it be
             instance.title = "outer"
 
-    pre_save.connect(stamp, sender=Post, weak=False, dispatch_uid="nested-diffs")
+    pre_save.connect(nested, sender=Post, weak=False, dispatch_uid="nested-save")
     try:
         post.title = "second"
         post.save()
     finally:
-        pre_save.disconnect(sender=Post, dispatch_uid="nested-diffs")
+        pre_save.disconnect(sender=Post, dispatch_uid="nested-save")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_of_the_same_instance_from_a_pre_save_receiver_keeps_both_diffs():
+    """The outer save's diff is against the row before it began; the nested save's,
+    against the row it found (the same: nothing was written in between)."""
+    post = Post.objects.create(title="first", slug="nested-diffs")
+    save_with_a_nested_save(post)
     settle()
     assert sorted(stored_title_diffs(), key=repr) == [("first", "nested"), ("first", "outer")]
 
@@ -310,19 +316,8 @@ def test_a_failure_before_the_hook_cannot_unbalance_the_diffs(monkeypatch):
             raise RuntimeError("noting failed")
         return noting(signal, sender)
 
-    def nested(sender, instance, **kwargs):
-        if instance.pk == post.pk and instance.title == "second":
-            instance.title = "nested"
-            instance.save()
-            instance.title = "outer"
-
     monkeypatch.setattr(seen, "note", failing_inside)
-    pre_save.connect(nested, sender=Post, weak=False, dispatch_uid="note-fails")
-    try:
-        post.title = "second"
-        post.save()
-    finally:
-        pre_save.disconnect(sender=Post, dispatch_uid="note-fails")
+    save_with_a_nested_save(post)
     settle()
     assert diffs._reading.get() == ()
     assert ("first", "outer") in stored_title_diffs()
