@@ -45,8 +45,8 @@ _runs = itertools.count(1)
 DASHBOARD_MODES = ("connected", "watched", "capture-only")
 # Peers (bench/peers.py), each with the dashboard's hook off: Django's dispatch with
 # no-op receivers (the floor), our lean same-record reference, the same piped to another
-# process, sentry-sdk; and nothing
-# listening while the other core is busy (what work beside the host costs it here).
+# process, sentry-sdk; and nothing listening while the other core is busy (what work
+# beside the host costs it here).
 PEER_MODES = ("floor", "reference", "piped", "sentry", "busy")
 MODES = ("connected", "disconnected", "watched", "capture-only", "floor", "reference", "piped",
          "sentry", "busy")  # fmt: skip
