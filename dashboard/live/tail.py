@@ -10,14 +10,19 @@ process's sockets as frames, one per process (the consumer's per-process
 processes (channels-redis) their frames arrive through it, and this does not run.
 
 A process stores its events in seq order (one writer), but two processes'
-transactions may commit out of id order (PostgreSQL), so each look starts
-LOOKBACK ids before the newest it has seen, and what was sent already is
-skipped by (process, seq).
+transactions may commit out of id order (PostgreSQL), so each look reads
+again what was stored in the last LATE seconds, and what was sent already is
+skipped by (process, seq). Each look reads from the table's newest id as of
+LATE seconds ago, whoever stored it: this process's own rows move the mark
+too, so a look scans the last second's rows however long the page has been
+open (it once scanned every row since the page opened, while no other
+process stored anything: a growing cost per look).
 """
 
 import asyncio
 import logging
-from collections import Counter
+import time
+from collections import Counter, deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -33,28 +38,37 @@ from dashboard.models import StoredEvent
 logger = logging.getLogger("dashboard")
 
 TAIL_EVERY = 0.25  # seconds between looks at the history
-LOOKBACK = 200  # ids before the newest seen that each look reads again
+LATE = 1.0  # seconds: rows committed this long after their ids were taken are still seen
 
 
 class Tail:
     def __init__(self) -> None:
-        self.newest_id: int | None = None  # None: not started; the newest id looked at
+        # (when, newest id then) of recent looks: the oldest is where the next look
+        # reads from. Empty: not started.
+        self.marks: deque[tuple[float, int]] = deque()
         self.sent: dict[str, int] = {}  # per process, the newest seq handed on
 
     def read(self) -> list[Row]:
         """Rows other processes stored since the last look (in the worker thread)."""
-        if self.newest_id is None:  # start from now: pages get the past by resuming
-            newest = StoredEvent.objects.order_by("-id").values_list("id", flat=True).first()
-            self.newest_id = newest or 0
+        now = time.monotonic()
+        newest = StoredEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        if not self.marks:  # start from now: pages get the past by resuming
+            self.marks.append((now, newest))
             return []
-        events = (
-            StoredEvent.objects.filter(id__gt=self.newest_id - LOOKBACK)
+        while len(self.marks) > 1 and self.marks[1][0] <= now - LATE:
+            self.marks.popleft()
+        since = self.marks[0][1]
+        limit = 10 * conf.get("MAX_ROWS")
+        events = list(
+            StoredEvent.objects.filter(id__gt=since, id__lte=newest)
             .exclude(process=keys.process())
-            .order_by("id")[: 10 * conf.get("MAX_ROWS")]
+            .order_by("id")[:limit]
         )
+        if len(events) == limit:  # more than a look takes: the rest next time, from here
+            self.marks.clear()
+            newest = events[-1].id
+        self.marks.append((now, newest))
         rows = [Row.from_stored(e) for e in events]
-        if rows:
-            self.newest_id = max(self.newest_id, max(r.id or 0 for r in rows))
         return [r for r in rows if r.seq > self.sent.get(r.process, 0)]
 
     def frames(self, rows: list[Row]) -> list[dict[str, Any]]:
@@ -81,7 +95,7 @@ class Tail:
         """Look every TAIL_EVERY and deliver what other processes stored, while
         `wanted()` (a dashboard is open here); then start afresh next time."""
         quiet.set(True)  # its queries are the dashboard's own
-        self.newest_id, self.sent = None, {}
+        self.marks, self.sent = deque(), {}
         while wanted():
             try:
                 for message in self.frames(await database_sync_to_async(self.read)()):
