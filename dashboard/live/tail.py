@@ -9,20 +9,17 @@ process's sockets as frames, one per process (the consumer's per-process
 `seen` marks then apply as to any frame). With a layer that crosses
 processes (channels-redis) their frames arrive through it, and this does not run.
 
-A process stores its events in seq order (one writer), but two processes'
-transactions may commit out of id order (PostgreSQL), so each look reads
-again what was stored in the last LATE seconds, and what was sent already is
-skipped by (process, seq). Each look reads from the table's newest id as of
-LATE seconds ago, whoever stored it: this process's own rows move the mark
-too, so a look scans the last second's rows however long the page has been
-open (it once scanned every row since the page opened, while no other
-process stored anything: a growing cost per look).
+History writes become visible in id order, whichever process stores them
+(history/store.py `_in_commit_order`), so each look reads the ids above the
+newest the last look saw, whoever stored them: this process's own rows move
+that mark too. (It once moved only on other processes' rows and read again
+the 200 ids below them, so while nobody else stored anything every look
+scanned every row this process had stored since the page opened.)
 """
 
 import asyncio
 import logging
-import time
-from collections import Counter, deque
+from collections import Counter
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -38,38 +35,27 @@ from dashboard.models import StoredEvent
 logger = logging.getLogger("dashboard")
 
 TAIL_EVERY = 0.25  # seconds between looks at the history
-LATE = 1.0  # seconds: rows committed this long after their ids were taken are still seen
 
 
 class Tail:
     def __init__(self) -> None:
-        # (when, newest id then) of recent looks: the oldest is where the next look
-        # reads from. Empty: not started.
-        self.marks: deque[tuple[float, int]] = deque()
-        self.sent: dict[str, int] = {}  # per process, the newest seq handed on
+        self.newest_id: int | None = None  # None: not started; the newest id looked at
 
     def read(self) -> list[Row]:
         """Rows other processes stored since the last look (in the worker thread)."""
-        now = time.monotonic()
         newest = StoredEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        if not self.marks:  # start from now: pages get the past by resuming
-            self.marks.append((now, newest))
+        if self.newest_id is None:  # start from now: pages get the past by resuming
+            self.newest_id = newest
             return []
-        while len(self.marks) > 1 and self.marks[1][0] <= now - LATE:
-            self.marks.popleft()
-        since = self.marks[0][1]
         limit = 10 * conf.get("MAX_ROWS")
         events = list(
-            StoredEvent.objects.filter(id__gt=since, id__lte=newest)
+            StoredEvent.objects.filter(id__gt=self.newest_id, id__lte=newest)
             .exclude(process=keys.process())
             .order_by("id")[:limit]
         )
-        if len(events) == limit:  # more than a look takes: the rest next time, from here
-            self.marks.clear()
-            newest = events[-1].id
-        self.marks.append((now, newest))
-        rows = [Row.from_stored(e) for e in events]
-        return [r for r in rows if r.seq > self.sent.get(r.process, 0)]
+        # More than a look takes: the rest next time, from where this one stopped.
+        self.newest_id = events[-1].id if len(events) == limit else newest
+        return [Row.from_stored(e) for e in events]
 
     def frames(self, rows: list[Row]) -> list[dict[str, Any]]:
         """One frame per process, its rows in seq order."""
@@ -78,7 +64,6 @@ class Tail:
             by_process.setdefault(row.process, []).append(row)
         messages = []
         for process, found in by_process.items():
-            self.sent[process] = found[-1].seq
             html = render_frame(
                 found[::-1][: conf.get("MAX_ROWS")],
                 counts=dict(Counter(r.signal for r in found)),
@@ -95,7 +80,7 @@ class Tail:
         """Look every TAIL_EVERY and deliver what other processes stored, while
         `wanted()` (a dashboard is open here); then start afresh next time."""
         quiet.set(True)  # its queries are the dashboard's own
-        self.marks, self.sent = deque(), {}
+        self.newest_id = None
         while wanted():
             try:
                 for message in self.frames(await database_sync_to_async(self.read)()):
