@@ -234,11 +234,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
         message = frame.message
         process, first, last = (message.get(k) for k in ("process", "first_seq", "last_seq"))
         if process is not None and first is not None:
-            if first <= self.seen.get(process, 0):
+            holds = self.seen.get(process, 0)
+            if (first if last is None else last) <= holds:
                 return  # the backfill held these already
-            if not access.may_see(self.perms, message.get("perms", ())):
-                # Some of its rows are not for this user: the frame from the history,
-                # filtered there; later frames wait meanwhile, in order.
+            if first <= holds or not access.may_see(self.perms, message.get("perms", ())):
+                # Held in part (a frame from the history that spans what the backfill
+                # read), or some of its rows are not for this user: the rest of the frame
+                # from the history, filtered there; later frames wait meanwhile, in order.
                 self.held = []
                 self.filling = asyncio.ensure_future(self.fill_gap(process, first, last))
                 return
