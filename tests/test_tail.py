@@ -1,17 +1,26 @@
 """The tail's looks at the history (live/tail.py): what each reads, and from where."""
 
 import datetime
+import json
 
 import pytest
 from django.db import connections, router
 from django.test.utils import CaptureQueriesContext
 
 from dashboard.core import keys
+from dashboard.core.rows import Row
+from dashboard.history import reads
+from dashboard.live import tail as tail_module
+from dashboard.live.fanout import fanout
 from dashboard.live.tail import Tail
 from dashboard.models import StoredEvent
+from tests.frames import collect, rows
+from tests.helpers import communicator, in_thread, settle
 
 pytestmark = pytest.mark.django_db
 
+# This process's rows in these tests: seqs its own pipeline will not reach meanwhile.
+OWN_SEQS = 10**9
 MOMENT = datetime.datetime(2026, 1, 2, 9, 5, 3, tzinfo=datetime.UTC)
 
 
@@ -43,8 +52,8 @@ def test_a_look_scans_only_what_was_stored_since_the_last_however_long_the_page_
     tail = Tail()
     assert tail.read() == []  # the start: from now on
     for _ in range(8):  # this process stores on and on; nobody else stores anything
-        store(keys.process(), range(StoredEvent.objects.count() + 1,
-                                    StoredEvent.objects.count() + 101))  # fmt: skip
+        start = OWN_SEQS + StoredEvent.objects.count()
+        store(keys.process(), range(start, start + 100))
         rows, scanned = rows_scanned(tail)
         assert rows == []
         # The 100 rows stored since the last look, not the 800 since the page opened.
@@ -56,7 +65,7 @@ def test_another_process_s_rows_reach_the_page_once():
     tail.read()
     store("shell-1", range(1, 4))
     assert [r.seq for r in look(tail)] == [1, 2, 3]
-    store(keys.process(), range(1, 51))
+    store(keys.process(), range(OWN_SEQS, OWN_SEQS + 50))
     store("shell-2", range(1, 3))
     assert [(r.process, r.seq) for r in look(tail)] == [("shell-2", 1), ("shell-2", 2)]
     assert look(tail) == []  # its own rows never; nobody's twice
@@ -71,3 +80,31 @@ def test_a_backlog_bigger_than_a_look_is_read_over_the_next_looks(settings):
     for _ in range(4):
         seqs += [r.seq for r in look(tail)]
     assert seqs == list(range(1, 251))
+
+
+async def test_a_frame_spanning_what_the_page_resumed_with_still_brings_the_rest(
+    staff_client, monkeypatch
+):
+    """A shell stores two batches around a page's open: the page's backfill has the first,
+    and the tail's next look reads both as one frame. The page holds the first already;
+    the second must still reach it (it once dropped the whole frame)."""
+    monkeypatch.setattr(tail_module, "TAIL_EVERY", 3600)  # this test's frame, not the tail's
+    after = await in_thread(reads.last_id)
+    await in_thread(settle)
+    await in_thread(store, "shell-9", range(1, 3))
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after}))
+    backfilled = rows(await collect(comm, quiet_for=0.15))
+    shell = sorted(r.key for r in backfilled if r.key.startswith("shell-9."))
+    assert shell == ["shell-9.1", "shell-9.2"]
+
+    await in_thread(store, "shell-9", range(3, 5))
+    stored = await in_thread(lambda: [Row.from_stored(e) for e in
+                                      StoredEvent.objects.filter(process="shell-9")])  # fmt: skip
+    [message] = Tail().frames(stored)
+    assert (message["first_seq"], message["last_seq"]) == (1, 4)
+    await fanout.deliver(message)
+    got = rows(await collect(comm, quiet_for=0.15))
+    assert sorted(r.key for r in got) == ["shell-9.3", "shell-9.4"]
+    await comm.disconnect()

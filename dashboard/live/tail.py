@@ -10,11 +10,10 @@ process's sockets as frames, one per process (the consumer's per-process
 processes (channels-redis) their frames arrive through it, and this does not run.
 
 History writes become visible in id order, whichever process stores them
-(history/store.py `_in_commit_order`), so each look reads the ids above the
-newest the last look saw, whoever stored them: this process's own rows move
-that mark too. (It once moved only on other processes' rows and read again
-the 200 ids below them, so while nobody else stored anything every look
-scanned every row this process had stored since the page opened.)
+(SQLite and PostgreSQL: history/store.py `_in_commit_order`), so each look
+reads the ids above the newest the last look saw, whoever stored them: this
+process's own rows move that mark too, and a look costs what was stored
+since the last, however long the page has been open.
 """
 
 import asyncio
