@@ -364,9 +364,18 @@ def test_a_forked_child_gets_a_process_key_of_its_own():
     child, seq = os.read(read, 200).decode().split()
     os.close(read)
     os.waitpid(pid, 0)
-    assert child != parent and child.endswith(f"-{pid}")
+    assert child != parent and f"-{pid}-" in child
     assert seq == "1"
     assert keys.process() == parent
+
+
+def test_a_process_with_an_earlier_one_s_pid_gets_a_key_of_its_own(monkeypatch):
+    """PIDs come round again: the later process's events must not take the earlier's keys
+    (the history refused them all as duplicates, and pages held them already)."""
+    monkeypatch.setattr(os, "getpid", lambda: 4242)
+    earlier, later = keys._name(), keys._name()
+    assert earlier != later
+    assert "-4242-" in earlier and "-4242-" in later
 
 
 def test_keys_round_trip_and_bad_ones_are_refused():

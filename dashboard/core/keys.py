@@ -1,7 +1,8 @@
 """An event's key, `<process>.<seq>`: unique across processes, in rows, URLs and resuming.
 
 The one place that formats and parses it (dashboard.js has its one mirror,
-`parseKey`). The process part names this process; it is renewed in a child
+`parseKey`). The process part names this process (host, PID and a random
+part: `web-1-4242-a3f09c`); it is renewed in a child
 after `fork()`, so workers forked from a preloaded parent (gunicorn
 `--preload`) never share keys, and so is the sequence.
 """
@@ -9,6 +10,7 @@ after `fork()`, so workers forked from a preloaded parent (gunicorn
 import itertools
 import os
 import re
+import secrets
 import socket
 from collections.abc import Callable
 
@@ -16,7 +18,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def _name() -> str:
-    return _UNSAFE.sub("-", f"{socket.gethostname()}-{os.getpid()}")
+    # Host and PID, and a random part: PIDs come round again (at 32,768 by default), and a
+    # process with an earlier one's PID numbered its events from 1 under that one's key,
+    # which the history (unique by key) refused, every one, and open pages held already.
+    return _UNSAFE.sub("-", f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
 
 
 _process = _name()
