@@ -124,6 +124,21 @@ def test_a_killed_sidecar_costs_what_it_held_counted_and_a_new_one_takes_over():
     assert stored_titles() == ["Stored by the first", "Stored by the second"]
 
 
+def test_ctrl_c_in_a_terminal_leaves_the_sidecar_storing():
+    """Ctrl-C interrupts the terminal's whole foreground group, the sidecar too. It went
+    down storing (the interpreter aborted at exit) and what it held was lost; it must
+    go on, and end only when its parent's messages end."""
+    Post.objects.create(title="Before Ctrl-C")
+    settle()
+    sidecar = link.proc
+    assert sidecar is not None
+    os.kill(sidecar.pid, signal.SIGINT)
+    Post.objects.create(title="After Ctrl-C")
+    settle()
+    assert link.proc is sidecar and sidecar.poll() is None
+    assert stored_titles() == ["Before Ctrl-C", "After Ctrl-C"]
+
+
 def test_without_the_sidecar_the_pipeline_stays_in_this_process(in_process):
     before = link.sent
     Post.objects.create(title="In process")

@@ -33,6 +33,7 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -282,6 +283,11 @@ def _never_preempt() -> None:
 
 def main() -> None:
     os.environ["DASHBOARD_SIDECAR"] = "1"
+    # Ctrl-C in a terminal interrupts the whole foreground process group, this process
+    # too: it then died storing (its reader thread holding stdin, the interpreter
+    # aborted at exit) and the events it held were lost. It ends when its parent's
+    # messages end (stdin closes as the parent exits), after storing what is left.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _never_preempt()
     from dashboard.sidecar import wire
 
