@@ -283,11 +283,14 @@ def _never_preempt() -> None:
 
 def main() -> None:
     os.environ["DASHBOARD_SIDECAR"] = "1"
-    # Ctrl-C in a terminal interrupts the whole foreground process group, this process
-    # too: it then died storing (its reader thread holding stdin, the interpreter
-    # aborted at exit) and the events it held were lost. It ends when its parent's
-    # messages end (stdin closes as the parent exits), after storing what is left.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Signals meant for the parent reach this process too: Ctrl-C interrupts a terminal's
+    # whole foreground group, systemd stops a service's whole control group with SIGTERM,
+    # a closed terminal hangs up its session. It then died storing (Ctrl-C: its reader
+    # thread holding stdin, the interpreter aborted at exit) and lost what it held. It
+    # ends when its parent's messages end (stdin closes as the parent exits, however it
+    # exits), after storing what is left.
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, signal.SIG_IGN)
     _never_preempt()
     from dashboard.sidecar import wire
 
