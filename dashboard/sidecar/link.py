@@ -310,7 +310,10 @@ class Link:
             return
         deadline = time.monotonic() + timeout
         answered = self._ask("flush", timeout)
-        if not answered:
+        if not answered and final:  # it goes on after this process: stdin's end tells it
+            logger.warning("dashboard: the sidecar had not stored this process's last events "
+                           "within %.0f s; it stores them after the exit", timeout)
+        elif not answered:
             logger.warning("dashboard: the sidecar did not store its events in time")
         # Its frames came before its answer: let them leave too (a command that exits
         # right after its last save must not cut its last frame off).
