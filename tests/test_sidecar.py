@@ -20,7 +20,7 @@ from dashboard.history import writer as writer_module
 from dashboard.live import frames as frames_module
 from dashboard.live.handoff import handoff
 from dashboard.models import StoredEvent
-from dashboard.sidecar.link import link
+from dashboard.sidecar.link import link, sidecar_config
 from tests.helpers import settle, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,14 +146,12 @@ def test_a_signal_meant_for_the_parent_leaves_the_sidecar_storing(stop):
             pass  # what it reports meanwhile
         return answer
 
-    config = {"databases": {a: dict(connections[a].settings_dict) for a in connections},
-              "dashboard": getattr(settings, "DASHBOARD", {}), "urlconf": settings.ROOT_URLCONF}
     sidecar = subprocess.Popen(
         [sys.executable, "-m", "dashboard.sidecar"], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, preexec_fn=defaults, env={**os.environ, "PYTHONPATH": os.getcwd()},
     )  # fmt: skip
     try:
-        sidecar.stdin.write(wire.encode(("config", config)))
+        sidecar.stdin.write(wire.encode(("config", sidecar_config())))
         assert flushed(1) == ("flushed", 1)  # set up and answering
         sidecar.send_signal(stop)
         assert flushed(2) == ("flushed", 2)  # still there, still answering

@@ -166,13 +166,8 @@ class Link:
         if key == self._config_key:
             return
         self._config_key = key
-        config = {
-            "databases": {alias: dict(connections[alias].settings_dict) for alias in connections},
-            "dashboard": getattr(settings, "DASHBOARD", {}),
-            "urlconf": settings.ROOT_URLCONF,
-        }
         with self._lock:  # reentrant: _start() sends it first, holding the lock
-            self._put(wire.encode(("config", config)))
+            self._put(wire.encode(("config", sidecar_config())))
 
     # -- the sidecar process ---------------------------------------------------------
 
@@ -358,6 +353,15 @@ class Link:
         if proc is not None:
             with contextlib.suppress(Exception):
                 proc.stdout.close()  # type: ignore[union-attr]
+
+
+def sidecar_config() -> dict[str, Any]:
+    """What the sidecar is told of this process's settings (its first message)."""
+    return {
+        "databases": {alias: dict(connections[alias].settings_dict) for alias in connections},
+        "dashboard": getattr(settings, "DASHBOARD", {}),
+        "urlconf": settings.ROOT_URLCONF,
+    }
 
 
 link = Link()
