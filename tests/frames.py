@@ -31,6 +31,7 @@ class Frame:
     total: int = 0
     dropped: int = 0
     unstored: int = 0
+    history_id: int | None = None  # the newest stored id the page holds, with this frame
 
 
 class _FrameParser(HTMLParser):
@@ -64,6 +65,8 @@ class _FrameParser(HTMLParser):
             self.frame.total = int(a.get("data-total") or 0)
             self.frame.dropped = int(a.get("data-dropped") or 0)
             self.frame.unstored = int(a.get("data-unstored") or 0)
+            if (history_id := a.get("data-history-id")) is not None:
+                self.frame.history_id = int(history_id)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "pre":

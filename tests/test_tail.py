@@ -14,7 +14,7 @@ from dashboard.live import tail as tail_module
 from dashboard.live.fanout import fanout
 from dashboard.live.tail import Tail
 from dashboard.models import StoredEvent
-from tests.frames import collect, rows
+from tests.frames import collect, parse, rows
 from tests.helpers import communicator, in_thread, settle
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +80,59 @@ def test_a_backlog_bigger_than_a_look_is_read_over_the_next_looks(settings):
     for _ in range(4):
         seqs += [r.seq for r in look(tail)]
     assert seqs == list(range(1, 251))
+
+
+def test_a_look_s_last_frame_carries_the_id_it_covered():
+    relayed = [OWN_SEQS + 10]  # this process's frames handed to its sockets, up to this seq
+    tail = Tail(lambda: relayed[0])
+    tail.read()
+    store("shell-1", range(1, 3))
+    store(keys.process(), range(OWN_SEQS + 1, OWN_SEQS + 4))
+    store("shell-2", range(1, 3))
+    newest = StoredEvent.objects.order_by("-id").first().id
+    first, last = (parse(m["html"]) for m in tail.frames(tail.read()))
+    assert (first.history_id, last.history_id) == (None, newest)
+
+    # A row of this process whose frame is still on its way here: covered up to below it.
+    store("shell-1", range(3, 5))
+    store(keys.process(), range(OWN_SEQS + 11, OWN_SEQS + 13))
+    store("shell-2", range(3, 5))
+    unrelayed = StoredEvent.objects.get(process=keys.process(), seq=OWN_SEQS + 11).id
+    assert parse(tail.frames(tail.read())[-1]["html"]).history_id == unrelayed - 1
+    relayed[0] = OWN_SEQS + 12
+    store("shell-3", range(1, 2))
+    assert parse(tail.frames(tail.read())[-1]["html"]).history_id == newest + 7
+
+
+async def test_a_page_that_saw_more_processes_than_it_sends_back_resumes_without_repeats(
+    staff_client
+):
+    """The page sends back its newest 64 processes' seqs. Other processes' rows came through
+    the tail without a history id, so the page's `after` stayed where it opened, and on a
+    reconnect the backfill sent again every row of the processes beyond those 64."""
+    await in_thread(settle)
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
+    page = await collect(comm, quiet_for=0.3)  # the backfill; the tail has looked since
+    for n in range(70):
+        await in_thread(store, f"shell-{n:02}", range(1, 3))
+    page += await collect(comm, quiet_for=3 * tail_module.TAIL_EVERY)
+    seen: dict[str, int] = {}  # as the page keeps it: in the order processes came
+    for row in rows(page):
+        process, seq = row.key.rsplit(".", 1)
+        seen[process] = max(int(seq), seen.get(process, 0))
+    assert sum(p.startswith("shell-") for p in seen) == 70
+    after = max(f.history_id for f in page if f.history_id is not None)
+    await comm.disconnect()
+
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    newest_64 = dict(list(seen.items())[-64:])  # dashboard.js newestSeen()
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": after, "seen": newest_64}))
+    again = [r.key for r in rows(await collect(comm, quiet_for=0.3))]
+    assert [k for k in again if k.startswith("shell-")] == []
+    await comm.disconnect()
 
 
 async def test_a_frame_spanning_what_the_page_resumed_with_still_brings_the_rest(

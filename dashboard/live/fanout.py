@@ -70,6 +70,8 @@ class Fanout:
         self._tail: asyncio.Task[None] | None = None
         # The channel layer failed its last send or receive (`layer_down`).
         self._layer_down = False
+        # The newest seq of this process's frames handed to its sockets (live/tail.py).
+        self.relayed_seq = 0
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Called on the server's loop by a socket that opened."""
@@ -130,6 +132,8 @@ class Fanout:
         group: no relay runs): no send, for which the in-memory layer scans its queues
         and groups for what expired, per frame."""
         await self.deliver(message)
+        if (last := message.get("last_seq")) is not None:
+            self.relayed_seq = max(self.relayed_seq, last)
         if crosses_processes():
             layer = get_channel_layer()
             try:
@@ -174,7 +178,8 @@ class Fanout:
             return
         _stop(tail)
         self._tail = loop.create_task(
-            Tail().run(self.deliver, lambda: bool(self.subscribers)), name="dashboard-tail"
+            Tail(lambda: self.relayed_seq).run(self.deliver, lambda: bool(self.subscribers)),
+            name="dashboard-tail",
         )
 
     def _ensure_relay(self) -> None:
@@ -261,6 +266,7 @@ class Fanout:
         relay, self._relay = self._relay, None
         tail, self._tail = self._tail, None
         self._layer_down = False
+        self.relayed_seq = 0
         _stop(relay)
         _stop(tail)
 

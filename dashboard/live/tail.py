@@ -14,11 +14,21 @@ History writes become visible in id order, whichever process stores them
 reads the ids above the newest the last look saw, whoever stored them: this
 process's own rows move that mark too, and a look costs what was stored
 since the last, however long the page has been open.
+
+A look's last frame carries the newest id it covered (`covered`) as its history id,
+which the page sends back as `after` when it resumes: every row up to it is on the
+page, other processes' in these frames and this process's in its own live frames.
+Otherwise a page's `after` moved only with what it read from the history, and on a
+reconnect the backfill sent again the rows of every process that had fallen out of
+the `seen` the page sends (its newest 64 processes). A row of this process whose
+live frame has not been handed to the sockets yet (its sidecar stores after sending
+it back, and the frame may still be on its way here) stops the covered id below it.
 """
 
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -37,8 +47,12 @@ TAIL_EVERY = 0.25  # seconds between looks at the history
 
 
 class Tail:
-    def __init__(self) -> None:
+    def __init__(self, relayed: Callable[[], int] = lambda: 0) -> None:
         self.newest_id: int | None = None  # None: not started; the newest id looked at
+        # The newest seq of this process's frames handed to its sockets (live/fanout.py).
+        self.relayed = relayed
+        # The last look's: every row up to this id is on a page that took its frames.
+        self.covered: int | None = None
 
     def read(self) -> list[Row]:
         """Rows other processes stored since the last look (in the worker thread)."""
@@ -46,27 +60,39 @@ class Tail:
         if self.newest_id is None:  # start from now: pages get the past by resuming
             self.newest_id = newest
             return []
-        limit = 10 * conf.get("MAX_ROWS")
+        limit, since, own = 10 * conf.get("MAX_ROWS"), self.newest_id, keys.process()
+        relayed = self.relayed()  # before the read: a frame relayed meanwhile is not counted
         events = list(
-            StoredEvent.objects.filter(id__gt=self.newest_id, id__lte=newest)
-            .exclude(process=keys.process())
+            StoredEvent.objects.filter(id__gt=since, id__lte=newest)
+            .exclude(process=own)
             .order_by("id")[:limit]
         )
         # More than a look takes: the rest next time, from where this one stopped.
         self.newest_id = events[-1].id if len(events) == limit else newest
+        # This process's rows whose frames have not reached the sockets: few, found by
+        # the (process, seq) index.
+        unrelayed = (
+            StoredEvent.objects.filter(process=own, seq__gt=relayed, id__gt=since)
+            .order_by("id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        self.covered = self.newest_id if unrelayed is None else min(self.newest_id, unrelayed - 1)
         return [Row.from_stored(e) for e in events]
 
     def frames(self, rows: list[Row]) -> list[dict[str, Any]]:
-        """One frame per process, its rows in seq order."""
+        """One frame per process, its rows in seq order; the last with the id the look
+        covered (a page forwards frames in order: it then holds the others too)."""
         by_process: dict[str, list[Row]] = {}
         for row in sorted(rows, key=lambda r: (r.process, r.seq)):
             by_process.setdefault(row.process, []).append(row)
         messages = []
-        for process, found in by_process.items():
+        for n, (process, found) in enumerate(by_process.items(), 1):
             html = render_frame(
                 found[::-1][: conf.get("MAX_ROWS")],
                 counts=dict(Counter(r.signal for r in found)),
                 plumbing=sum(r.plumbing for r in found),
+                history_id=self.covered if n == len(by_process) else None,
             )
             message = {"type": "events.batch", "html": html, "process": process,
                        "first_seq": found[0].seq, "last_seq": found[-1].seq}  # fmt: skip
