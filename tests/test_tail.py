@@ -105,7 +105,7 @@ def test_a_look_s_last_frame_carries_the_id_it_covered():
 
 
 async def test_a_page_that_saw_more_processes_than_it_sends_back_resumes_without_repeats(
-    staff_client
+    staff_client,
 ):
     """The page sends back its newest 64 processes' seqs. Other processes' rows came through
     the tail without a history id, so the page's `after` stayed where it opened, and on a
