@@ -205,17 +205,24 @@ class EventsConsumer(AsyncWebsocketConsumer):
         known = self.seen.get(process, first - 1)
         before = first if last is None else last + 1
         try:
-            missed = await database_sync_to_async(reads.between)(
-                process, known, before, conf.get("MAX_ROWS"), perms=self.perms
-            )
-            if missed.counts:
-                await self.send(text_data=render_frame(
-                    missed.rows, missed.counts, plumbing=missed.plumbing
-                ))  # fmt: skip
-            if missed.highest.get(process):
-                self.seen[process] = max(self.seen.get(process, 0), missed.highest[process])
-            if last is not None:  # the whole frame is accounted for, shown or not
-                self.seen[process] = max(self.seen.get(process, 0), last)
+            try:
+                missed = await database_sync_to_async(reads.between)(
+                    process, known, before, conf.get("MAX_ROWS"), perms=self.perms
+                )
+            except Exception:  # the history unreadable (a restart): the live view goes on
+                logger.warning("dashboard: could not read %s's missed events", process,
+                               exc_info=True)  # fmt: skip
+            else:
+                if missed.counts:
+                    await self.send(text_data=render_frame(
+                        missed.rows, missed.counts, plumbing=missed.plumbing
+                    ))  # fmt: skip
+            # The gap (or the whole frame) is accounted for, shown or not: what was not
+            # stored by now is counted unstored, and the frame goes on. Left open, the
+            # frame found the same gap again, waited again, and held every later frame:
+            # a page froze for as long as its own server's events went unstored.
+            done = first - 1 if last is None else last
+            self.seen[process] = max(self.seen.get(process, 0), done)
         finally:
             self.filling = None
             await self.release()
