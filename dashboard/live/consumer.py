@@ -169,8 +169,12 @@ class EventsConsumer(AsyncWebsocketConsumer):
                     rates=missed.rates,
                 )
                 await self.send(text_data=frame)
-        finally:
-            await self.release()
+        except Exception:
+            await self.release()  # what was held goes on, though the backfill failed
+            raise
+        # Not in a `finally`: cancelled (the socket left) or closed (its loop ended), it
+        # has nothing to release and must not wait again on its way out.
+        await self.release()
 
     async def deliver(self, frame: Frame) -> None:
         """A frame from the fanout: forwarded at once, or held (see `held`). Never
@@ -205,27 +209,28 @@ class EventsConsumer(AsyncWebsocketConsumer):
         known = self.seen.get(process, first - 1)
         before = first if last is None else last + 1
         try:
-            try:
-                missed = await database_sync_to_async(reads.between)(
-                    process, known, before, conf.get("MAX_ROWS"), perms=self.perms
-                )
-            except Exception:  # the history unreadable (a restart): the live view goes on
-                logger.warning("dashboard: could not read %s's missed events", process,
-                               exc_info=True)  # fmt: skip
-            else:
-                if missed.counts:
-                    await self.send(text_data=render_frame(
-                        missed.rows, missed.counts, plumbing=missed.plumbing
-                    ))  # fmt: skip
-            # The gap (or the whole frame) is accounted for, shown or not: what was not
-            # stored by now is counted unstored, and the frame goes on. Left open, the
-            # frame found the same gap again, waited again, and held every later frame:
-            # a page froze for as long as its own server's events went unstored.
-            done = first - 1 if last is None else last
-            self.seen[process] = max(self.seen.get(process, 0), done)
+            missed = await database_sync_to_async(reads.between)(
+                process, known, before, conf.get("MAX_ROWS"), perms=self.perms
+            )
+        except Exception:  # the history unreadable (a restart): the live view goes on
+            logger.warning("dashboard: could not read %s's missed events", process,
+                           exc_info=True)  # fmt: skip
+            missed = None
         finally:
+            # Cancelled (the socket left) or closed (its loop ended): nothing to release,
+            # and no await on the way out (a closed coroutine must not wait again).
             self.filling = None
-            await self.release()
+        if missed is not None and missed.counts:
+            await self.send(text_data=render_frame(
+                missed.rows, missed.counts, plumbing=missed.plumbing
+            ))  # fmt: skip
+        # The gap (or the whole frame) is accounted for, shown or not: what was not stored
+        # by now is counted unstored, and the frame goes on. Left open, the frame found the
+        # same gap again, waited again, and held every later frame: a page froze for as
+        # long as its own server's events went unstored.
+        done = first - 1 if last is None else last
+        self.seen[process] = max(self.seen.get(process, 0), done)
+        await self.release()
 
     async def release(self) -> None:
         """Forward what was held, in order; a gap on the way holds again."""
