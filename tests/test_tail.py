@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 
 import pytest
 from django.db import connections, router
@@ -105,6 +106,19 @@ def test_a_look_s_last_frame_carries_the_id_it_covered():
     relayed[0] = OWN_SEQS + 12
     store("shell-3", range(1, 2))
     assert parse(tail.frames(tail.read())[-1]["html"]).history_id == newest + 7
+
+
+def test_a_look_s_frames_come_in_the_order_stored_and_feed_the_chart():
+    tail = Tail()
+    tail.read()
+    store("shell-b", range(1, 3))
+    store("shell-a", range(1, 4))
+    messages = tail.frames(tail.read())
+    assert [m["process"] for m in messages] == ["shell-b", "shell-a"]  # the newest on top
+    rates = [json.loads(re.search(r'data-rates="([^"]*)"', m["html"])[1].replace("&quot;", '"'))
+             for m in messages]  # fmt: skip
+    stamp = int(MOMENT.timestamp())
+    assert rates == [[[stamp, "model", 2]], [[stamp, "model", 3]]]  # the chart's per second
 
 
 async def test_a_page_that_saw_more_processes_than_it_sends_back_resumes_without_repeats(

@@ -9,15 +9,13 @@ described when stored.
 """
 
 import logging
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dashboard import conf
 from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
 from dashboard.core.payload import describe_event
-from dashboard.core.render import render_frame
+from dashboard.core.render import frame_of
 from dashboard.core.rows import Row
 from dashboard.core.workers import run_in
 from dashboard.history.access import perms_of
@@ -49,16 +47,13 @@ def prepare(
     ]
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
     process = process or keys.process()
-    html = render_frame(
-        rows[::-1][: conf.get("MAX_ROWS")],
-        counts=dict(Counter(row.signal for row in rows)),
+    html = frame_of(
+        rows,
         process=process,
         dropped=dropped,
         unstored=unstored,
         rolled_back=[e.key for e in marks],
-        plumbing=sum(row.plumbing for row in rows),
         layer_down=fanout.layer_down if layer_down is None else layer_down,
-        rates=Counter((int(row.time.timestamp()), row.family) for row in rows),
     )
     message: dict[str, Any] = {"type": "events.batch", "html": html, "process": process}
     if rows:

@@ -35,7 +35,6 @@ the tail stops.
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -45,7 +44,7 @@ from django.db import connections
 from dashboard import conf
 from dashboard.core import keys
 from dashboard.core.quiet import quiet
-from dashboard.core.render import render_frame
+from dashboard.core.render import frame_of
 from dashboard.core.rows import Row
 from dashboard.core.workers import run_in
 from dashboard.history.access import perms_of
@@ -91,19 +90,16 @@ class Tail:
         return [Row.from_stored(e) for e in events]
 
     def frames(self, rows: list[Row]) -> list[dict[str, Any]]:
-        """One frame per process, its rows in seq order; the last with the id the look
-        covered (a page forwards frames in order: it then holds the others too)."""
+        """One frame per process, its rows in seq order, the frames in the order their
+        newest rows were stored (the page puts each on top); the last with the id the
+        look covered (a page forwards frames in order: it then holds the others too)."""
         by_process: dict[str, list[Row]] = {}
         for row in sorted(rows, key=lambda r: (r.process, r.seq)):
             by_process.setdefault(row.process, []).append(row)
+        in_order = sorted(by_process.items(), key=lambda item: item[1][-1].id or 0)
         messages = []
-        for n, (process, found) in enumerate(by_process.items(), 1):
-            html = render_frame(
-                found[::-1][: conf.get("MAX_ROWS")],
-                counts=dict(Counter(r.signal for r in found)),
-                plumbing=sum(r.plumbing for r in found),
-                history_id=self.covered if n == len(by_process) else None,
-            )
+        for n, (process, found) in enumerate(in_order, 1):
+            html = frame_of(found, history_id=self.covered if n == len(in_order) else None)
             message = {"type": "events.batch", "html": html, "process": process,
                        "first_seq": found[0].seq, "last_seq": found[-1].seq}  # fmt: skip
             if perms := perms_of(found):
