@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from blog.models import Comment, Post
 from dashboard.models import StoredEvent
-from tests.helpers import settle
+from tests.helpers import settle, wait_for
 
 
 @pytest.fixture
@@ -55,6 +55,8 @@ def test_against_a_server_its_events_are_captured_there(blog, server):
     assert re.search(r"Done: .* 40 requests .* 4xx 0", output), output
     settle()
     finished = StoredEvent.objects.filter(signal="request_finished")
+    # The server stores its own events, a moment after it answered (later on a busy machine).
+    wait_for(lambda: finished.count() >= 40, timeout=20, what="the server's 40 requests stored")
     served = set(finished.values_list("process", flat=True))
     assert len(served) == 1  # the server's process, not this one
     paths = {e.payload["request"]["path"] for e in finished}
