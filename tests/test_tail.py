@@ -1,5 +1,6 @@
 """The tail's looks at the history (live/tail.py): what each reads, and from where."""
 
+import asyncio
 import datetime
 import json
 import re
@@ -11,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from dashboard.core import keys
 from dashboard.core.rows import Row
 from dashboard.history import reads
+from dashboard.live import consumer
 from dashboard.live import tail as tail_module
 from dashboard.live.fanout import fanout
 from dashboard.live.tail import Tail
@@ -173,7 +175,7 @@ async def test_the_tail_keeps_one_database_connection_from_look_to_look(
     for n in range(3):  # with rows of another process to read now and then
         await in_thread(store, "shell-7", range(2 * n + 1, 2 * n + 3))
         got = []
-        for _ in range(20):  # this server's own frames may wait for its rows (fill_gap)
+        for _ in range(100):  # this server's own frames may wait for its rows (fill_gap)
             got += [r.key for r in rows(await collect(comm, quiet_for=0.1))
                     if r.key.startswith("shell-7.")]  # fmt: skip
             if len(got) >= 2:
@@ -221,10 +223,13 @@ def unstored_frame(process: str, seqs: range) -> dict:
     return message
 
 
-async def test_a_gap_the_history_never_fills_does_not_freeze_the_page(staff_client):
-    """A frame after events the page never got waits (up to a second) for them to be
-    stored. They never were: the frame found the same gap again, waited again, and held
-    every later frame for as long as the page stayed open."""
+async def test_a_gap_the_history_never_fills_does_not_freeze_the_page(
+    staff_client, monkeypatch
+):
+    """A frame after events the page never got waits for them to be stored (a second a
+    read, GAP_TRIES reads). They never were: the frame found the same gap again, waited
+    again, and held every later frame for as long as the page stayed open."""
+    monkeypatch.setattr(consumer, "GAP_TRIES", 2)
     comm = communicator(staff_client)
     assert (await comm.connect())[0]
     await comm.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
@@ -233,10 +238,31 @@ async def test_a_gap_the_history_never_fills_does_not_freeze_the_page(staff_clie
     await fanout.deliver(unstored_frame("lost-1", range(5, 7)))  # 3 and 4 never stored
     await fanout.deliver(unstored_frame("later-1", range(1, 2)))
     got = []
-    for _ in range(20):
+    for _ in range(40):
         got += [r.key for r in rows(await collect(comm, quiet_for=0.1))
                 if r.key.startswith(("lost-1.", "later-1."))]  # fmt: skip
         if len(got) >= 5:
             break
     assert got == ["lost-1.1", "lost-1.2", "lost-1.5", "lost-1.6", "later-1.1"]
+    await comm.disconnect()
+
+
+async def test_a_gap_stored_late_still_reaches_the_page(staff_client):
+    """Its events stored two seconds late (a busy history): the frame waits for them."""
+    comm = communicator(staff_client)
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
+    await collect(comm, quiet_for=0.3)
+    await in_thread(store, "slow-1", range(1, 3))
+    await fanout.deliver(unstored_frame("slow-1", range(1, 3)))
+    await fanout.deliver(unstored_frame("slow-1", range(5, 7)))  # 3 and 4 stored late
+    await asyncio.sleep(2)
+    await in_thread(store, "slow-1", range(3, 5))
+    got = []
+    for _ in range(40):
+        got += [r.key for r in rows(await collect(comm, quiet_for=0.1))
+                if r.key.startswith("slow-1.")]  # fmt: skip
+        if len(got) >= 6:
+            break
+    assert got == [f"slow-1.{n}" for n in range(1, 7)]
     await comm.disconnect()

@@ -87,6 +87,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.perms = await database_sync_to_async(access.allowed)(user)
         # Per process, the newest seq this socket holds: forwarded live, or backfilled.
         self.seen: dict[str, int] = {}
+        self._gap_tries: dict[str, int] = {}  # per process: reads of a gap not all stored
         # daphne's socket, to write frames framed once for all (sockets.py); or None.
         self.socket = self.scope.get(SCOPE_KEY)
         handoff.bind_running_loop()
@@ -224,12 +225,20 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=render_frame(
                 missed.rows, missed.counts, plumbing=missed.plumbing
             ))  # fmt: skip
-        # The gap (or the whole frame) is accounted for, shown or not: what was not stored
-        # by now is counted unstored, and the frame goes on. Left open, the frame found the
-        # same gap again, waited again, and held every later frame: a page froze for as
-        # long as its own server's events went unstored.
-        done = first - 1 if last is None else last
-        self.seen[process] = max(self.seen.get(process, 0), done)
+        if missed is not None and (highest := missed.highest.get(process)):
+            self.seen[process] = max(self.seen.get(process, 0), highest)
+        if last is not None:  # the whole frame is accounted for, shown or not
+            self.seen[process] = max(self.seen.get(process, 0), last)
+        elif self.seen.get(process, 0) < first - 1:  # some of the gap is not stored yet
+            # The frame finds the gap again and this reads it again (each read waits up
+            # to a second), GAP_TRIES times; then what is still not stored is taken as
+            # never to be (counted unstored) and the frame goes on. Unbounded, a page
+            # froze, every later frame held, for as long as the events went unstored.
+            tries = self._gap_tries[process] = self._gap_tries.get(process, 0) + 1
+            if tries >= GAP_TRIES:
+                self.seen[process] = first - 1
+        if self.seen.get(process, 0) >= first - 1:
+            self._gap_tries.pop(process, None)
         await self.release()
 
     async def release(self) -> None:
@@ -273,6 +282,7 @@ def _read_resume(
 
 
 HELD_AT_MOST = 2000  # frames held for a page that has not asked to resume
+GAP_TRIES = 5  # reads of a gap's events (a second each) before its frame goes on without them
 MESSAGE_AT_MOST = 8192  # characters of the resume message
 PROCESSES_AT_MOST = 64  # processes in its `seen` (the page sends its newest 64)
 ID_AT_MOST = 2**63 - 1  # ids and sequence numbers are 64-bit

@@ -192,6 +192,7 @@ class Fanout:
         self._relay = loop.create_task(self._listen(self._joined), name="dashboard-relay")
 
     async def _listen(self, joined: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         layer = get_channel_layer()
         if layer is None:
             return
@@ -228,12 +229,14 @@ class Fanout:
                     self._remember(message)
                     await self.deliver(message)
         finally:
-            # Collected after its loop closed (a test's end): nothing left to tidy.
+            # Collected after its loop closed (a test's end), perhaps while another loop
+            # runs in this thread: nothing left to tidy, and no await (a coroutine being
+            # closed must not wait again: "coroutine ignored GeneratorExit").
             with contextlib.suppress(RuntimeError):
                 renewing.cancel()
-                asyncio.get_running_loop()
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(layer.group_discard(group, channel))
+                if asyncio.get_running_loop() is loop:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(layer.group_discard(group, channel))
 
     async def _join(
         self, layer: Any, group: str, channel: str, tried: asyncio.Event | None = None
