@@ -78,6 +78,9 @@ class Tail:
         )
         # More than a look takes: the rest next time, from where this one stopped.
         self.newest_id = events[-1].id if len(events) == limit else newest
+        if not events:  # no frame to carry the covered id: nothing more to read
+            self.covered = None
+            return []
         # This process's rows whose frames have not reached the sockets: few, found by
         # the (process, seq) index.
         unrelayed = (
