@@ -419,6 +419,15 @@ def targets(
             f"{fmt(most, 0)} deliv/s at most = {most / bare:.2f}x bare; ours "
             f"{ours / most:.2f}x of it", None)  # fmt: skip
         out[-1]["verdict"] = "-"
+        # Not a target either: the producer runs in the server process, so its creates
+        # and the sending to the sockets take turns on one GIL. Were the dashboard free
+        # and daphne's sending as cheap as the bare server's, a row would still cost
+        # both: 1 / (1/P + 1/B).
+        shared = 1 / (1 / most + 1 / bare)
+        add("  ...both on one GIL, the dashboard free", "(context, not a target)",
+            f"{fmt(shared, 0)} deliv/s at most = {shared / bare:.2f}x bare; ours "
+            f"{ours / shared:.2f}x of it", None)  # fmt: skip
+        out[-1]["verdict"] = "-"
     return out
 
 
