@@ -10,7 +10,7 @@ class DashboardConfig(AppConfig):
         import os
 
         from dashboard import checks, setup
-        from dashboard.capture import dispatch, signals, timing, transactions, writes
+        from dashboard.capture import dispatch, signals, stored, timing, transactions, writes
         from dashboard.live import daphne
 
         checks.register()
@@ -21,6 +21,7 @@ class DashboardConfig(AppConfig):
         transactions.SEAM.check(transactions.probe)
         daphne.SEAM.check(daphne.probe)
         writes.SEAM.check(writes.probe)
+        stored.READ.check(stored.probe)
         dispatch.EMPTY.check(dispatch.probe_empty)
         if dispatch.SEAM.check(dispatch.probe):
             dispatch.install()

@@ -339,6 +339,49 @@ _TAKING_TURNS = (
 )
 
 
+_FAILING_DIFF_READ = """
+from django.db import connection, transaction
+from blog.models import Post
+
+post = Post.objects.create(title="before")
+
+
+def fail_the_diff_read(execute, sql, params, many, context):
+    # The update's diff read, as the database might refuse it (a statement timeout, a
+    # serialization failure): a statement that fails in PostgreSQL itself.
+    if sql.startswith("SELECT") and 'WHERE "blog_post"."id" = ' in sql and "LIMIT 1" in sql:
+        sql, params = "SELECT 1/0", None
+    return execute(sql, params, many, context)
+
+
+with connection.execute_wrapper(fail_the_diff_read), transaction.atomic():
+    post.title = "after"
+    post.save()
+    print("AFTER", Post.objects.filter(title="after").count())
+print("COMMITTED", Post.objects.filter(title="after").count())
+"""
+
+
+@needs_postgres
+def test_on_postgresql_a_diff_read_that_fails_leaves_the_host_s_transaction_going():
+    """PostgreSQL aborts a transaction in which a statement failed: every later query in
+    it fails. A diff read that failed inside the host's transaction made the host's own
+    update fail there, where without the dashboard it succeeds."""
+    import psycopg
+
+    name = f"signals_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(PG_URL, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {"DATABASE_URL": PG_URL.rsplit("/", 1)[0] + f"/{name}"}
+        manage("migrate", "--noinput", env=env)
+        out = manage("shell", env=env, code=_FAILING_DIFF_READ)
+        assert "AFTER 1" in out and "COMMITTED 1" in out
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 @needs_postgres
 def test_on_postgresql_history_ids_are_committed_in_order():
     """A page resumes from the newest id it was rendered with. Two processes' history

@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from blog.models import Post
 from blog.signals import post_published
-from dashboard.capture import dispatch, timing, transactions, writes
+from dashboard.capture import dispatch, stored, timing, transactions, writes
 from dashboard.core import keys
 from dashboard.history import store
 from dashboard.live import daphne
@@ -41,8 +41,9 @@ def test_every_private_api_is_as_expected_on_the_pinned_versions():
     assert dispatch.probe() is None
     assert dispatch.probe_empty() is None
     assert writes.probe() is None
+    assert stored.probe() is None
     assert all(seam.ok for seam in SEAMS.values())
-    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4, 6, 8)}
+    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4, 6, 8, 9)}
     assert dashboard_checks() == []
 
 

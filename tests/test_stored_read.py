@@ -1,0 +1,132 @@
+"""An update's diff read (capture/stored.py): SQL the ORM built once per model, run
+with the pk's value, its row converted as the ORM would; the QuerySet API where
+the built read does not fit or its seam (dashboard.W009) failed."""
+
+import datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.db import connections, router
+from django.db.models.sql.query import Query
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from blog.models import Comment, Post, Tag
+from dashboard.capture import stored
+from dashboard.models import StoredEvent
+from dashboard.seams import SEAMS
+from tests.helpers import settle
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+def a_post():
+    return Post.objects.create(title="Stored", body="body", status="published",
+                               published_at=timezone.now())  # fmt: skip
+
+
+MAKERS = {
+    "post": a_post,
+    "comment": lambda: Comment.objects.create(post=a_post(), name="a", body="b"),
+    "tag": lambda: Tag.objects.create(name="stored"),
+    "user": lambda: get_user_model().objects.create_user("stored", password="x-stored-12345"),
+    "session": lambda: Session.objects.create(
+        session_key="k" * 32, session_data="{}", expire_date=timezone.now()
+    ),
+    # JSON fields: the backend's converters at work (SQLite returns text)
+    "stored event": lambda: StoredEvent.objects.create(
+        time=timezone.now(),
+        signal="post_save",
+        family="model",
+        sender="blog.Post",
+        summary="s",
+        payload={"a": [1, {"b": None}]},
+        detail={"diff": []},
+        process="p",
+        seq=1,
+        search_text="",
+    ),
+}
+
+
+def connection_of(model):
+    return connections[router.db_for_write(model)]
+
+
+@pytest.fixture(autouse=True)
+def built_anew():
+    stored.forget()
+    yield
+    stored.forget()
+
+
+@pytest.mark.parametrize("kind", MAKERS)
+def test_the_built_read_returns_what_the_queryset_api_returns(kind):
+    obj = MAKERS[kind]()
+    model, connection = type(obj), connection_of(type(obj))
+    got = stored.read(model, obj.pk, connection)
+    assert stored._built[(model, connection.alias)] is not None  # built, not the fallback
+    [expected] = list(stored.queryset(model, connection.alias, obj.pk))
+    assert got == expected
+    assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in expected.items()}
+    if kind == "stored event":
+        assert got["payload"] == {"a": [1, {"b": None}]}
+    if kind == "post":
+        assert isinstance(got["published_at"], datetime.datetime)
+        assert timezone.is_aware(got["published_at"])
+
+
+def test_a_row_that_is_not_there_reads_as_none():
+    connection = connection_of(Post)
+    assert stored.read(Post, 10**9, connection) is None  # the first read builds
+    assert stored.read(Post, 10**9 + 1, connection) is None  # the built read
+
+
+def test_after_the_first_read_of_a_model_no_query_is_built(monkeypatch):
+    """Built each time through the QuerySet API, the read cost 324 µs an update here for a
+    query that runs in 16: the compiler is not asked again."""
+    connection, post = connection_of(Post), a_post()
+    stored.read(Post, post.pk, connection)
+    compiled = []
+    get_compiler = Query.get_compiler
+
+    def counting(self, *args, **kwargs):
+        compiled.append(self.model)
+        return get_compiler(self, *args, **kwargs)
+
+    monkeypatch.setattr(Query, "get_compiler", counting)
+    post.title = "again"
+    with CaptureQueriesContext(connection) as queries:
+        post.save()
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+    assert len(reads) == 1 and "LIMIT 1" in reads[0]
+    assert Post not in compiled or compiled.count(Post) == 1  # the UPDATE's own, if any
+    assert stored.read(Post, post.pk, connection)["title"] == "again"
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_failed_seam_reads_through_the_queryset_api_and_the_diff_still_shows():
+    SEAMS["dashboard.W009"].fail("a compiler of another shape")  # restored after the test
+    post = a_post()
+    post.title = "Renamed"
+    post.save()
+    settle()
+    saved = StoredEvent.objects.filter(signal="post_save", sender="blog.Post").latest("id")
+    assert [c["field"] for c in saved.detail["diff"]] == ["title", "updated"]
+    assert stored._built == {(Post, connection_of(Post).alias): None}  # nothing built
+
+
+def test_a_compiler_that_raises_fails_the_seam_once_and_reads_go_on(monkeypatch, caplog):
+    post, connection = a_post(), connection_of(Post)
+
+    def changed(compiler):  # as a Django whose compiler no longer keeps `select` would
+        raise AttributeError("'SQLCompiler' object has no attribute 'select'")
+
+    monkeypatch.setattr(stored, "_columns", changed)
+    assert stored.read(Post, post.pk, connection)["title"] == "Stored"  # the fallback
+    monkeypatch.undo()
+    assert not SEAMS["dashboard.W009"].ok
+    assert len([r for r in caplog.records if "SQL compiler" in r.getMessage()]) == 1
+    assert stored.read(Post, post.pk, connection)["title"] == "Stored"
+    assert stored._built == {(Post, connection.alias): None}
