@@ -27,7 +27,7 @@ import os
 import random
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,32 @@ def timed_creates(n: int, atomic: bool) -> float:
     return time.perf_counter() - start
 
 
+UPDATED = 50  # posts the update runs save in turn
+_updated: list[Any] = []
+
+
+def timed_updates(n: int, atomic: bool) -> float:
+    """Seconds for n updates (saves of stored posts, UPDATED of them in turn), in one
+    transaction or each in autocommit: with the dashboard, each runs its diff read."""
+    from django.db import transaction
+
+    from blog.models import Post
+
+    if not _updated:  # outside any timing: the first call is measure()'s warm-up
+        _updated.extend(Post.objects.create(title=f"updated {i}") for i in range(UPDATED))
+    run = next(_runs)
+    start = time.perf_counter()
+    with transaction.atomic() if atomic else contextlib.nullcontext():
+        for i in range(n):
+            post = _updated[i % UPDATED]
+            post.title = f"update {run} {i}"
+            post.save()
+    return time.perf_counter() - start
+
+
+Work = Callable[[int, bool], float]
+
+
 @contextlib.contextmanager
 def capture_only() -> Iterator[None]:
     """Diagnosis only: the pump runs, but sends nothing (no describe, render,
@@ -224,7 +250,7 @@ def in_mode(mode: str) -> contextlib.AbstractContextManager[Any]:
     }.get(mode, contextlib.nullcontext)()
 
 
-def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
+def one_run(n: int, atomic: bool, mode: str, work: Work = timed_creates) -> dict[str, Any]:
     """One timed run: the creates, then until the pipeline has settled (a store or a
     frame the creates left behind is their cost too)."""
     from dashboard.live.frames import frames
@@ -238,7 +264,7 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
         preempted_before = probes.preemptions()
         cpu_before, sidecar_before = probes.thread_cpu(THREADS), sidecar_cpu()
         start, process_before = time.perf_counter(), time.process_time()
-        timed_creates(n, atomic)
+        work(n, atomic)
         dropped, queued = handoff.dropped, len(handoff.queue)
         handoff.flush(timeout=10)  # what the pump had not sent or stored yet
         settled = settle(handoff)
@@ -269,13 +295,13 @@ def one_run(n: int, atomic: bool, mode: str) -> dict[str, Any]:
     }
 
 
-def measure(n: int, atomic: bool, repeats: int) -> dict[str, Any]:
+def measure(n: int, atomic: bool, repeats: int, work: Work = timed_creates) -> dict[str, Any]:
     measured = modes()
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in measured}
-    timed_creates(min(n, 200), atomic)  # warm-up: imports, statements, the file's pages
+    work(min(n, 200), atomic)  # warm-up: imports, statements, the file's pages
     for round_ in range(repeats):
         for mode in shuffled(measured, round_):
-            runs[mode].append(one_run(n, atomic, mode))
+            runs[mode].append(one_run(n, atomic, mode, work))
     set_receivers(True)
     med = {m: statistics.median(r["us_per_save"] for r in rs) for m, rs in runs.items()}
 
@@ -333,12 +359,16 @@ def main() -> None:
     parser.add_argument("--tx", type=int, default=3000)
     parser.add_argument("--auto", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--updates", type=int, default=1000, help="0: none")
     args = parser.parse_args()
     django.setup()
     result = {
         "transaction": measure(args.tx, atomic=True, repeats=args.repeats),
         "autocommit": measure(args.auto, atomic=False, repeats=args.repeats),
     }
+    if args.updates:  # context, no target: each update's diff read (capture/stored.py)
+        result["update"] = measure(args.updates, atomic=True, repeats=args.repeats,
+                                   work=timed_updates)  # fmt: skip
     args.out.write_text(json.dumps(result))
 
 
