@@ -2,12 +2,16 @@
 with the pk's value, its row converted as the ORM would; the QuerySet API where
 the built read does not fit or its seam (dashboard.W009) failed."""
 
+import contextvars
 import datetime
+import gc
+import threading
+import weakref
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.models.sql.query import Query
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -130,3 +134,66 @@ def test_a_compiler_that_raises_fails_the_seam_once_and_reads_go_on(monkeypatch,
     assert len([r for r in caplog.records if "SQL compiler" in r.getMessage()]) == 1
     assert stored.read(Post, post.pk, connection)["title"] == "Stored"
     assert stored._built == {(Post, connection.alias): None}
+
+
+SHOW_HIDDEN = contextvars.ContextVar("show_hidden", default=False)
+
+
+class Shown(models.Manager):
+    """A base manager of a host's own that filters by context, with no parameter in its
+    SQL (`IS NULL`), so nothing in the built query's parameters tells it apart."""
+
+    def get_queryset(self):
+        found = super().get_queryset()
+        return found if SHOW_HIDDEN.get() else found.filter(published_at__isnull=True)
+
+
+def test_a_base_manager_of_the_model_s_own_is_asked_at_every_read(monkeypatch):
+    """SQL built once would freeze the filter of the context it was built in."""
+    manager = Shown()
+    manager.model, manager.name = Post, "_base_manager"
+    monkeypatch.setitem(Post._meta.__dict__, "base_manager", manager)
+    post, connection = a_post(), connection_of(Post)  # published: hidden from this manager
+    assert stored.read(Post, post.pk, connection) is None
+    token = SHOW_HIDDEN.set(True)
+    try:
+        assert stored.read(Post, post.pk, connection)["title"] == "Stored"
+    finally:
+        SHOW_HIDDEN.reset(token)
+    assert stored._built[(Post, connection.alias)] is None  # never built
+    assert SEAMS["dashboard.W009"].ok
+
+
+def test_a_pk_that_cannot_be_read_is_read_through_the_api_and_breaks_nothing():
+    """Not of the key's type, or past its range: as the QuerySet API answers, the seam
+    intact, and the next pk builds the read."""
+    connection = connection_of(Post)
+    with pytest.raises(ValueError):  # what the QuerySet API raises for it too
+        stored.read(Post, "abc", connection)
+    assert stored.read(Post, 2**63 + 5, connection) is None
+    assert (Post, connection.alias) not in stored._built
+    post = a_post()
+    assert stored.read(Post, post.pk, connection)["title"] == "Stored"
+    assert stored.read(Post, 2**63 + 5, connection) is None  # the built read: the same answer
+    assert stored._built[(Post, connection.alias)] is not None
+    assert SEAMS["dashboard.W009"].ok
+
+
+def test_the_built_read_keeps_no_thread_s_connection_alive():
+    """The backend's converters are methods of the building thread's connection: kept as
+    they came, the cache held that connection (and its database handle) after the thread."""
+    post, held = a_post(), []
+
+    def build() -> None:
+        connection = connections[router.db_for_write(Post)]
+        held.append(weakref.ref(connection))
+        stored.read(Post, post.pk, connection)  # built here (dates: SQLite's converters)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join()
+    gc.collect()
+    assert stored._built[(Post, router.db_for_write(Post))] is not None
+    assert held[0]() is None
+    got = stored.read(Post, post.pk, connection_of(Post))  # converted here, by this thread's
+    assert timezone.is_aware(got["created"])
