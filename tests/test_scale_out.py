@@ -43,6 +43,23 @@ def manage(*args: str, env: dict[str, str], code: str | None = None) -> str:
     return done.stdout
 
 
+@contextlib.contextmanager
+def a_postgres_database():
+    """A database of its own on the real PostgreSQL, migrated: the env that points at it."""
+    import psycopg
+
+    name = f"signals_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(PG_URL, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {"DATABASE_URL": PG_URL.rsplit("/", 1)[0] + f"/{name}"}
+        manage("migrate", "--noinput", env=env)
+        yield env
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 needs_redis = pytest.mark.skipif(
     not reachable("127.0.0.1", 6379), reason="Redis is not reachable on 127.0.0.1:6379"
 )
@@ -89,15 +106,7 @@ async def test_events_from_a_management_command_reach_the_dashboard_through_redi
 
 @needs_postgres
 def test_history_and_capture_work_on_postgresql():
-    import psycopg
-
-    name = f"signals_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(PG_URL, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-        env = {"DATABASE_URL": url}
-        manage("migrate", "--noinput", env=env)
+    with a_postgres_database() as env:
         out = manage(
             "shell",
             env=env,
@@ -128,9 +137,6 @@ def test_history_and_capture_work_on_postgresql():
         assert "FOUND 1" in out or "FOUND 2" in out
         assert "NUL /blog/\\x00/" in out  # stored, written out, with its batch
         assert "PRUNED True" in out
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 # A producing process whose frames never leave it (its relay to the layer cut, as a
@@ -367,19 +373,9 @@ def test_on_postgresql_a_diff_read_that_fails_leaves_the_host_s_transaction_goin
     """PostgreSQL aborts a transaction in which a statement failed: every later query in
     it fails. A diff read that failed inside the host's transaction made the host's own
     update fail there, where without the dashboard it succeeds."""
-    import psycopg
-
-    name = f"signals_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(PG_URL, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        env = {"DATABASE_URL": PG_URL.rsplit("/", 1)[0] + f"/{name}"}
-        manage("migrate", "--noinput", env=env)
+    with a_postgres_database() as env:
         out = manage("shell", env=env, code=_FAILING_DIFF_READ)
-        assert "AFTER 1" in out and "COMMITTED 1" in out
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    assert "AFTER 1" in out and "COMMITTED 1" in out
 
 
 @needs_postgres
@@ -389,17 +385,7 @@ def test_on_postgresql_history_ids_are_committed_in_order():
     page was rendered, with an id below the page's, was missed for good (CI: a page
     with one hole in the middle of another server's events). Writes take turns: one
     whose insert is held open makes the next wait until it commits."""
-    import psycopg
-
-    name = f"signals_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(PG_URL, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        env = {"DATABASE_URL": PG_URL.rsplit("/", 1)[0] + f"/{name}"}
-        manage("migrate", "--noinput", env=env)
+    with a_postgres_database() as env:
         out = manage("shell", env=env, code=_TAKING_TURNS)
-        assert "B_BEFORE_A False" in out, out
-        assert "STORED ['a', 'b']" in out, out
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    assert "B_BEFORE_A False" in out, out
+    assert "STORED ['a', 'b']" in out, out
