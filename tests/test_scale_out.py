@@ -346,25 +346,37 @@ _TAKING_TURNS = (
 
 
 _FAILING_DIFF_READ = """
+import re
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from blog.models import Post
 
 post = Post.objects.create(title="before")
+READ = re.compile(r'SELECT [^;]*WHERE "blog_post"."id" = %s LIMIT 1')
+
+
+failed = []
 
 
 def fail_the_diff_read(execute, sql, params, many, context):
-    # The update's diff read, as the database might refuse it (a statement timeout, a
-    # serialization failure): a statement that fails in PostgreSQL itself.
-    if sql.startswith("SELECT") and 'WHERE "blog_post"."id" = ' in sql and "LIMIT 1" in sql:
-        sql, params = "SELECT 1/0", None
+    # The update's diff read (alone, or between its savepoint and its release), as the
+    # database might refuse it (a statement timeout, a serialization failure): a
+    # statement that fails in PostgreSQL itself.
+    sql, found = READ.subn("SELECT 1/0 WHERE 0 <> %s", sql)
+    failed.extend([sql] * found)
     return execute(sql, params, many, context)
 
 
+post.title = "read"
+with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+    post.save()
+print("STATEMENTS", [q["sql"].split()[0] for q in queries.captured_queries])
 with connection.execute_wrapper(fail_the_diff_read), transaction.atomic():
     post.title = "after"
     post.save()
     print("AFTER", Post.objects.filter(title="after").count())
 print("COMMITTED", Post.objects.filter(title="after").count())
+print("FAILED READS", len(failed))
 """
 
 
@@ -375,6 +387,10 @@ def test_on_postgresql_a_diff_read_that_fails_leaves_the_host_s_transaction_goin
     update fail there, where without the dashboard it succeeds."""
     with a_postgres_database() as env:
         out = manage("shell", env=env, code=_FAILING_DIFF_READ)
+    # The savepoint, the read and its release in one round trip (psycopg 3's client-side
+    # binding), then the update: in a transaction, not three more.
+    assert "STATEMENTS ['SAVEPOINT', 'UPDATE']" in out, out
+    assert "FAILED READS 1" in out, out
     assert "AFTER 1" in out and "COMMITTED 1" in out
 
 

@@ -9,15 +9,12 @@ never on it: the host's object carries nothing of ours, during its save or
 after one that raised.
 """
 
-import contextlib
 import logging
 import weakref
-from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
 from dashboard.capture import stored, timing
@@ -25,7 +22,6 @@ from dashboard.capture import stored, timing
 logger = logging.getLogger("dashboard")
 
 Row = dict[str, Any]
-SAVEPOINT = "dashboard_diff_read"
 
 # The pre_save sends under way in this context, innermost last: (instance, row read).
 _reading: ContextVar[tuple[tuple[Model, Row] | None, ...]] = ContextVar(
@@ -46,33 +42,9 @@ def stored_row(instance: Model, using: str | None) -> Row | None:
         return None
     token = timing.counting.set(None)  # ours: not the running receiver's SQL
     try:
-        with _undone_if_it_fails(connection):
-            return stored.read(type(instance), instance.pk, connection)
+        return stored.read(type(instance), instance.pk, connection)
     finally:
         timing.counting.reset(token)
-
-
-@contextlib.contextmanager
-def _undone_if_it_fails(connection: BaseDatabaseWrapper) -> Iterator[None]:
-    """On PostgreSQL a statement that fails inside a transaction aborts the whole
-    transaction: every later query of the host's would fail with "current transaction
-    is aborted", where without the dashboard it would not. There, inside a transaction,
-    the read runs in a savepoint of its own, rolled back if the read fails. (A
-    savepoint of ours, by raw SQL: Django's numbering of the host's own is untouched.)
-    Elsewhere a failed read leaves the transaction as it was."""
-    if connection.vendor != "postgresql" or connection.get_autocommit():
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"SAVEPOINT {SAVEPOINT}")
-    try:
-        yield
-    except BaseException:
-        with connection.cursor() as cursor:
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
-        raise
-    with connection.cursor() as cursor:
-        cursor.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
 
 
 def begin(instance: Any, using: str | None, read: bool) -> None:
