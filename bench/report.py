@@ -339,6 +339,11 @@ def targets(
         verdict = "not measured" if met is None else ("met" if met else "MISSED")
         out.append({"target": name, "goal": goal, "measured": value, "verdict": verdict})
 
+    def context(name: str, value: str) -> None:
+        """A row beside a target, for context: no goal, no verdict."""
+        out.append({"target": name, "goal": "(context, not a target)", "measured": value,
+                    "verdict": "-"})  # fmt: skip
+
     for mode, limit in (("transaction", 1.15), ("autocommit", 1.15)):
         found = (saves or {}).get(mode)
         if not found:
@@ -352,10 +357,9 @@ def targets(
 
     if update := (saves or {}).get("update"):
         reference = (update.get("peers") or {}).get("reference")
-        add("  ...an update, one transaction (its diff read)", "(context, not a target)",
-            f"{update['ratio']:.2f}x unwatched, {update['watched_ratio']:.2f}x watched"
-            + (f"; reference {reference['ratio']:.2f}x" if reference else ""), None)
-        out[-1]["verdict"] = "-"
+        context("  ...an update, one transaction (its diff read)",
+                f"{update['ratio']:.2f}x unwatched, {update['watched_ratio']:.2f}x watched"
+                + (f"; reference {reference['ratio']:.2f}x" if reference else ""))
 
     if requests:
         worst = max(max(r["on_ratio"], r["watched_ratio"]) for r in requests["kinds"].values())
@@ -378,11 +382,10 @@ def targets(
             sentry_counted = (
                 f", sentry {geo['sentry']:.3f}x" if "sentry" in geo else ""
             )
-            add("  ...in instructions (callgrind)", "(context, not a target)",
-                f"{geo['unwatched']:.3f}x unwatched, {geo['watched']:.3f}x watched, worst kind "
-                f"{worst_counted:.3f}x; reference {geo['reference']:.3f}x{sentry_counted}",
-                None)  # fmt: skip
-            out[-1]["verdict"] = "-"
+            context("  ...in instructions (callgrind)",
+                    f"{geo['unwatched']:.3f}x unwatched, {geo['watched']:.3f}x watched, worst "
+                    f"kind {worst_counted:.3f}x; reference {geo['reference']:.3f}x"
+                    f"{sentry_counted}")  # fmt: skip
         delete = requests["bulk_delete"]
         add("bulk delete of 20,000 rows", "Django's fast path, as without the dashboard",
             f"{delete['on']['ms']:.0f} ms vs {delete['off']['ms']:.0f} ms without",
@@ -422,19 +425,17 @@ def targets(
     if ceiling and bare and ours is not None:
         # Not a target: how much of the bare server's rate Django's own creates allow.
         most = ceiling["posts_per_s"] * 100
-        add("  ...Django alone, same producer, no dashboard", "(context, not a target)",
-            f"{fmt(most, 0)} deliv/s at most = {most / bare:.2f}x bare; ours "
-            f"{ours / most:.2f}x of it", None)  # fmt: skip
-        out[-1]["verdict"] = "-"
+        context("  ...Django alone, same producer, no dashboard",
+                f"{fmt(most, 0)} deliv/s at most = {most / bare:.2f}x bare; ours "
+                f"{ours / most:.2f}x of it")  # fmt: skip
         # Not a target either: the producer runs in the server process, so its creates
         # and the sending to the sockets take turns on one GIL. Were the dashboard free
         # and daphne's sending as cheap as the bare server's, a row would still cost
         # both: 1 / (1/P + 1/B).
         shared = 1 / (1 / most + 1 / bare)
-        add("  ...both on one GIL, the dashboard free", "(context, not a target)",
-            f"{fmt(shared, 0)} deliv/s at most = {shared / bare:.2f}x bare; ours "
-            f"{ours / shared:.2f}x of it", None)  # fmt: skip
-        out[-1]["verdict"] = "-"
+        context("  ...both on one GIL, the dashboard free",
+                f"{fmt(shared, 0)} deliv/s at most = {shared / bare:.2f}x bare; ours "
+                f"{ours / shared:.2f}x of it")  # fmt: skip
     return out
 
 
