@@ -200,6 +200,7 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
     place(own)
     cid, cause = event.detail.get("cid"), event.detail.get("cause")
     same_process = _visible(request).filter(process=event.process)
+    not_run = event.detail.get("not_run") or []
     return {
         "event": event,
         "payload_json": to_json(event.payload, pretty=True),
@@ -211,7 +212,15 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
         "caused_by": same_process.filter(detail__cid=cause).first() if cause else None,
         "caused": list(same_process.filter(detail__cause=cid).order_by("id")) if cid else [],
         "about": _about(event.payload),
+        # Connected for an unrelated sender, as Django intends: folded away. (Events stored
+        # before "other" was noted say only "connected for another sender".)
+        "not_run": [r for r in not_run if not _for_other_senders(r)],
+        "other_senders": [r for r in not_run if _for_other_senders(r)],
     }
+
+
+def _for_other_senders(item: dict[str, Any]) -> bool:
+    return bool(item.get("other")) or item.get("why") == "connected for another sender"
 
 
 def _about(payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -65,7 +65,7 @@ def test_the_cause_tree_with_each_receivers_sql_the_waterfall_and_bypassing_writ
     assert editor_link.get_attribute("href").startswith("vscode://file/")
     assert "/blog/signals.py:" in editor_link.get_attribute("href")
     not_run = card.locator("table.not-run tr", has_text="notify_subscribers")
-    assert "connected for another sender" in not_run.inner_text()
+    assert "has not been sent with since start-up" in not_run.inner_text()
 
     # What it set off: under the receiver that ran it, the update that sent no signal.
     tree = card.locator("ol.cause-tree li")

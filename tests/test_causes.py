@@ -119,7 +119,9 @@ def test_each_dispatch_says_which_receivers_did_not_run_and_why():
     settle()
     event = StoredEvent.objects.get(signal="post_save", sender="blog.Post")
     why = {r["name"].rsplit(".", 1)[-1]: r["why"] for r in event.detail["not_run"]}
-    assert why["for_tags"] == "connected for another sender"
+    assert why["for_tags"] == "connected for blog.Tag"  # as Django intends: folded away
+    folded = [r["name"].rsplit(".", 1)[-1] for r in event.detail["not_run"] if r.get("other")]
+    assert folded == ["bump_post_on_comment", "for_tags"]  # for blog.Comment and blog.Tag
     assert why["twice"].startswith("ran 2 times")
     assert why["(gone)"].startswith("garbage-collected")
 
@@ -526,3 +528,99 @@ def test_a_raw_writes_values_never_show_even_in_a_long_statement():
     (event,) = StoredEvent.objects.filter(signal="cursor.execute")
     assert event.payload["statement"].startswith("UPDATE blog_post SET body = '…'")
     assert "s3cret" not in str(event.payload) + event.summary
+
+
+@pytest.fixture
+def featured_post():
+    """A proxy of blog.Post, registered for one test (a proxy has no table of its own)."""
+    from django.apps import apps
+
+    meta = type("Meta", (), {"proxy": True, "app_label": "blog"})
+    model = type("FeaturedPost", (Post,), {"__module__": __name__, "Meta": meta})
+    yield model
+    del apps.all_models["blog"]["featuredpost"]
+    apps.clear_cache()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receiver_connected_for_the_model_says_why_it_did_not_run_for_its_proxy(
+    featured_post, staff_client
+):
+    from django.db.models.signals import post_save
+
+    def on_post(sender, **kwargs):
+        pass
+
+    post_save.connect(on_post, sender=Post)
+    try:
+        featured_post.objects.create(title="through the proxy")
+    finally:
+        post_save.disconnect(on_post, sender=Post)
+    settle()
+    event = StoredEvent.objects.get(signal="post_save", sender="blog.FeaturedPost")
+    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("on_post")]
+    assert item["why"].startswith(
+        "connected for blog.Post only, and this was sent for blog.FeaturedPost, a proxy of it"
+    )
+    assert "other" not in item
+    # In the detail: in the table of surprises, not folded away with the unrelated ones.
+    html = staff_client.get(f"/events/{event.key}/", **HTMX).content.decode()
+    surprises, folded = html.split('<details class="other-senders">')
+    assert "on_post" in surprises.split("did not run as you may expect")[1]
+    assert "on_post" not in folded and "bump_post_on_comment" in folded  # for blog.Comment
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_string_sender_on_a_plain_signal_is_said_to_have_never_been_sent_with(staff_client):
+    """The blog's mistake kept on purpose: notify_subscribers, connected for the string
+    "blog.Post" on a plain Signal, never runs; each post_published says why, unfolded."""
+    Post.objects.create(title="published", status="published")
+    settle()
+    event = StoredEvent.objects.get(signal="post_published")
+    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("notify_subscribers")]
+    assert item["why"].startswith(
+        "connected for a sender this signal has not been sent with since start-up"
+    )
+    assert "other" not in item
+    html = staff_client.get(f"/events/{event.key}/", **HTMX).content.decode()
+    assert "notify_subscribers" in html.split("did not run as you may expect")[1]
+    assert 'class="other-senders"' not in html  # nothing connected for another sender
+
+
+def test_an_event_stored_before_the_fold_still_folds_its_other_senders(staff_client):
+    Post.objects.create(title="older")
+    settle()
+    event = StoredEvent.objects.get(signal="post_save", sender="blog.Post")
+    event.detail["not_run"] = [{"name": "app.old_receiver", "where": "",
+                                "why": "connected for another sender"}]  # fmt: skip
+    event.save()
+    html = staff_client.get(f"/events/{event.key}/", **HTMX).content.decode()
+    assert "did not run as you may expect" not in html
+    folded = html.split('<details class="other-senders">')[1]
+    assert "1 more receiver of post_save, connected for other senders" in folded
+    assert "app.old_receiver" in folded
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reasons_kept_per_receiver_do_not_grow_with_instance_senders():
+    """A signal sent with a new instance each time: one reason kept for the receiver
+    connected for another sender, not one per sender seen."""
+    from django.dispatch import Signal
+
+    from dashboard.core import payload
+
+    ping = Signal()
+
+    class Sender:
+        pass
+
+    def for_one(sender, **kwargs):
+        pass
+
+    one = Sender()
+    ping.connect(for_one, sender=one)
+    for _ in range(50):
+        ping.send(sender=Sender())
+    ping.send(sender=one)
+    settle()
+    assert len(payload._another_sender[for_one]) == 1

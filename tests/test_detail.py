@@ -53,6 +53,7 @@ def test_update_shows_the_field_diff(staff_client):
     changes = {c["field"]: (c["old"], c["new"]) for c in event.detail["diff"]}
     assert set(changes) == {"title", "updated"}  # `updated` is auto_now
     assert changes["title"] == ("Old title", "New title")
+    assert event.summary.endswith(" · changed title, updated")  # the table's line too
     html = staff_client.get(f"/events/{event.key}/", **HTMX).content.decode()
     assert '<td class="old">Old title</td><td class="new">New title</td>' in html
 

@@ -357,9 +357,22 @@ def test_describe_event_payload_is_described_and_its_json_made_once():
     assert row.payload_json == to_json(row.payload)
 
 
-def test_describe_event_summary_is_the_payload_s():
+def test_describe_event_summary_is_the_payload_s_and_what_the_update_changed():
     row = describe_event(saved_event())
-    assert row.summary == summarize(row.payload) == "blog.Post #1 “A post”"
+    assert row.summary == summarize(row.payload, ["title"])
+    assert row.summary == "blog.Post #1 “A post” · changed title"
+
+
+def test_an_update_that_changed_nothing_says_so_in_its_summary():
+    event = saved_event()
+    event.before = {"title": "New"}  # as saved
+    assert describe_event(event).summary == "blog.Post #1 “A post” · nothing changed"
+
+
+def test_a_save_whose_stored_row_was_not_read_says_nothing_of_changes():
+    event = saved_event()
+    event.before = None  # an insert, DIFFS off, or the read failed
+    assert describe_event(event).summary == "blog.Post #1 “A post”"
 
 
 def test_describe_event_detail_has_origin_diff_and_receivers():

@@ -142,6 +142,8 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
         if event is None:
             return None
         event.cid, event.sender_id = keys.next_cid(), id(sender)
+        # Full, the set no longer tells a sender never sent with (capture/seen.py).
+        event.sent_with = senders if len(senders) < MAX_SENDERS else None
         event.receivers_then = list(signal.receivers)  # connect() and disconnect() mutate it
         caused_by(event)
         return Dispatch(signal, event)

@@ -74,6 +74,10 @@ class Event:
     # which did not run, and why.
     receivers_then: list[Any] | None = None
     sender_id: int = 0
+    # The ids of the senders the signal was sent with so far (capture/seen.py's set,
+    # not a copy; None once full): a receiver connected for one never among them has
+    # never run.
+    sent_with: set[int] | None = None
     # The receivers named ({"timed": [...], "not_run": [...]}, core/payload.py) where
     # the functions live, before the event crosses to the sidecar process (sidecar/wire.py).
     named: dict[str, Any] | None = None
@@ -82,7 +86,7 @@ class Event:
         """Drop the snapshots once described: an event stays referenced until its
         transaction ends (capture/transactions.py), and a long one holds thousands."""
         self.raw, self.before, self.timings, self.receivers_then = _NOTHING, None, [], None
-        self.named = None
+        self.named = self.sent_with = None
 
     @property
     def key(self) -> str:

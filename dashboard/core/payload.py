@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from dashboard import conf
+from dashboard.core import senders
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
 from dashboard.core.filters import is_plumbing
 from dashboard.core.rows import Row, to_json
@@ -193,8 +194,9 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
     }
 
 
-def summarize(payload: dict[str, Any]) -> str:
-    """One line for the table: the object, then what happened to it."""
+def summarize(payload: dict[str, Any], changed: list[str] | None = None) -> str:
+    """One line for the table: the object, then what happened to it. `changed`: an
+    update's changed fields, [] for a save that changed nothing (None: not known)."""
     parts: list[str] = []
     # The object it is about: `instance` (model signals), else the first model
     # instance among its arguments (`user`, a host's own `book`, ...).
@@ -214,6 +216,8 @@ def summarize(payload: dict[str, Any]) -> str:
         parts.append("raw: loaded from a fixture (loaddata), the model's save() not called")
     if payload.get("update_fields"):
         parts.append("fields " + ", ".join(map(str, payload["update_fields"])))
+    if changed is not None:  # a save that changes nothing is worth seeing in the list
+        parts.append(f"changed {', '.join(changed)}" if changed else "nothing changed")
     if "action" in payload:
         pks = ", ".join(map(str, payload.get("pk_set") or []))
         parts.append(f"{payload['action']} {payload.get('model', '')} {{{pks}}}")
@@ -258,6 +262,9 @@ def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[
 def describe_event(event: Event) -> Row:
     """Everything shown and stored of one event, computed once; then its snapshots go."""
     payload = describe(event.raw)
+    changes = diff(event.before, event.raw.get("instance"))
+    # An update's stored row was read (DIFFS): the table says what it changed.
+    changed = None if event.before is None else [c["field"] for c in changes]
     row = Row(
         process=event.process,
         seq=event.seq,
@@ -265,7 +272,7 @@ def describe_event(event: Event) -> Row:
         signal=event.signal,
         family=event.family,
         sender=storable(clean(event.sender)),
-        summary=summarize(payload),
+        summary=summarize(payload, changed),
         payload=payload,
         payload_json=to_json(payload),
         detail={
@@ -274,7 +281,7 @@ def describe_event(event: Event) -> Row:
             "cause_receiver": event.cause_receiver,
             "ms": None if event.duration is None else round(event.duration * 1000, 3),
             "origin": event.origin,
-            "diff": diff(event.before, event.raw.get("instance")),
+            "diff": changes,
             **receivers_detail(event.named or name_receivers(event)),
         },
         request_id=event.request_id or "",
@@ -308,7 +315,9 @@ NO_SENDER = id(None)  # how Django keys a receiver connected for every sender
 
 def not_run(event: Event) -> list[dict[str, Any]]:
     """The signal's receivers that did not run for this send, and why; and those that
-    ran more than once (the same function connected twice, without dispatch_uid)."""
+    ran more than once (the same function connected twice, without dispatch_uid).
+    Those that did not run because they were connected for an unrelated sender, as
+    Django intends, are marked "other" (the detail folds them away)."""
     if not event.receivers_then:
         return []
     found: list[dict[str, Any]] = []
@@ -322,7 +331,7 @@ def not_run(event: Event) -> list[dict[str, Any]]:
                 "held it (a function defined inside another?); define it at module level, "
                 "or connect it with weak=False")})  # fmt: skip
         elif sender_key not in (NO_SENDER, event.sender_id):
-            found.append(_for_another_sender(func))
+            found.append(_for_another_sender(func, sender_key, event))
     # By equality, not identity: a method connected weakly comes back as a new bound
     # method object each time, equal to the last.
     ran = [t.receiver for t in event.timings]
@@ -342,14 +351,39 @@ def not_run(event: Event) -> list[dict[str, Any]]:
     return found
 
 
-def _for_another_sender(func: Any) -> dict[str, Any]:
-    """The same dict for every event a receiver connected for another sender skipped
-    (read only, never changed: a batch pickles it once)."""
-    return _cached(_another_sender, func, _skipped)
+def _for_another_sender(func: Any, connected_key: int, event: Event) -> dict[str, Any]:
+    """Why a receiver connected for another sender did not run. The same dict for every
+    event that skipped it for the same reason (read only, never changed: a batch pickles
+    it once); keyed by the model sent for, never by another sender's id (a signal sent
+    with ever new instances would grow it without end)."""
+    sent = senders.model_for(event.sender_id)
+    never_sent = event.sent_with is not None and connected_key not in event.sent_with
+    reasons = _cached(_another_sender, func, lambda _: {})
+    key = (connected_key, sent, never_sent)
+    found = reasons.get(key)
+    if found is None:
+        found = reasons[key] = _skipped(func, senders.model_for(connected_key), sent, never_sent)
+    return found
 
 
-def _skipped(func: Any) -> dict[str, Any]:
-    return {**receiver_info(func), "why": "connected for another sender"}
+def _skipped(
+    func: Any, connected: type | None, sent: type | None, never_sent: bool
+) -> dict[str, Any]:
+    info = receiver_info(func)
+    if connected is not None:
+        label = connected._meta.label  # type: ignore[attr-defined]
+        if sent is not None and (how := senders.relation(sent, connected)):
+            return {**info, "why": (
+                f"connected for {label} only, and this was sent for {sent._meta.label}, "  # type: ignore[attr-defined]
+                f"{how}: Django runs a receiver only for the very sender it was connected "
+                "for (connect it for this one too)")}  # fmt: skip
+        return {**info, "why": f"connected for {label}", "other": True}
+    if never_sent:  # not a model, and never sent with: it has never run (the string?)
+        return {**info, "why": (
+            "connected for a sender this signal has not been sent with since start-up: "
+            "a string \"app.Model\"? (only model signals resolve it to the model) or an "
+            "instance where the class is sent?")}  # fmt: skip
+    return {**info, "why": "connected for another sender", "other": True}
 
 
 def receiver_info(
@@ -372,7 +406,9 @@ def _names_of(func: Any) -> tuple[str, str]:
 # method is a new object each time it is looked up): holding a receiver connected weakly
 # would keep it, and whatever it belongs to, alive and running.
 _names: "weakref.WeakKeyDictionary[Any, tuple[str, str]]" = weakref.WeakKeyDictionary()
-_another_sender: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_another_sender: "weakref.WeakKeyDictionary[Any, dict[Any, dict[str, Any]]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _cached(cache: "weakref.WeakKeyDictionary[Any, T]", func: Any, make: Callable[[Any], T]) -> T:

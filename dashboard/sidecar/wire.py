@@ -32,7 +32,7 @@ _values = operator.attrgetter(*EVENT_FIELDS)  # one C call for every field, in o
 def portable(event: Event) -> Event:
     """The event, ready to cross: receivers named, private instance state dropped."""
     event.named = name_receivers(event)
-    event.timings, event.receivers_then = [], None
+    event.timings, event.receivers_then, event.sent_with = [], None, None
     for value in event.raw.values():
         if type(value) is InstanceSnapshot:
             value.fields = {k: v for k, v in value.fields.items() if k[0] != "_"}
