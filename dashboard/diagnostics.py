@@ -20,6 +20,7 @@ from dashboard.capture import seen
 from dashboard.capture.origin import project_path
 from dashboard.capture.signals import discovered
 from dashboard.core.payload import NO_SENDER, receiver_info
+from dashboard.core.senders import model_for
 from dashboard.models import StoredEvent
 
 MODULE_NAMES = ("signals", "receivers")
@@ -147,7 +148,6 @@ def unmatched_senders(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
     """Receivers connected for one sender that the signal was never sent with since
     start-up: a string sender for a plain Signal ('app.Model' is resolved only by model
     signals), an instance where the class is sent, a proxy model, or simply not yet."""
-    models = {id(m): m._meta.label for m in apps.get_models(include_auto_created=True)}
     out = []
     for signal, spec in found:
         sent = seen.senders(signal) or set()
@@ -155,7 +155,7 @@ def unmatched_senders(found: list[tuple[Signal, Any]]) -> list[dict[str, Any]]:
             sender_key = lookup[1]
             if func is None or sender_key == NO_SENDER or sender_key in sent or not _mine(func):
                 continue
-            model = models.get(sender_key)
+            model = (found := model_for(sender_key)) and found._meta.label
             out.append({
                 "signal": spec.path, **receiver_info(func), "model": model,
                 "sent": bool(sent),
