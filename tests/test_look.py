@@ -267,10 +267,18 @@ def test_detail_opens_and_closes_in_place_moves_focus_and_keeps_its_url(context,
     assert re.search(r"/events/[\w.-]+/$", dash.url)
     assert dash.evaluate("document.activeElement.id") == "detail-title"
     assert "Look closer" in dash.locator(".detail-card pre").inner_text()
+    # The heading names the event by the key in the address; its row stands out.
+    key = row.get_attribute("data-key")
+    assert dash.url.endswith(f"/events/{key}/")
+    assert dash.locator("#detail-title small").inner_text() == key
+    selected = dash.locator("#event-table tr.event.selected")
+    assert selected.count() == 1 and selected.get_attribute("data-key") == key
+    assert selected.get_attribute("aria-current") == "true"
 
     dash.keyboard.press("Escape")
     dash.wait_for_selector(".detail-card", state="detached")
     assert dash.url == server.url + "/"
+    assert dash.locator("#event-table tr.event.selected").count() == 0
     focused = dash.evaluate("document.activeElement.getAttribute('href')")
     assert focused == link.get_attribute("href")  # back where it was
 

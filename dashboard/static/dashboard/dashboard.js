@@ -845,7 +845,24 @@
     });
   }
 
+  // The row whose detail is open stands out, and says so to a screen reader.
+  function markSelected() {
+    var card = document.querySelector("#detail .detail-card");
+    var key = card ? card.dataset.event : null;
+    table().querySelectorAll("tr.event.selected").forEach(function (r) {
+      if (r.dataset.key === key) return;
+      r.classList.remove("selected");
+      r.removeAttribute("aria-current");
+    });
+    if (!key) return;
+    table().querySelectorAll('tr.event[data-key="' + CSS.escape(key) + '"]').forEach(function (r) {
+      r.classList.add("selected");
+      r.setAttribute("aria-current", "true");
+    });
+  }
+
   function panelShown() {
+    markSelected();
     document.body.classList.add("detail-open");
     var title = $("detail-title");
     if (title) title.focus();
@@ -854,6 +871,7 @@
   function closeDetail(push) {
     if (!detailOpen()) return;
     $("detail").replaceChildren();
+    markSelected();
     document.body.classList.remove("detail-open");
     if (push) pushUrl(indexUrl());
     var back = opener && opener.isConnected ? opener : table().querySelector("a.open");
