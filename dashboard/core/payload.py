@@ -19,6 +19,8 @@ from datetime import time as time_of_day
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from django.db.models import Model
+
 from dashboard import conf
 from dashboard.core import senders
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
@@ -367,14 +369,14 @@ def _for_another_sender(func: Any, connected_key: int, event: Event) -> dict[str
 
 
 def _skipped(
-    func: Any, connected: type | None, sent: type | None, never_sent: bool
+    func: Any, connected: type[Model] | None, sent: type[Model] | None, never_sent: bool
 ) -> dict[str, Any]:
     info = receiver_info(func)
     if connected is not None:
-        label = connected._meta.label  # type: ignore[attr-defined]
+        label = connected._meta.label
         if sent is not None and (how := senders.relation(sent, connected)):
             return {**info, "why": (
-                f"connected for {label} only, and this was sent for {sent._meta.label}, "  # type: ignore[attr-defined]
+                f"connected for {label} only, and this was sent for {sent._meta.label}, "
                 f"{how}: Django runs a receiver only for the very sender it was connected "
                 "for (connect it for this one too)")}  # fmt: skip
         return {**info, "why": f"connected for {label}", "other": True}
