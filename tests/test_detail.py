@@ -203,3 +203,21 @@ def test_csv_export_defuses_cells_a_spreadsheet_would_run(staff_client):
     table = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     sender = table[0].index("sender")
     assert [line[sender] for line in table[1:]] == ["'" + formula]
+
+
+def test_the_project_s_files_are_shown_from_its_root_and_opened_by_their_full_path():
+    import os
+
+    from django.test import override_settings
+
+    from dashboard.capture.origin import PROJECT_ROOT
+    from dashboard.templatetags.dashboard_rows import in_editor
+
+    where = os.path.join(PROJECT_ROOT, "blog", "signals.py") + ":28"
+    assert in_editor(where) == "blog/signals.py:28"  # as "Sent from" names it
+    assert in_editor("/usr/lib/python3/x.py:3") == "/usr/lib/python3/x.py:3"
+    assert in_editor("no line here") == "no line here"
+    with override_settings(DASHBOARD={"EDITOR_URL": "vscode://file/{path}:{line}"}):
+        link = in_editor(where)
+    assert f'href="vscode://file/{PROJECT_ROOT}/blog/signals.py:28"' in link
+    assert ">blog/signals.py:28</a>" in link

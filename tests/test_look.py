@@ -302,8 +302,20 @@ def test_detail_opens_and_closes_in_place_moves_focus_and_keeps_its_url(context,
     box = dash.locator("#detail").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390
     assert dash.evaluate("document.documentElement.scrollWidth") <= 390
+    # The whole screen and no Esc key: ✕ stays in reach however far the panel scrolls.
+    dash.locator("#detail").evaluate("d => d.scrollTo(0, d.scrollHeight)")
+    assert dash.locator("#detail").evaluate("d => d.scrollTop") > 0
+    close = dash.locator(".detail-card .close").bounding_box()
+    assert 0 <= close["y"] < 100
     dash.click(".detail-card .close")
     dash.wait_for_selector(".detail-card", state="detached")
+
+    # Opened by its address (a shared link, a reload): its row is marked all the same.
+    dash.set_viewport_size({"width": 1400, "height": 900})
+    dash.goto(f"{server.url}/events/{key}/")
+    dash.wait_for_selector(".detail-card")
+    selected = dash.locator("#event-table tr.event.selected")
+    assert selected.count() == 1 and selected.get_attribute("data-key") == key
 
 
 # -- 5. any screen ---------------------------------------------------------------------

@@ -369,6 +369,14 @@ def test_an_update_that_changed_nothing_says_so_in_its_summary():
     assert describe_event(event).summary == "blog.Post #1 “A post” · nothing changed"
 
 
+def test_an_update_that_changed_only_its_auto_now_fields_says_nothing_else_changed():
+    event = saved_event()
+    event.raw["instance"].fields.update(updated="2026-01-02 03:04:06")
+    event.before = {"title": "New", "updated": "2026-01-02 03:04:05"}  # blog.Post's auto_now
+    summary = describe_event(event).summary
+    assert summary == "blog.Post #1 “A post” · nothing changed but updated (auto_now)"
+
+
 def test_a_save_whose_stored_row_was_not_read_says_nothing_of_changes():
     event = saved_event()
     event.before = None  # an insert, DIFFS off, or the read failed

@@ -19,6 +19,7 @@ from datetime import time as time_of_day
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from django.apps import apps
 from django.db.models import Model
 
 from dashboard import conf
@@ -196,9 +197,14 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
     }
 
 
-def summarize(payload: dict[str, Any], changed: list[str] | None = None) -> str:
+def summarize(
+    payload: dict[str, Any],
+    changed: list[str] | None = None,
+    stamped: frozenset[str] = frozenset(),
+) -> str:
     """One line for the table: the object, then what happened to it. `changed`: an
-    update's changed fields, [] for a save that changed nothing (None: not known)."""
+    update's changed fields, [] for a save that changed nothing (None: not known);
+    `stamped`: those of its model that every save sets (auto_now)."""
     parts: list[str] = []
     # The object it is about: `instance` (model signals), else the first model
     # instance among its arguments (`user`, a host's own `book`, ...).
@@ -219,7 +225,12 @@ def summarize(payload: dict[str, Any], changed: list[str] | None = None) -> str:
     if payload.get("update_fields"):
         parts.append("fields " + ", ".join(map(str, payload["update_fields"])))
     if changed is not None:  # a save that changes nothing is worth seeing in the list
-        parts.append(f"changed {', '.join(changed)}" if changed else "nothing changed")
+        if not changed:
+            parts.append("nothing changed")
+        elif stamped.issuperset(changed):
+            parts.append(f"nothing changed but {', '.join(changed)} (auto_now)")
+        else:
+            parts.append(f"changed {', '.join(changed)}")
     if "action" in payload:
         pks = ", ".join(map(str, payload.get("pk_set") or []))
         parts.append(f"{payload['action']} {payload.get('model', '')} {{{pks}}}")
@@ -261,12 +272,26 @@ def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[
     return changes
 
 
+@lru_cache(maxsize=1024)
+def auto_now(label: str) -> frozenset[str]:
+    """A model's fields that every save sets (auto_now): that they changed says nothing."""
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):  # not installed here, or not "app.Model"
+        return frozenset()
+    return frozenset(
+        f.attname for f in model._meta.concrete_fields if getattr(f, "auto_now", False)
+    )
+
+
 def describe_event(event: Event) -> Row:
     """Everything shown and stored of one event, computed once; then its snapshots go."""
     payload = describe(event.raw)
-    changes = diff(event.before, event.raw.get("instance"))
+    instance = event.raw.get("instance")
+    changes = diff(event.before, instance)
     # An update's stored row was read (DIFFS): the table says what it changed.
     changed = None if event.before is None else [c["field"] for c in changes]
+    stamped = auto_now(instance.label) if changed and type(instance) is InstanceSnapshot else None
     row = Row(
         process=event.process,
         seq=event.seq,
@@ -274,7 +299,7 @@ def describe_event(event: Event) -> Row:
         signal=event.signal,
         family=event.family,
         sender=storable(clean(event.sender)),
-        summary=summarize(payload, changed),
+        summary=summarize(payload, changed, stamped or frozenset()),
         payload=payload,
         payload_json=to_json(payload),
         detail={

@@ -58,7 +58,10 @@ def write(rows: list[Row], rolled_back: Iterable[Event] = ()) -> int:
     except DatabaseError as exc:
         if _table_missing():
             if not _missing_table_reported:  # e.g. events of the very first migrate
-                logger.warning("dashboard: no history table yet (run migrate); not stored")
+                logger.warning(
+                    "dashboard: no history table yet (migrate creates it); events until then "
+                    "are not stored"
+                )
                 _missing_table_reported = True
             return len(rows)
         if isinstance(exc, (OperationalError, InterfaceError)):

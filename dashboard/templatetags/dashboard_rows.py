@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from dashboard import conf
-from dashboard.capture.origin import PROJECT_ROOT
+from dashboard.capture.origin import PROJECT_ROOT, project_path
 from dashboard.core.render import render_rows
 from dashboard.core.rows import Row
 
@@ -29,16 +29,20 @@ WHERE = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?P<rest>.*)$", re.S)
 @register.filter
 def in_editor(where: str) -> SafeString:
     """"file:line" as a link that opens it in the developer's editor, when
-    DASHBOARD["EDITOR_URL"] says how ("vscode://file/{path}:{line}"); else as text."""
+    DASHBOARD["EDITOR_URL"] says how ("vscode://file/{path}:{line}"); else as text.
+    The project's own files are shown from its root, as origins name them."""
     template = conf.get("EDITOR_URL")
     found = WHERE.match(where or "")
-    if not template or not found:
+    if not found:
         return format_html("{}", where)
     path = found["path"]
+    shown = f"{project_path(path)}:{found['line']}{found['rest']}"
+    if not template:
+        return format_html("{}", shown)
     if not os.path.isabs(path):  # the project's own, as origins name it
         path = os.path.join(PROJECT_ROOT, path)
     url = template.format(path=quote(path), line=found["line"])
-    return format_html('<a class="in-editor" href="{}">{}</a>', url, where)
+    return format_html('<a class="in-editor" href="{}">{}</a>', url, shown)
 
 
 @register.filter

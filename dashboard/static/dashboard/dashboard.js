@@ -1005,6 +1005,12 @@
     $("empty-clear").addEventListener("click", clearAll);
     renderChips();
     refresh();
-    if (detailOpen()) { document.body.classList.add("detail-open"); opener = null; }
+    if (detailOpen()) {  // opened by its address: the panel came with the page
+      document.body.classList.add("detail-open");
+      opener = null;
+      markSelected();
+      var selected = table().querySelector("tr.event.selected");
+      if (selected) selected.scrollIntoView({ block: "nearest" });
+    }
   });
 })();
