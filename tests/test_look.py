@@ -6,6 +6,7 @@ These run last (see conftest.py), like tests/test_browser.py.
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -443,6 +444,19 @@ def test_playground_buttons_show_their_events_here_and_on_the_dashboard(context,
     assert signals.index("pre_save") < signals.index("post_save")  # in the order sent
     key = created.get_attribute("data-key")
     dash.locator(f'#events tr[data-key="{key}"]').wait_for(timeout=5000)  # and live
+
+    # A comment's post_save sets off a save of its post (blog.signals.bump_post_on_comment):
+    # the card lists them in the order they were sent, not the order their sends ended.
+    card = run("comment")
+    sent = card.locator("tr.event").evaluate_all(
+        "els => els.map(e => [e.dataset.signal, e.dataset.sender,"
+        " e.querySelector('time').getAttribute('datetime')])"
+    )
+    at = [datetime.fromisoformat(t) for _, _, t in sent]
+    assert at == sorted(at)
+    pairs = [(signal, sender) for signal, sender, _ in sent]
+    comment = pairs.index(("post_save", "blog.Comment"))
+    assert ("pre_save", "blog.Post") in pairs[comment + 1 :]  # the save it set off, after it
 
     card = run("rollback")
     assert card.locator("tr.event.rolled-back[data-signal=post_save]").count() == 1

@@ -38,7 +38,16 @@
       rows = await rowsFor("request=" + encodeURIComponent(requestId));
       if (rows.some(function (r) { return r.dataset.signal === "request_finished"; })) break;
     }
-    return rows.reverse();  // in the order they were sent
+    // In the order they were sent. The history numbers a dispatch as it ends, after what
+    // its receivers sent (a comment's post_save after the post save it caused): by time.
+    return rows.reverse().sort(function (a, b) { return sentAt(a) - sentAt(b); });
+  }
+
+  // When a row's signal was sent, in microseconds (its <time datetime>, ISO 8601).
+  function sentAt(row) {
+    var iso = row.querySelector("time").getAttribute("datetime");
+    var micro = /\.\d{3}(\d{3})/.exec(iso);
+    return Date.parse(iso) * 1000 + (micro ? Number(micro[1]) : 0);
   }
 
   // A request that failed answers no id: its got_request_exception names the token.
