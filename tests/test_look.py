@@ -262,6 +262,12 @@ def test_detail_opens_and_closes_in_place_moves_focus_and_keeps_its_url(context,
     dash = open_dashboard(context, server)
     add_post(context, server, "Look closer")
     row = post_row(dash, "post_save", "Look closer")
+    # One line, cut to fit; opened, the whole of it (an update's changed fields end it).
+    summary = row.locator("td.payload summary")
+    assert summary.evaluate("s => getComputedStyle(s).whiteSpace") == "nowrap"
+    summary.click()
+    assert summary.evaluate("s => getComputedStyle(s).whiteSpace") == "normal"
+    summary.click()
     link = row.locator("a.open")
     link.click()
     dash.wait_for_selector(".detail-card")
