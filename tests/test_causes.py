@@ -624,3 +624,114 @@ def test_the_reasons_kept_per_receiver_do_not_grow_with_instance_senders():
     ping.send(sender=one)
     settle()
     assert len(payload._another_sender[for_one]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_m2m_changed_connected_for_the_model_is_said_to_be_sent_with_the_through_model():
+    from django.db.models.signals import m2m_changed
+
+    from blog.models import Tag
+
+    def on_tags(sender, **kwargs):
+        pass
+
+    m2m_changed.connect(on_tags, sender=Post)  # the classic slip: Post.tags.through it is
+    try:
+        post = Post.objects.create(title="tagged")
+        post.tags.add(Tag.objects.create(name="through"))
+    finally:
+        m2m_changed.disconnect(on_tags, sender=Post)
+    settle()
+    event = StoredEvent.objects.filter(signal="m2m_changed").first()
+    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("on_tags")]
+    assert item["why"] == (
+        "connected for blog.Post, but m2m_changed is sent with the relation's through model, "
+        "blog.Post_tags: connect it for blog.Post.<field>.through"
+    )
+    assert "other" not in item
+
+
+def test_why_a_receiver_connected_for_an_abstract_swapped_or_related_model_did_not_run():
+    from django.contrib.auth.models import User
+    from django.db import models
+    from django.test import override_settings
+    from django.test.utils import isolate_apps
+
+    from dashboard.core.senders import connected_class, why_not
+
+    with isolate_apps("blog"):
+
+        class Stamped(models.Model):
+            class Meta:
+                abstract = True
+                app_label = "blog"
+
+        class Place(Stamped):  # noqa: DJ008
+            class Meta:
+                app_label = "blog"
+
+        class Restaurant(Place):  # noqa: DJ008  # multi-table: a table of its own, its parent's too
+            class Meta:
+                app_label = "blog"
+
+        class Listed(Place):  # noqa: DJ008
+            class Meta:
+                proxy = True
+                app_label = "blog"
+
+        assert connected_class(id(Stamped), Place) is Stamped  # not installed: found by the MRO
+        why, other = why_not("post_save", Stamped, Place, False)
+        assert why.startswith("connected for blog.Stamped, an abstract model") and not other
+        why, other = why_not("post_save", Place, Listed, False)
+        assert "a proxy of it" in why and not other
+        # A proxy's receiver not run for its model, nor a multi-table parent's or child's
+        # (on delete, Django sends for the parent as well): as intended, folded.
+        for connected, sent in ((Listed, Place), (Place, Restaurant), (Restaurant, Place)):
+            assert why_not("post_save", connected, sent, False) == (
+                f"connected for {connected._meta.label}", True
+            )
+    with override_settings(AUTH_USER_MODEL="blog.Writer"):
+        why, other = why_not("post_save", User, Post, False)
+    assert why.startswith("connected for auth.User, which AUTH_USER_MODEL swaps for blog.Writer")
+    assert not other
+    assert why_not("post_save", None, Post, True)[1] is False  # never sent with: said
+    assert why_not("post_save", None, Post, False) == ("connected for another sender", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reason_that_cannot_be_found_leaves_the_plain_one_and_the_event_stored(
+    monkeypatch, caplog
+):
+    from django.db.models.signals import post_save
+
+    from blog.models import Tag
+    from dashboard.core import senders
+
+    def for_tags(sender, **kwargs):
+        pass
+
+    def broken(*args):
+        raise ValueError("the registry changed under us")
+
+    monkeypatch.setattr(senders, "why_not", broken)
+    post_save.connect(for_tags, sender=Tag)
+    try:
+        Post.objects.create(title="a reason lost")
+    finally:
+        post_save.disconnect(for_tags, sender=Tag)
+    settle()
+    event = StoredEvent.objects.get(signal="post_save", sender="blog.Post")
+    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("for_tags")]
+    assert (item["why"], item["other"]) == ("connected for another sender", True)
+    assert "could not say why a receiver did not run" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_with_update_fields_says_it_changed_only_what_it_wrote():
+    post = Post.objects.create(title="before", body="same")
+    post.title, post.body = "after", "changed in memory only"
+    post.save(update_fields=["title"])
+    settle()
+    event = StoredEvent.objects.filter(signal="post_save", sender="blog.Post").latest("id")
+    assert [c["field"] for c in event.detail["diff"]] == ["title"]  # not body, not updated
+    assert event.summary.endswith(" · fields title · changed title")

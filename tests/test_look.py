@@ -323,6 +323,11 @@ def test_detail_opens_and_closes_in_place_moves_focus_and_keeps_its_url(context,
     dash.wait_for_selector(".detail-card")
     selected = dash.locator("#event-table tr.event.selected")
     assert selected.count() == 1 and selected.get_attribute("data-key") == key
+    # Filtered while it is open: the history comes anew, its row marked again.
+    dash.fill('input[name="q"]', "Look closer")
+    dash.wait_for_function("location.search === '?q=Look+closer'")
+    dash.wait_for_function("document.querySelectorAll('#event-table tr.event.selected').length")
+    assert dash.locator("#event-table tr.event.selected").get_attribute("data-key") == key
 
 
 # -- 5. any screen ---------------------------------------------------------------------

@@ -141,9 +141,7 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
         event = record.capture(spec, signal, sender, named)
         if event is None:
             return None
-        event.cid, event.sender_id = keys.next_cid(), id(sender)
-        # Full, the set no longer tells a sender never sent with (capture/seen.py).
-        event.sent_with = senders if len(senders) < MAX_SENDERS else None
+        event.cid, event.sender_id, event.sent_with = keys.next_cid(), id(sender), senders
         event.receivers_then = list(signal.receivers)  # connect() and disconnect() mutate it
         caused_by(event)
         return Dispatch(signal, event)

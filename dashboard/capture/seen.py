@@ -11,9 +11,9 @@ import time
 from django.dispatch import Signal
 
 from dashboard.capture.signals import BySignal
+from dashboard.core.senders import MAX_SENDERS  # one definition, read where events are described
 
 _sent: BySignal[set[int]] = BySignal()
-MAX_SENDERS = 1000
 STARTED = time.time()  # what "since start-up" means
 
 

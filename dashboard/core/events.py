@@ -75,8 +75,7 @@ class Event:
     receivers_then: list[Any] | None = None
     sender_id: int = 0
     # The ids of the senders the signal was sent with so far (capture/seen.py's set,
-    # not a copy; None once full): a receiver connected for one never among them has
-    # never run.
+    # not a copy): a receiver connected for one never among them has never run.
     sent_with: set[int] | None = None
     # The receivers named ({"timed": [...], "not_run": [...]}, core/payload.py) where
     # the functions live, before the event crosses to the sidecar process (sidecar/wire.py).

@@ -11,6 +11,7 @@ All of it happens here, once, before an event is shown, stored or exported.
 Escaping is the template's job.
 """
 
+import logging
 import re
 import weakref
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from dashboard.core.filters import is_plumbing
 from dashboard.core.rows import Row, to_json
 
 T = TypeVar("T")
+logger = logging.getLogger("dashboard")
 
 MASK = "•••••"
 SECRET = re.compile(
@@ -254,12 +256,17 @@ def summarize(
     return text(" · ".join(parts)) if parts else "—"
 
 
-def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[dict[str, Any]]:
-    """Fields whose stored value differs from the saved one: [{field, old, new}]."""
+def diff(
+    before: dict[str, Any] | None, after: InstanceSnapshot | None, only: Any = None
+) -> list[dict[str, Any]]:
+    """Fields whose stored value differs from the saved one: [{field, old, new}]; of a
+    save with update_fields (`only`), those it writes (others may differ in memory)."""
     if not before or after is None:
         return []
     changes = []
     for name, old in before.items():
+        if only and name not in only and not (name.endswith("_id") and name[:-3] in only):
+            continue  # "author" names the column "author_id" as well
         if name in after.fields and after.fields[name] != old:
             secret = is_secret(name) or is_secret(after.label)
             changes.append(
@@ -272,13 +279,16 @@ def diff(before: dict[str, Any] | None, after: InstanceSnapshot | None) -> list[
     return changes
 
 
-@lru_cache(maxsize=1024)
 def auto_now(label: str) -> frozenset[str]:
     """A model's fields that every save sets (auto_now): that they changed says nothing."""
     try:
-        model = apps.get_model(label)
-    except (LookupError, ValueError):  # not installed here, or not "app.Model"
+        return _auto_now(apps.get_model(label))
+    except (LookupError, ValueError):  # not installed here (yet), or not "app.Model"
         return frozenset()
+
+
+@lru_cache(maxsize=1024)
+def _auto_now(model: type[Model]) -> frozenset[str]:
     return frozenset(
         f.attname for f in model._meta.concrete_fields if getattr(f, "auto_now", False)
     )
@@ -288,7 +298,7 @@ def describe_event(event: Event) -> Row:
     """Everything shown and stored of one event, computed once; then its snapshots go."""
     payload = describe(event.raw)
     instance = event.raw.get("instance")
-    changes = diff(event.before, instance)
+    changes = diff(event.before, instance, event.raw.get("update_fields"))
     # An update's stored row was read (DIFFS): the table says what it changed.
     changed = None if event.before is None else [c["field"] for c in changes]
     stamped = auto_now(instance.label) if changed and type(instance) is InstanceSnapshot else None
@@ -348,6 +358,7 @@ def not_run(event: Event) -> list[dict[str, Any]]:
     if not event.receivers_then:
         return []
     found: list[dict[str, Any]] = []
+    sent: Any = _UNKNOWN  # the model sent for, looked up once, if any receiver needs it
     for (receiver_key, sender_key), ref, _ in event.receivers_then:
         func = ref() if isinstance(ref, weakref.ReferenceType) else ref
         if func is None and isinstance(receiver_key, tuple):
@@ -358,7 +369,9 @@ def not_run(event: Event) -> list[dict[str, Any]]:
                 "held it (a function defined inside another?); define it at module level, "
                 "or connect it with weak=False")})  # fmt: skip
         elif sender_key not in (NO_SENDER, event.sender_id):
-            found.append(_for_another_sender(func, sender_key, event))
+            if sent is _UNKNOWN:
+                sent = _model_sent_for(event)
+            found.append(_for_another_sender(func, sender_key, sent, event))
     # By equality, not identity: a method connected weakly comes back as a new bound
     # method object each time, equal to the last.
     ran = [t.receiver for t in event.timings]
@@ -378,39 +391,43 @@ def not_run(event: Event) -> list[dict[str, Any]]:
     return found
 
 
-def _for_another_sender(func: Any, connected_key: int, event: Event) -> dict[str, Any]:
+_UNKNOWN = object()
+
+
+def _model_sent_for(event: Event) -> type[Model] | None:
+    try:
+        return senders.model_for(event.sender_id)
+    except Exception:  # Django's registry changing under us (a model registering)
+        return None
+
+
+def _for_another_sender(
+    func: Any, connected_key: int, sent: type[Model] | None, event: Event
+) -> dict[str, Any]:
     """Why a receiver connected for another sender did not run. The same dict for every
     event that skipped it for the same reason (read only, never changed: a batch pickles
-    it once); keyed by the model sent for, never by another sender's id (a signal sent
-    with ever new instances would grow it without end)."""
-    sent = senders.model_for(event.sender_id)
-    never_sent = event.sent_with is not None and connected_key not in event.sent_with
-    reasons = _cached(_another_sender, func, lambda _: {})
-    key = (connected_key, sent, never_sent)
-    found = reasons.get(key)
-    if found is None:
-        found = reasons[key] = _skipped(func, senders.model_for(connected_key), sent, never_sent)
-    return found
-
-
-def _skipped(
-    func: Any, connected: type[Model] | None, sent: type[Model] | None, never_sent: bool
-) -> dict[str, Any]:
-    info = receiver_info(func)
-    if connected is not None:
-        label = connected._meta.label
-        if sent is not None and (how := senders.relation(sent, connected)):
-            return {**info, "why": (
-                f"connected for {label} only, and this was sent for {sent._meta.label}, "
-                f"{how}: Django runs a receiver only for the very sender it was connected "
-                "for (connect it for this one too)")}  # fmt: skip
-        return {**info, "why": f"connected for {label}", "other": True}
-    if never_sent:  # not a model, and never sent with: it has never run (the string?)
-        return {**info, "why": (
-            "connected for a sender this signal has not been sent with since start-up: "
-            "a string \"app.Model\"? (only model signals resolve it to the model) or an "
-            "instance where the class is sent?")}  # fmt: skip
-    return {**info, "why": "connected for another sender", "other": True}
+    it once), kept per (signal, class connected for, model sent for): never by a sender's
+    id (receivers connected per instance, a signal sent with ever new ones)."""
+    sent_with = event.sent_with
+    never_sent = (
+        sent_with is not None
+        and len(sent_with) < senders.MAX_SENDERS  # full since: not known
+        and connected_key not in sent_with
+    )
+    try:
+        connected = senders.connected_class(connected_key, sent)
+        reasons = _cached(_another_sender, func, lambda _: {})
+        key = (event.signal, connected, sent, never_sent)
+        found = reasons.get(key)
+        if found is None:
+            why, other = senders.why_not(event.signal, connected, sent, never_sent)
+            found = reasons[key] = {**receiver_info(func), "why": why}
+            if other:
+                found["other"] = True
+        return found
+    except Exception:  # never lose the event for a reason: the plain one
+        logger.exception("dashboard: could not say why a receiver did not run")
+        return {**receiver_info(func), "why": "connected for another sender", "other": True}
 
 
 def receiver_info(

@@ -779,6 +779,7 @@
     suppressPush = false;
     renderChips();
     trim();
+    markSelected();  // the open detail's row, if the new history holds it
     refresh();
   });
 
@@ -823,6 +824,7 @@
           ? plural(added, "older row") + " added" + (more ? "" : " · that is all the history holds")
           : "Nothing older in the history" + (hasFilters(filters()) ? " for these filters" : "");
         button.disabled = !more;
+        markSelected();
         refresh();
       })
       .catch(function (err) {
