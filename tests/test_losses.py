@@ -104,3 +104,29 @@ def test_a_row_the_database_refuses_costs_only_that_row_and_is_counted(
     assert titles and all("kept" in t for t in titles)
     assert writer.unstored == 2  # said on every frame and on the page
     assert "the database refused event" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_that_cannot_be_described_costs_itself_counted_never_its_batch(
+    in_process, monkeypatch, caplog
+):
+    from dashboard.history import writer as writer_module
+
+    describe = writer_module.describe_event
+
+    def refuse_views(event):
+        if event.signal == "post_viewed":
+            raise RuntimeError("a host's __str__ that raises, say")
+        return describe(event)
+
+    monkeypatch.setattr(writer_module, "describe_event", refuse_views)
+    before = writer.unstored
+    post = Post.objects.create(title="neighbour")
+    post_viewed.send(sender=Post, post=post, request=None)
+    Post.objects.create(title="after it")
+    settle()
+    assert not StoredEvent.objects.filter(signal="post_viewed").exists()
+    titles = {e.payload["instance"]["str"] for e in StoredEvent.objects.filter(signal="post_save")}
+    assert titles == {"neighbour", "after it"}  # the rest of its batch, and what came after
+    assert writer.unstored == before + 1  # counted: the page shows it
+    assert "could not describe a post_viewed event" in caplog.text

@@ -16,8 +16,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from dashboard.core.events import Event
 from dashboard.core.payload import describe_event
@@ -123,11 +124,7 @@ class Writer:
                 pending, self._pending, self._pending_rows = self._pending, [], 0
             if not pending:
                 return
-            rows = [
-                describe_event(item) if isinstance(item, Event) else item
-                for items, _, _ in pending
-                for item in items
-            ]
+            rows = self._described(item for items, _, _ in pending for item in items)
             marks = [mark for _, marks, _ in pending for mark in marks]
             try:
                 lost = store.write(rows, marks)
@@ -151,6 +148,21 @@ class Writer:
             self.retry_after = 0.0
             self.unstored += lost
             self.stored_seq = pending[-1][2]
+
+    def _described(self, items: Iterable[Any]) -> list[Any]:
+        """Rows of what was kept. An event that cannot be described costs itself, counted
+        as not stored and logged, never its batch."""
+        rows = []
+        for item in items:
+            if isinstance(item, Event):
+                try:
+                    item = describe_event(item)
+                except Exception:
+                    self.unstored += 1
+                    logger.exception("dashboard: could not describe a %s event", item.signal)
+                    continue
+            rows.append(item)
+        return rows
 
     @property
     def idle(self) -> bool:
