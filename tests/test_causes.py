@@ -1,6 +1,7 @@
 """What caused what, exceptions that point at the project's code, and a request's
 trace as a test: dashboard.testing.record_signals and the snippet built on it."""
 
+import contextlib
 import re
 
 import pytest
@@ -530,6 +531,22 @@ def test_a_raw_writes_values_never_show_even_in_a_long_statement():
     assert "s3cret" not in str(event.payload) + event.summary
 
 
+@contextlib.contextmanager
+def connected(signal, receiver, sender):
+    """`receiver` connected for `sender` while the block runs."""
+    signal.connect(receiver, sender=sender)
+    try:
+        yield
+    finally:
+        signal.disconnect(receiver, sender=sender)
+
+
+def skipped(event, name: str) -> dict:
+    """The event's entry for the receiver `name` among those that did not run."""
+    [item] = [r for r in event.detail["not_run"] if r["name"].endswith(name)]
+    return item
+
+
 @pytest.fixture
 def featured_post():
     """A proxy of blog.Post, registered for one test (a proxy has no table of its own)."""
@@ -551,14 +568,11 @@ def test_a_receiver_connected_for_the_model_says_why_it_did_not_run_for_its_prox
     def on_post(sender, **kwargs):
         pass
 
-    post_save.connect(on_post, sender=Post)
-    try:
+    with connected(post_save, on_post, Post):
         featured_post.objects.create(title="through the proxy")
-    finally:
-        post_save.disconnect(on_post, sender=Post)
     settle()
     event = StoredEvent.objects.get(signal="post_save", sender="blog.FeaturedPost")
-    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("on_post")]
+    item = skipped(event, "on_post")
     assert item["why"].startswith(
         "connected for blog.Post only, and this was sent for blog.FeaturedPost, a proxy of it"
     )
@@ -577,7 +591,7 @@ def test_a_string_sender_on_a_plain_signal_is_said_to_have_never_been_sent_with(
     Post.objects.create(title="published", status="published")
     settle()
     event = StoredEvent.objects.get(signal="post_published")
-    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("notify_subscribers")]
+    item = skipped(event, "notify_subscribers")
     assert item["why"].startswith(
         "connected for a sender this signal has not been sent with since start-up"
     )
@@ -635,15 +649,11 @@ def test_m2m_changed_connected_for_the_model_is_said_to_be_sent_with_the_through
     def on_tags(sender, **kwargs):
         pass
 
-    m2m_changed.connect(on_tags, sender=Post)  # the classic slip: Post.tags.through it is
-    try:
+    with connected(m2m_changed, on_tags, Post):  # the classic slip: Post.tags.through it is
         post = Post.objects.create(title="tagged")
         post.tags.add(Tag.objects.create(name="through"))
-    finally:
-        m2m_changed.disconnect(on_tags, sender=Post)
     settle()
-    event = StoredEvent.objects.filter(signal="m2m_changed").first()
-    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("on_tags")]
+    item = skipped(StoredEvent.objects.filter(signal="m2m_changed").first(), "on_tags")
     assert item["why"] == (
         "connected for blog.Post, but m2m_changed is sent with the relation's through model, "
         "blog.Post_tags: connect it for blog.Post.<field>.through"
@@ -714,14 +724,10 @@ def test_a_reason_that_cannot_be_found_leaves_the_plain_one_and_the_event_stored
         raise ValueError("the registry changed under us")
 
     monkeypatch.setattr(senders, "why_not", broken)
-    post_save.connect(for_tags, sender=Tag)
-    try:
+    with connected(post_save, for_tags, Tag):
         Post.objects.create(title="a reason lost")
-    finally:
-        post_save.disconnect(for_tags, sender=Tag)
     settle()
-    event = StoredEvent.objects.get(signal="post_save", sender="blog.Post")
-    [item] = [r for r in event.detail["not_run"] if r["name"].endswith("for_tags")]
+    item = skipped(StoredEvent.objects.get(signal="post_save", sender="blog.Post"), "for_tags")
     assert (item["why"], item["other"]) == ("connected for another sender", True)
     assert "could not say why a receiver did not run" in caplog.text
 

@@ -50,9 +50,10 @@ def why_not(
     if connected is None or meta is None:
         if never_sent:
             return (
-                "connected for a sender this signal has not been sent with since start-up (or "
-                'not yet): a string "app.Model"? (only model signals resolve it to the model) '
-                "an instance, where the class is sent?",
+                "connected for a sender this signal has not been sent with since start-up: "
+                'most often a string like "app.Model", which only model signals resolve to the '
+                "model (pass the class); or a class where instances are sent, or the other way "
+                "round",
                 False,
             )
         return "connected for another sender", True

@@ -1012,7 +1012,7 @@
       opener = null;
       markSelected();
       var selected = table().querySelector("tr.event.selected");
-      if (selected) selected.scrollIntoView({ block: "nearest" });
+      if (selected) selected.scrollIntoView({ block: "center" });
     }
   });
 })();
