@@ -301,7 +301,9 @@ def describe_event(event: Event) -> Row:
     changes = diff(event.before, instance, event.raw.get("update_fields"))
     # An update's stored row was read (DIFFS): the table says what it changed.
     changed = None if event.before is None else [c["field"] for c in changes]
-    stamped = auto_now(instance.label) if changed and type(instance) is InstanceSnapshot else None
+    stamped = (
+        auto_now(instance.label) if changed and type(instance) is InstanceSnapshot else frozenset()
+    )
     row = Row(
         process=event.process,
         seq=event.seq,
@@ -309,7 +311,7 @@ def describe_event(event: Event) -> Row:
         signal=event.signal,
         family=event.family,
         sender=storable(clean(event.sender)),
-        summary=summarize(payload, changed, stamped or frozenset()),
+        summary=summarize(payload, changed, stamped),
         payload=payload,
         payload_json=to_json(payload),
         detail={
@@ -426,8 +428,13 @@ def _for_another_sender(
                 found["other"] = True
         return found
     except Exception:  # never lose the event for a reason: the plain one
-        logger.exception("dashboard: could not say why a receiver did not run")
+        if not _reason_failed:  # once: it would say so for every event
+            _reason_failed.append(True)
+            logger.exception("dashboard: could not say why a receiver did not run")
         return {**receiver_info(func), "why": "connected for another sender", "other": True}
+
+
+_reason_failed: list[bool] = []
 
 
 def receiver_info(
