@@ -31,8 +31,6 @@ from typing import Any
 PROBED = (
     ("prepare", "dashboard.live.frames.prepare"),
     ("describe_event", "dashboard.core.payload.describe_event"),
-    ("describe_event", "dashboard.live.frames.describe_event"),
-    ("describe_event", "dashboard.history.writer.describe_event"),
     ("render_frame", "dashboard.core.render.render_frame"),
     ("render_frame", "dashboard.live.frames.render_frame"),
     ("history.store", "dashboard.history.store.write"),

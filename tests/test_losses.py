@@ -110,16 +110,16 @@ def test_a_row_the_database_refuses_costs_only_that_row_and_is_counted(
 def test_an_event_that_cannot_be_described_costs_itself_counted_never_its_batch(
     in_process, monkeypatch, caplog
 ):
-    from dashboard.history import writer as writer_module
+    from dashboard.core import payload
 
-    describe = writer_module.describe_event
+    describe = payload.describe_event
 
     def refuse_views(event):
         if event.signal == "post_viewed":
             raise RuntimeError("a host's __str__ that raises, say")
         return describe(event)
 
-    monkeypatch.setattr(writer_module, "describe_event", refuse_views)
+    monkeypatch.setattr(payload, "describe_event", refuse_views)
     before = writer.unstored
     post = Post.objects.create(title="neighbour")
     post_viewed.send(sender=Post, post=post, request=None)
@@ -130,3 +130,31 @@ def test_an_event_that_cannot_be_described_costs_itself_counted_never_its_batch(
     assert titles == {"neighbour", "after it"}  # the rest of its batch, and what came after
     assert writer.unstored == before + 1  # counted: the page shows it
     assert "could not describe a post_viewed event" in caplog.text
+
+
+def test_a_frame_shows_the_events_beside_one_that_cannot_be_described_whole(monkeypatch):
+    """Watched: the frame and the rows it hands to the writer keep every other event,
+    with its payload (a batch described again after a failure half-way was empty)."""
+    from dashboard.core import payload
+    from dashboard.live.frames import prepare
+    from tests.frames import parse
+    from tests.test_payload import saved_event
+
+    describe = payload.describe_event
+
+    def refuse_the_second(event):
+        if event.seq == 6:
+            raise RuntimeError("a host's __str__ that raises, say")
+        return describe(event)
+
+    monkeypatch.setattr(payload, "describe_event", refuse_the_second)
+    batch = [saved_event(), saved_event(), saved_event()]
+    for seq, event in enumerate(batch, start=5):
+        event.seq = seq
+    before = writer.unstored
+    message, rows, _ = prepare(batch, dropped=0, unstored=before)
+    assert [r.seq for r in rows] == [5, 7]
+    assert all(r.payload["instance"]["pk"] == 1 for r in rows)  # described, not emptied
+    assert [r.key for r in parse(message["html"]).rows] == ["host-1.7", "host-1.5"]
+    assert writer.unstored == before + 1
+    assert parse(message["html"]).unstored == before + 1  # and the page is told

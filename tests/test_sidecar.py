@@ -16,8 +16,7 @@ from django.conf import settings
 from django.db import connections, router
 
 from blog.models import Post
-from dashboard.history import writer as writer_module
-from dashboard.live import frames as frames_module
+from dashboard.core import payload
 from dashboard.live.handoff import handoff
 from dashboard.models import StoredEvent
 from dashboard.sidecar.link import link, sidecar_config
@@ -40,8 +39,8 @@ def never(*args, **kwargs):
 
 
 def test_events_are_described_and_stored_by_another_process(monkeypatch):
-    monkeypatch.setattr(frames_module, "describe_event", never)
-    monkeypatch.setattr(writer_module, "describe_event", never)
+    # Where the pipeline describes events in this process (live/frames.py, the writer).
+    monkeypatch.setattr(payload, "describe_event", never)
     Post.objects.create(title="Described elsewhere")
     settle()
     assert link.proc is not None and link.proc.pid != os.getpid()

@@ -14,7 +14,7 @@ Escaping is the template's job.
 import logging
 import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from datetime import time as time_of_day
 from functools import lru_cache
@@ -331,6 +331,24 @@ def describe_event(event: Event) -> Row:
     return row
 
 
+def describe_each(items: Iterable[Any]) -> tuple[list[Any], int]:
+    """Each event described on its own (rows pass as they are): one that cannot be (a
+    host's `__str__` that raises past the guards) costs itself, logged, never its
+    neighbours. describe_event() empties each event it describes, so a batch described
+    again after a failure half-way would store them empty. (rows, how many failed)."""
+    rows, failed = [], 0
+    for item in items:
+        if isinstance(item, Event):
+            try:
+                item = describe_event(item)
+            except Exception:
+                failed += 1
+                logger.exception("dashboard: could not describe a %s event", item.signal)
+                continue
+        rows.append(item)
+    return rows, failed
+
+
 def name_receivers(event: Event) -> dict[str, Any]:
     """Who listened (timed) and who did not run, named where the functions live (the
     capturing process): each timed one as (name, where, seconds, raised, queries,
@@ -431,7 +449,7 @@ def _for_another_sender(
         if not _reason_failed:  # once: it would say so for every event
             _reason_failed.append(True)
             logger.exception("dashboard: could not say why a receiver did not run")
-        return {**receiver_info(func), "why": "connected for another sender", "other": True}
+        return {**receiver_info(func), "why": senders.ANOTHER_SENDER, "other": True}
 
 
 _reason_failed: list[bool] = []

@@ -16,12 +16,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from dashboard.core.events import Event
-from dashboard.core.payload import describe_event
+from dashboard.core.payload import describe_each
 from dashboard.core.quiet import quiet_block
 from dashboard.core.rows import Row
 from dashboard.core.workers import run_in
@@ -124,7 +123,8 @@ class Writer:
                 pending, self._pending, self._pending_rows = self._pending, [], 0
             if not pending:
                 return
-            rows = self._described(item for items, _, _ in pending for item in items)
+            rows, failed = describe_each(item for items, _, _ in pending for item in items)
+            self.count_unstored(failed)
             marks = [mark for _, marks, _ in pending for mark in marks]
             try:
                 lost = store.write(rows, marks)
@@ -146,23 +146,14 @@ class Writer:
                 self.unavailable = False
                 logger.warning("dashboard: the history store is back")
             self.retry_after = 0.0
-            self.unstored += lost
+            self.count_unstored(lost)
             self.stored_seq = pending[-1][2]
 
-    def _described(self, items: Iterable[Any]) -> list[Any]:
-        """Rows of what was kept. An event that cannot be described costs itself, counted
-        as not stored and logged, never its batch."""
-        rows = []
-        for item in items:
-            if isinstance(item, Event):
-                try:
-                    item = describe_event(item)
-                except Exception:
-                    self.unstored += 1
-                    logger.exception("dashboard: could not describe a %s event", item.signal)
-                    continue
-            rows.append(item)
-        return rows
+    def count_unstored(self, n: int) -> None:
+        """Events that will never be stored (any thread): the page shows how many."""
+        if n:
+            with self._lock:
+                self.unstored += n
 
     @property
     def idle(self) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
-from dashboard.core.payload import describe_event
+from dashboard.core.payload import describe_each
 from dashboard.core.render import frame_of
 from dashboard.core.rows import Row
 from dashboard.core.workers import run_in
@@ -40,11 +40,9 @@ def prepare(
     lost to a full queue and of sent events the history could not keep; `process`
     and `layer_down` are its own (the sidecar passes them, sidecar/main.py)."""
     # Events, or rows already described where they were captured (sidecar/wire.py).
-    rows = [
-        describe_event(item) if isinstance(item, Event) else item
-        for item in batch
-        if not isinstance(item, RolledBack)
-    ]
+    rows, failed = describe_each(item for item in batch if not isinstance(item, RolledBack))
+    writer.count_unstored(failed)
+    unstored += failed
     marks = [item.event for item in batch if isinstance(item, RolledBack)]
     process = process or keys.process()
     html = frame_of(

@@ -200,13 +200,10 @@ class Sidecar:
             # Described now, on this loop, while the store thread may be waiting for the
             # database (SQLite's lock, held through the host's transaction): at the
             # commit only the INSERT is left.
-            from dashboard.core.events import Event
-            from dashboard.core.payload import describe_event
+            from dashboard.core.payload import describe_each
 
-            try:
-                kept = [describe_event(i) if isinstance(i, Event) else i for i in kept]
-            except Exception:  # left to the writer, which says what it cannot store
-                logger.exception("dashboard: could not describe %d events", len(kept))
+            kept, failed = describe_each(kept)
+            self.writer.count_unstored(failed)
         self.writer.keep(kept, marks)
 
     async def republish(self) -> None:
