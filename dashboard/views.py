@@ -25,6 +25,7 @@ from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.render import rates_json
 from dashboard.core.rows import to_json
+from dashboard.core.senders import ANOTHER_SENDER
 from dashboard.diagnostics import report as diagnostics_report
 from dashboard.history import access, export, reads, snippets
 from dashboard.history.trace import place, request_bounds, subtree
@@ -220,7 +221,7 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
 
 
 def _for_other_senders(item: dict[str, Any]) -> bool:
-    return bool(item.get("other")) or item.get("why") == "connected for another sender"
+    return bool(item.get("other")) or item.get("why") == ANOTHER_SENDER
 
 
 def _about(payload: dict[str, Any]) -> dict[str, Any] | None:

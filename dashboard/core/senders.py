@@ -16,6 +16,8 @@ from typing import Any
 from django.apps import apps
 from django.db.models import Model
 
+# The reason when nothing more is known (and all that events stored before 2026-11-27 say).
+ANOTHER_SENDER = "connected for another sender"
 MAX_SENDERS = 1000  # senders noted per signal (capture/seen.py); past it, "never" is unknown
 
 _by_key: tuple[Any, dict[int, type[Model]]] | None = None
@@ -56,7 +58,7 @@ def why_not(
                 "round",
                 False,
             )
-        return "connected for another sender", True
+        return ANOTHER_SENDER, True
     label = meta.label
     if meta.abstract:
         return (
