@@ -100,16 +100,40 @@ class Link:
 
     async def hand_on(self, batch: list[Event | RolledBack], dropped: int) -> bool:
         """Send the batch to the sidecar (a frame comes back if watched); True if watched."""
-        watched = fanout.watched()
+        watched = self.submit(batch, dropped)
+        if watched is None:
+            return await frames.hand_on(batch, dropped)
+        if watched:
+            await self.back.wait_turn()
+        return watched
+
+    def submit(self, batch: list[Event | RolledBack], dropped: int) -> bool | None:
+        """On the pump's loop: send the batch, starting a sidecar if none runs; whether a
+        frame will come back (watched), or None if no sidecar can run (the caller keeps
+        the batch in this process). The caller then waits its turn (back.wait_turn)."""
         self.back.loop = asyncio.get_running_loop()
-        proc = self.proc
+        if not self.up() and self._start() is None:
+            return None
+        return self._send(batch, dropped, fanout.watched())
+
+    def up(self) -> bool:
         # Not proc.poll(): its waitpid() lets the GIL go, a turn of it for the host's
         # threads per batch. A sidecar that ended is found by the reader thread, which
         # sets self.proc to None (_ended); a batch sent meanwhile is counted lost there.
-        if proc is None or proc.returncode is not None:
-            proc = self._start()
-            if proc is None:
-                return await frames.hand_on(batch, dropped)
+        proc = self.proc
+        return proc is not None and proc.returncode is None
+
+    def send_unwatched(self, batch: list[Event | RolledBack], dropped: int) -> None:
+        """From a sender's call (live/handoff.py), to the sidecar that is up: a batch
+        nobody watches, so no frame comes back and nothing is awaited. Never raises, never
+        blocks (the socket takes what it can now; the writer thread sends the rest)."""
+        try:
+            self._send(batch, dropped, watched=False)
+        except Exception:  # counted, and shown, like a batch that will not pickle
+            logger.exception("dashboard: could not hand %d events to the sidecar", len(batch))
+            self._lose(sum(1 for item in batch if isinstance(item, Event)))
+
+    def _send(self, batch: list[Event | RolledBack], dropped: int, watched: bool) -> bool:
         self._send_config()
         events = sum(1 for item in batch if isinstance(item, Event))
         head = (keys.process(), dropped, self.lost, watched, fanout.layer_down)
@@ -133,8 +157,6 @@ class Link:
             self.rendered_elsewhere = True
             if watched:
                 self.back.expect()
-        if watched:
-            await self.back.wait_turn()
         return watched
 
     def _put(self, data: bytes | None) -> None:
