@@ -352,21 +352,25 @@ def test_the_answers_reader_takes_messages_however_the_reads_cut_them():
     assert cut.read() is None
 
 
-def senders_of_batches(monkeypatch) -> list[str]:
-    """The names of the threads that pickle each batch for the sidecar, as they do."""
+def senders_of_batches(monkeypatch) -> tuple[list[str], list[int]]:
+    """The names of the threads that pickle each batch for the sidecar, and the numbers
+    of the events as they leave, as they do."""
     import threading
 
+    from dashboard.core.events import Event
     from dashboard.sidecar import wire
 
     names: list[str] = []
+    seqs: list[int] = []
     encode = wire.encode_batch
 
-    def noting(*args, **kwargs):
+    def noting(head, batch):
         names.append(threading.current_thread().name)
-        return encode(*args, **kwargs)
+        seqs.extend(item.seq for item in batch if isinstance(item, Event))
+        return encode(head, batch)
 
     monkeypatch.setattr(wire, "encode_batch", noting)
-    return names
+    return names, seqs
 
 
 def save_for(seconds: float, prefix: str) -> list[str]:
@@ -388,14 +392,15 @@ def test_a_sender_hands_on_what_it_sends_while_nobody_watches(monkeypatch):
     Post.objects.create(title="Starts it")
     settle()
     wait_for(lambda: not handoff._armed, 2.0, "the pump to idle")
-    names = senders_of_batches(monkeypatch)
+    names, seqs = senders_of_batches(monkeypatch)
     titles = save_for(0.4, "Saved")  # eight windows of 50 ms
     settle()
     # After a quiet spell the pump sends first (a request's events go together), then
     # the saving thread, at most once a window.
     assert names[0] == "dashboard-publisher" and "MainThread" in names, names
     assert len(names) <= 0.4 / 0.05 + 2, names
-    # Every event once, in order: the two senders never crossed each other's batches.
+    # Every event once, in the order of its number: the two senders' batches never crossed.
+    assert seqs == list(range(seqs[0], seqs[0] + 2 * len(titles)))
     assert stored_titles() == ["Starts it", *titles]
     assert link.lost == 0 and link.stored_seq == link.kept_seq
 
@@ -410,7 +415,7 @@ def test_a_watched_process_leaves_every_batch_to_the_pump(monkeypatch):
 
     Post.objects.create(title="Starts it")
     settle()
-    names = senders_of_batches(monkeypatch)
+    names, _ = senders_of_batches(monkeypatch)
     fanout.subscribers[Dropping()] = None
     titles = save_for(0.3, "Watched")
     settle()
@@ -437,3 +442,38 @@ def test_a_batch_a_sender_cannot_hand_on_is_counted_never_raised(monkeypatch, ca
     assert link.lost > 0 and link.lost + stored == 2 * len(titles)  # every event, once
     assert set(stored_titles()[1:]) < set(titles)
     assert "could not hand" in caplog.text
+
+
+def test_flushes_while_another_thread_hands_on_lose_nothing(monkeypatch):
+    """flush() (atexit, a command's end) and settle() from one thread while another saves
+    flat out and hands its batches on: every event once, in order, nothing counted lost."""
+    import threading
+    import time
+
+    Post.objects.create(title="Starts it")
+    settle()
+    names, seqs = senders_of_batches(monkeypatch)
+    titles: list[str] = []
+    failed: list[BaseException] = []
+
+    def saving() -> None:
+        try:
+            titles.extend(save_for(0.5, "Beside flushes"))
+        except BaseException as exc:  # reported below, not lost in the thread
+            failed.append(exc)
+        finally:
+            connections.close_all()
+
+    saver = threading.Thread(target=saving, name="saver")
+    saver.start()
+    while saver.is_alive():
+        handoff.flush(timeout=5)
+        time.sleep(0.06)  # past a window: the saver's turn to hand on comes meanwhile
+    saver.join()
+    settle()
+    assert not failed, failed
+    assert "saver" in names and "dashboard-publisher" in names, set(names)
+    # Each save's two, and the thread's connection_created: once each, in order.
+    assert seqs == list(range(seqs[0], seqs[0] + 2 * len(titles) + 1))
+    assert stored_titles() == ["Starts it", *titles]
+    assert link.lost == 0 and link.stored_seq == link.kept_seq

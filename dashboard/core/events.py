@@ -50,7 +50,7 @@ class Event:
     sender: str
     raw: dict[str, Any]
     request_id: str | None = None
-    # Set by the pump as it drains (core/keys.py): the event's key.
+    # Set as the queue is drained (live/handoff.py, core/keys.py): the event's key.
     process: str = ""
     seq: int = 0
     time: float = field(default_factory=time.time)

@@ -2,19 +2,21 @@
 
 Receivers call `publish()` (inside the sender's call: it appends to a
 bounded deque and, only when the pump is idle, wakes it with one
-`call_soon_threadsafe`; it never blocks and never raises). Woken, the pump
-drains at once if a dashboard in this process watches, else one window later.
+`call_soon_threadsafe`; it never raises and never waits on I/O or another
+process). Woken, the pump drains at once if a dashboard in this process
+watches, else one window later.
 
 Nobody watching and the sidecar up, a sender that publishes a window after
-the last batch hands the queue on itself (`_send_here`): it pickles and
-writes what the sidecar's socket takes now, keeping the GIL, as the pump
+the last batch hands the queue on itself (`_send_here`): it pickles the batch
+and writes what the sidecar's socket takes now, keeping the GIL, as the pump
 would have, and the pump only sends what is left once the senders stop. A
 pump that drained in the sender's stead cost the sender the same work plus
-turns of the GIL: in bench/saves.py's interleaved runs, creates in one
-transaction 1.39x the bare time with the pump draining, 1.21x with the sender
-handing on (11 rounds); a sender's thread off a core 44 µs a create against 8.
-This is the one piece of I/O in a sender's call: a send that cannot block
-(MSG_DONTWAIT, live/sends.py) to a local socket, once per window at most.
+turns of the GIL (creates in one transaction, interleaved scratch A/Bs of
+11 rounds: 1.35x and 1.39x the bare time with the pump draining, 1.28x and
+1.21x with the sender handing on; the saving thread off a core 44 µs a
+create against 8). It is the one piece of I/O in a sender's call, once a
+window at most: sends to a local socket that cannot block (MSG_DONTWAIT,
+live/sends.py), the batch and, after a settings change, the new settings.
 
 The pump runs on
 one long-lived event loop: the server's own under an ASGI server (bound by
@@ -34,6 +36,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from dashboard import conf
 from dashboard.core import keys
@@ -43,7 +46,7 @@ from dashboard.history.writer import Writer, writer
 from dashboard.live.alarm import Alarm
 from dashboard.live.fanout import fanout
 from dashboard.live.frames import frames
-from dashboard.live.pacing import Pacer
+from dashboard.live.pacing import MIN_PAUSE, Pacer
 from dashboard.sidecar.link import Link, link
 
 logger = logging.getLogger("dashboard")
@@ -58,20 +61,21 @@ class Handoff:
         self._capacity: int | None = None
         self._lock = threading.Lock()  # guards binding and the drop counter
         self._armed = False  # True while the pump will drain without being woken
-        self._sending = False  # True from a drain until its batch is handed on
+        self._sending = False  # the pump's batch: from its drain until it is handed on
         self._hurry = False  # set by flush(): send what is queued now, without waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: Alarm | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         # From when (monotonic) a sender hands the queue on itself (the sidecar up, nobody
-        # watching); None: the pump does. Set after each batch, by whoever sent it.
+        # watching); None: the pump does. Set after an unwatched batch to the sidecar, by
+        # whoever sent it; cleared by the pump when it idles or a dashboard watches.
         self._due: float | None = None
         # One drain-and-send at a time, the pump's or a sender's: batches must reach the
         # sidecar in the order of their numbers. A sender never waits for it.
         self._order = threading.Lock()
 
-    # -- the receivers' side: cheap, never blocks, never raises ------------------
+    # -- the receivers' side: cheap, never raises, never waits on I/O -------------
 
     def publish(self, event: Event | RolledBack) -> None:
         if self._capacity is None:
@@ -89,24 +93,29 @@ class Handoff:
 
     def _send_here(self) -> None:
         """Inside the sender's call: the queue to the sidecar, unwatched (see the module's
-        docstring). Another thread sending now: left to it. Never raises."""
+        docstring). Another thread sending now: left to it. Never raises. What it causes
+        (a value's repr, a log record) is quiet, as on the pump."""
         if not self._order.acquire(blocking=False):
             return
+        token = quiet.set(True)
         try:
-            if self._due is None or not self.queue or not link.up() or fanout.watched():
+            if (
+                self._due is None
+                or not self.queue
+                or not link.enabled()
+                or not link.up()
+                or fanout.watched()
+            ):
                 self._due = None  # the pump looks again after its next batch
                 return
-            self._sending = True
-            try:
-                batch = self._drain()
-                self._due = time.monotonic() + conf.get("BATCH_WINDOW")
-                link.send_unwatched(batch, self.dropped)
-            finally:
-                self._sending = False
+            batch = self._drain()
+            self._due = time.monotonic() + conf.get("BATCH_WINDOW")
+            link.send_unwatched(batch, self.dropped)
         except Exception:  # never into the sender: the pump takes over
             self._due = None
             logger.exception("dashboard: could not hand events on from the sender's call")
         finally:
+            quiet.reset(token)
             self._order.release()
 
     def _notify(self) -> None:
@@ -184,16 +193,24 @@ class Handoff:
                 wake.clear()
             self._hurry = False
             while self._loop is loop:
-                if self.queue:
+                if self.queue or self._order.locked():
+                    # Never waited for on this loop (the server's): a sender holds it
+                    # while it pickles and sends what is queued; look again after that.
+                    if not self._order.acquire(blocking=False):
+                        await wake.wait(MIN_PAUSE)
+                        wake.clear()
+                        continue
                     started, cpu = loop.time(), time.thread_time()
                     try:
-                        # Held by a sender only while it pickles and sends; a batch that
-                        # goes through here is awaited holding it (its frame, if watched):
-                        # senders meanwhile leave it to the pump.
-                        with self._order:
-                            self._sending = True
+                        try:
                             batch = self._drain()
-                            watched = await self._hand_on(batch)
+                            if not batch:  # a sender took it meanwhile
+                                continue
+                            self._sending = True
+                            handing = self._hand_on(batch)  # sent in order, before release
+                        finally:
+                            self._order.release()
+                        watched = await handing  # its frame, if watched, on its way
                     finally:
                         self._sending = False
                     window = conf.get("BATCH_WINDOW")
@@ -233,18 +250,25 @@ class Handoff:
                 self._hurry = False
                 # Idle: disarm, then look once more, since a publish() that saw
                 # `_armed` still True just before did not wake us. Senders stop handing
-                # on: a burst after a quiet spell waits its window, as above.
+                # on: a burst after a quiet spell waits its window, as above. (Cleared
+                # holding the order, so no sender's send sets it again just after.)
+                if not self._order.acquire(blocking=False):
+                    continue  # a sender is sending: not idle
                 self._due = None
+                self._order.release()
                 self._armed = False
                 if not self.queue:
                     break
                 self._armed = True
 
-    async def _hand_on(self, batch: Batch) -> bool:
+    def _hand_on(self, batch: Batch) -> Awaitable[bool]:
+        """Send the batch to the sidecar now (the caller holds `_order`: batches leave in
+        the order of their numbers), or, where none can run, keep it in this process
+        (live/frames.py). Awaited: whether it was watched, once its frame may follow."""
         link.rendered_elsewhere = False  # until the link hands the batch to the sidecar
-        if link.enabled():
-            return await link.hand_on(batch, self.dropped)
-        return await frames.hand_on(batch, self.dropped)
+        if link.enabled() and (watched := link.submit(batch, self.dropped)) is not None:
+            return _when_turn(watched)
+        return frames.hand_on(batch, self.dropped)
 
     async def caught_up(self, timeout: float = 2.0) -> int:
         """Until what this process has handed on so far is stored (a page resuming
@@ -268,9 +292,10 @@ class Handoff:
 
     @property
     def drained(self) -> bool:
-        """Nothing queued, nothing being handed on (the pump's pause after a frame does
-        not count: flush() would otherwise wait out a window with nothing to send)."""
-        return not self.queue and not self._sending
+        """Nothing queued, nothing being handed on, by the pump or a sender (the pump's
+        pause after a frame does not count: flush() would otherwise wait out a window
+        with nothing to send)."""
+        return not self.queue and not self._sending and not self._order.locked()
 
     @property
     def idle(self) -> bool:
@@ -302,9 +327,16 @@ class Handoff:
                     len(self.queue),
                 )
         elif self.queue:
-            with self._order:  # a sender on another thread may be sending
-                batch = self._drain()
-                asyncio.run(self._hand_on(batch))
+            # A sender on another thread may be sending: after it, in order.
+            if self._order.acquire(timeout=timeout):
+                try:
+                    batch = self._drain()
+                    asyncio.run(_awaited(self._hand_on, batch))
+                finally:
+                    self._order.release()
+            else:
+                logger.warning("dashboard: flush timed out; %d queued events lost",
+                               len(self.queue))
         link.flush(timeout, final)
         writer.flush(timeout, final)
 
@@ -353,6 +385,16 @@ class Handoff:
         self._armed = self._sending = self._hurry = False
         self._due = None
         self._loop = self._wake = self._thread_loop = self._task = None
+
+
+async def _when_turn(watched: bool) -> bool:
+    if watched:  # the link's frames in flight: at most IN_FLIGHT (sidecar/returns.py)
+        await link.back.wait_turn()
+    return watched
+
+
+async def _awaited(hand_on: Callable[[Batch], Awaitable[bool]], batch: Batch) -> bool:
+    return await hand_on(batch)  # called inside the loop: link.submit() asks for it
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,8 +1,9 @@
 """The capturing process's end of the sidecar: start it, feed it, relay its frames.
 
-`hand_on()` runs on the pump's loop (live/handoff.py): it pickles the drained
-batch (sidecar/wire.py) and writes what the socket to the sidecar's stdin
-takes now, keeping the GIL (live/sends.py); a writer thread sends the rest,
+`submit()` runs on the pump's loop (live/handoff.py), and `send_unwatched()` in
+a sender's call when nobody watches: each pickles the drained batch
+(sidecar/wire.py) and writes what the socket to the sidecar's stdin takes
+now, keeping the GIL (live/sends.py); a writer thread sends the rest,
 so neither the loop nor a save ever waits on the sidecar. (Handing every
 batch to the thread cost a wake-up and a GIL hand-off each: up to 5 ms
 beside a saving thread.) A reader thread takes the
@@ -119,7 +120,8 @@ class Link:
     def up(self) -> bool:
         # Not proc.poll(): its waitpid() lets the GIL go, a turn of it for the host's
         # threads per batch. A sidecar that ended is found by the reader thread, which
-        # sets self.proc to None (_ended); a batch sent meanwhile is counted lost there.
+        # sets self.proc to None (_ended): a batch sent before is counted lost there,
+        # one sent after, in _send.
         proc = self.proc
         return proc is not None and proc.returncode is None
 
@@ -144,7 +146,9 @@ class Link:
             self._lose(events)
             return watched
         with self._lock:
-            if self._channel is not None and self._channel.queued >= OUTBOX_AT_MOST:
+            if self.proc is None or (
+                self._channel is not None and self._channel.queued >= OUTBOX_AT_MOST
+            ):  # it ended since up() (_ended counted what it held), or it cannot keep up
                 self._lose(events)
                 return watched
             self.sent += 1
