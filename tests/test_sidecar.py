@@ -477,3 +477,31 @@ def test_flushes_while_another_thread_hands_on_lose_nothing(monkeypatch):
     assert seqs == list(range(seqs[0], seqs[0] + 2 * len(titles) + 1))
     assert stored_titles() == ["Starts it", *titles]
     assert link.lost == 0 and link.stored_seq == link.kept_seq
+
+
+def test_a_sender_never_waits_for_the_link(monkeypatch):
+    """A sidecar starting holds the link through its Popen (milliseconds): a sender whose
+    turn comes meanwhile leaves its events queued for later, and its save goes on."""
+    import threading
+
+    Post.objects.create(title="Starts it")
+    settle()
+    names, _ = senders_of_batches(monkeypatch)
+    held, release = threading.Event(), threading.Event()
+
+    def holding() -> None:
+        with link._lock:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=holding)
+    holder.start()
+    try:
+        held.wait(5)
+        titles = save_for(0.3, "Beside a busy link")  # would hang here if it waited
+        assert "MainThread" not in names
+    finally:
+        release.set()
+        holder.join()
+    settle()
+    assert stored_titles() == ["Starts it", *titles]

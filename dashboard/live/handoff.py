@@ -93,30 +93,37 @@ class Handoff:
 
     def _send_here(self) -> None:
         """Inside the sender's call: the queue to the sidecar, unwatched (see the module's
-        docstring). Another thread sending now: left to it. Never raises. What it causes
-        (a value's repr, a log record) is quiet, as on the pump."""
+        docstring). Another thread sending now, or the link busy (a sidecar starting):
+        left for later, never waited for. Never raises. What it causes (a value's repr, a
+        log record) is quiet, as on the pump."""
         if not self._order.acquire(blocking=False):
             return
         token = quiet.set(True)
         try:
-            if (
-                self._due is None
-                or not self.queue
-                or not link.enabled()
-                or not link.up()
-                or fanout.watched()
-            ):
-                self._due = None  # the pump looks again after its next batch
-                return
-            batch = self._drain()
-            self._due = time.monotonic() + conf.get("BATCH_WINDOW")
-            link.send_unwatched(batch, self.dropped)
+            with link.free() as free:
+                if free:
+                    self._send_held()
         except Exception:  # never into the sender: the pump takes over
             self._due = None
             logger.exception("dashboard: could not hand events on from the sender's call")
         finally:
             quiet.reset(token)
             self._order.release()
+
+    def _send_held(self) -> None:
+        """_send_here's work, holding the order and the link."""
+        if (
+            self._due is None
+            or not self.queue
+            or not link.enabled()
+            or not link.up()
+            or fanout.watched()
+        ):
+            self._due = None  # the pump looks again after its next batch
+            return
+        batch = self._drain()
+        self._due = time.monotonic() + conf.get("BATCH_WINDOW")
+        link.send_unwatched(batch, self.dropped)
 
     def _notify(self) -> None:
         loop, wake = self._loop, self._wake

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,17 @@ class Link:
         if not self.up() and self._start() is None:
             return None
         return self._send(batch, dropped, fanout.watched())
+
+    @contextlib.contextmanager
+    def free(self) -> Iterator[bool]:
+        """Held for a sender's hand-off if nobody holds it now (a sidecar starting holds it
+        through its Popen): a sender's call never waits for it."""
+        got = self._lock.acquire(blocking=False)
+        try:
+            yield got
+        finally:
+            if got:
+                self._lock.release()
 
     def up(self) -> bool:
         # Not proc.poll(): its waitpid() lets the GIL go, a turn of it for the host's
