@@ -313,7 +313,7 @@ def test_a_flush_once_the_pumps_loop_has_stopped_still_gets_the_sidecars_answer(
     async def hand_on() -> None:
         event = Event(signal="post_save", family="model", sender="blog.Post", raw={})
         event.process, event.seq = "here", 1
-        await link.hand_on([event], 0)
+        await handoff._hand_on([event])
 
     asyncio.run(hand_on())  # handed on from a loop that is closed now
     with caplog.at_level("WARNING", logger="dashboard"):

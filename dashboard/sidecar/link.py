@@ -40,7 +40,6 @@ from dashboard.core import keys
 from dashboard.core.events import Event, RolledBack
 from dashboard.live import sends
 from dashboard.live.fanout import fanout
-from dashboard.live.frames import frames
 from dashboard.sidecar import wire
 from dashboard.sidecar.returns import Returns
 
@@ -71,7 +70,7 @@ class Link:
         self.unstored = 0  # the sidecar's count of events it could not store
         self.lost = 0  # events this process sent but no sidecar stored (it died; a full outbox)
         self.unavailable = False
-        self.rendered_elsewhere = False  # the last hand_on() gave its batch to the sidecar
+        self.rendered_elsewhere = False  # the last batch sent went to the sidecar
         self._base = 0  # batches sent before the current sidecar started
         self._unacked: deque[tuple[int, int]] = deque()  # (batch number, events) not yet stored
         self._config_key: Any = None
@@ -99,15 +98,6 @@ class Link:
             self._start()
 
     # -- the pump's side -----------------------------------------------------------
-
-    async def hand_on(self, batch: list[Event | RolledBack], dropped: int) -> bool:
-        """Send the batch to the sidecar (a frame comes back if watched); True if watched."""
-        watched = self.submit(batch, dropped)
-        if watched is None:
-            return await frames.hand_on(batch, dropped)
-        if watched:
-            await self.back.wait_turn()
-        return watched
 
     def submit(self, batch: list[Event | RolledBack], dropped: int) -> bool | None:
         """On the pump's loop: send the batch, starting a sidecar if none runs; whether a
