@@ -14,10 +14,11 @@ import sys
 import pytest
 from django.conf import settings
 from django.db import connections, router
+from django.test import override_settings
 
 from blog.models import Post
 from dashboard.core import payload
-from dashboard.live.handoff import handoff
+from dashboard.live.handoff import HAND_ON_EVENTS, handoff
 from dashboard.models import StoredEvent
 from dashboard.sidecar.link import link, sidecar_config
 from tests.helpers import settle, wait_for
@@ -352,9 +353,9 @@ def test_the_answers_reader_takes_messages_however_the_reads_cut_them():
     assert cut.read() is None
 
 
-def senders_of_batches(monkeypatch) -> tuple[list[str], list[int]]:
-    """The names of the threads that pickle each batch for the sidecar, and the numbers
-    of the events as they leave, as they do."""
+def senders_of_batches(monkeypatch) -> tuple[list[str], list[int], list[int]]:
+    """The names of the threads that pickle each batch for the sidecar, the numbers of
+    the events as they leave, and each batch's events, as they do."""
     import threading
 
     from dashboard.core.events import Event
@@ -362,15 +363,18 @@ def senders_of_batches(monkeypatch) -> tuple[list[str], list[int]]:
 
     names: list[str] = []
     seqs: list[int] = []
+    sizes: list[int] = []
     encode = wire.encode_batch
 
     def noting(head, batch):
         names.append(threading.current_thread().name)
-        seqs.extend(item.seq for item in batch if isinstance(item, Event))
+        numbers = [item.seq for item in batch if isinstance(item, Event)]
+        seqs.extend(numbers)
+        sizes.append(len(numbers))
         return encode(head, batch)
 
     monkeypatch.setattr(wire, "encode_batch", noting)
-    return names, seqs
+    return names, seqs, sizes
 
 
 def save_for(seconds: float, prefix: str) -> list[str]:
@@ -392,17 +396,46 @@ def test_a_sender_hands_on_what_it_sends_while_nobody_watches(monkeypatch):
     Post.objects.create(title="Starts it")
     settle()
     wait_for(lambda: not handoff._armed, 2.0, "the pump to idle")
-    names, seqs = senders_of_batches(monkeypatch)
+    names, seqs, sizes = senders_of_batches(monkeypatch)
+    few = [f"Few {i}" for i in range(5)]
+    for title in few:
+        Post.objects.create(title=title)
+    settle()
+    # After a quiet spell, fewer than HAND_ON_EVENTS (a request's events) go together,
+    # from the pump, a window later.
+    assert names == ["dashboard-publisher"] and sizes == [2 * len(few)], (names, sizes)
+    wait_for(lambda: not handoff._armed, 2.0, "the pump to idle")
+    del names[:], sizes[:]
     titles = save_for(0.4, "Saved")  # eight windows of 50 ms
     settle()
-    # After a quiet spell the pump sends first (a request's events go together), then
-    # the saving thread, at most once a window.
-    assert names[0] == "dashboard-publisher" and "MainThread" in names, names
-    assert len(names) <= 0.4 / 0.05 + 2, names
+    # A burst: the saving thread sends, once a window or whenever HAND_ON_EVENTS are
+    # queued; the pump what is left.
+    assert "dashboard-publisher" in names and "MainThread" in names, names
+    assert sum(n < HAND_ON_EVENTS for n in sizes) <= 0.4 / 0.05 + 2, sizes
     # Every event once, in the order of its number: the two senders' batches never crossed.
+    assert seqs == list(range(seqs[0], seqs[0] + 2 * (len(few) + len(titles))))
+    assert stored_titles() == ["Starts it", *few, *titles]
+    assert link.lost == 0 and link.stored_seq == link.kept_seq
+
+
+@override_settings(DASHBOARD={"BATCH_WINDOW": 5})  # the longest there is
+def test_a_sender_hands_on_a_full_batch_before_the_window(monkeypatch):
+    """Nobody watching, a burst is handed on HAND_ON_EVENTS at a time by the thread that
+    saves, window or not: the sidecar stores it as it comes, and what is left for the
+    burst's end (a command's exit) is small. Without it, nothing would leave for 5 s."""
+    Post.objects.create(title="Starts it")
+    handoff.flush(timeout=10)  # the pump's batch, to the sidecar, unwatched
+    settle()
+    names, seqs, sizes = senders_of_batches(monkeypatch)
+    titles = [f"Burst {i}" for i in range(2 * HAND_ON_EVENTS)]
+    for title in titles:
+        Post.objects.create(title=title)
+    # Two events a create: four full batches left from the saving thread as it saved.
+    assert names == ["MainThread"] * 4 and sizes == [HAND_ON_EVENTS] * 4, (names, sizes)
+    handoff.flush(timeout=10)
+    settle()
     assert seqs == list(range(seqs[0], seqs[0] + 2 * len(titles)))
     assert stored_titles() == ["Starts it", *titles]
-    assert link.lost == 0 and link.stored_seq == link.kept_seq
 
 
 def test_a_watched_process_leaves_every_batch_to_the_pump(monkeypatch):
@@ -415,7 +448,7 @@ def test_a_watched_process_leaves_every_batch_to_the_pump(monkeypatch):
 
     Post.objects.create(title="Starts it")
     settle()
-    names, _ = senders_of_batches(monkeypatch)
+    names, _, _ = senders_of_batches(monkeypatch)
     fanout.subscribers[Dropping()] = None
     titles = save_for(0.3, "Watched")
     settle()
@@ -452,7 +485,7 @@ def test_flushes_while_another_thread_hands_on_lose_nothing(monkeypatch):
 
     Post.objects.create(title="Starts it")
     settle()
-    names, seqs = senders_of_batches(monkeypatch)
+    names, seqs, _ = senders_of_batches(monkeypatch)
     titles: list[str] = []
     failed: list[BaseException] = []
 
@@ -486,7 +519,7 @@ def test_a_sender_never_waits_for_the_link(monkeypatch):
 
     Post.objects.create(title="Starts it")
     settle()
-    names, _ = senders_of_batches(monkeypatch)
+    names, _, _ = senders_of_batches(monkeypatch)
     held, release = threading.Event(), threading.Event()
 
     def holding() -> None:
