@@ -438,31 +438,6 @@ def test_a_sender_hands_on_a_full_batch_before_the_window(monkeypatch):
     assert stored_titles() == ["Starts it", *titles]
 
 
-def test_the_sidecar_reports_its_stores_at_most_once_an_interval(monkeypatch):
-    """It stores every STORE_INTERVAL, but each "stored" wakes this process's reader thread
-    (a turn of the GIL from the saves): reported at most once a REPORT_INTERVAL, and at
-    once when a flush asks."""
-    from dashboard.sidecar import main
-
-    Post.objects.create(title="Starts it")
-    settle()
-    reports: list[tuple] = []
-    answer = link._answer
-
-    def counting(message):
-        if message[0] == "stored":
-            reports.append(message)
-        answer(message)
-
-    monkeypatch.setattr(link, "_answer", counting)
-    titles = save_for(0.5, "Reported")
-    assert reports, "no store was reported while saving"
-    assert len(reports) <= 0.5 / main.REPORT_INTERVAL + 2, len(reports)
-    settle()  # its flush is answered at once, with everything stored
-    assert link.stored_seq == link.kept_seq and link.acked == link.sent
-    assert stored_titles() == ["Starts it", *titles]
-
-
 def test_a_watched_process_leaves_every_batch_to_the_pump(monkeypatch):
     """Watched, a batch's frame comes back to the pump, which paces the next."""
     from dashboard.live.fanout import fanout

@@ -14,11 +14,10 @@ nothing itself: apps.py). It reads messages from stdin (sidecar/wire.py):
   then answer (token) so the parent can wait;
 - ("bye",): the parent is exiting, every frame written back has left it.
 
-After a store it writes ("stored", batches, stored_seq, unstored,
-unavailable) once nothing is pending, at most once a REPORT_INTERVAL, and at
-once when asked to flush: the parent's resume and flush wait on it. At the
-end of stdin (the parent exited, or was killed) it stores what is left and
-exits.
+After each store it writes ("stored", batches, stored_seq, unstored,
+unavailable) once nothing is pending: the parent's resume and flush wait on
+it. At the end of stdin (the parent exited, or was killed) it stores what is
+left and exits.
 
 A parent killed (kill -9, the OOM killer, a worker timed out) ends without its
 "bye": the frames written back last may never have left it, while their events
@@ -50,9 +49,6 @@ REPUBLISH_WAIT = 5.0  # seconds the layer gets to take them before this process 
 # (history/writer.py): no thread of the host's waits for the GIL meanwhile, and what is
 # left unstored when the host flushes (a command's exit) is what its flush waits for.
 STORE_INTERVAL = 0.01
-# Seconds between "stored" reports, at the least: each wakes the host's reader thread, a
-# turn of its GIL taken from whatever it serves. A flush asks, and is answered at once.
-REPORT_INTERVAL = 0.05
 
 
 def configure(config: dict[str, Any]) -> None:
@@ -119,27 +115,12 @@ class Sidecar:
         self.orphaned = False  # a write to the parent failed: it is gone
         self.frames: deque[tuple[float, dict[str, Any]]] = deque(maxlen=REPUBLISH_AT_MOST)
         self.ended_at: float | None = None  # when stdin ended
-        self._reported = -REPORT_INTERVAL  # when "stored" was last sent (the loop's clock)
-        self._report_due: asyncio.TimerHandle | None = None
         writer.on_stored = self.stored
 
     def stored(self) -> None:
         """On the store thread: report from the loop, where batches are received."""
         with contextlib.suppress(RuntimeError):  # the loop closed: the parent is gone
-            self.loop.call_soon_threadsafe(self.report_soon)
-
-    def report_soon(self) -> None:
-        """On the loop, after a store: report now, or REPORT_INTERVAL after the last one."""
-        if self._report_due is not None:
-            return  # one is due already: it tells of this store too
-        if (wait := self._reported + REPORT_INTERVAL - self.loop.time()) <= 0:
-            self.report()
-        else:
-            self._report_due = self.loop.call_later(wait, self._report_now)
-
-    def _report_now(self) -> None:
-        self._report_due = None
-        self.report()
+            self.loop.call_soon_threadsafe(self.report)
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Write to the parent; once it is gone, nothing (what it sent is stored all the
@@ -162,8 +143,7 @@ class Sidecar:
     def report(self) -> None:
         """On the loop, after a store: what is stored, once nothing waits."""
         writer = self.writer
-        if not writer._pending:  # else the next store reports
-            self._reported = self.loop.time()
+        if not writer._pending:
             self.send(
                 ("stored", self.received, writer.stored_seq, writer.unstored, writer.unavailable)
             )
