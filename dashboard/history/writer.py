@@ -43,7 +43,6 @@ class Writer:
         self.unstored = 0  # events kept but never stored: the backlog overflowed, or refused
         self.unavailable = False  # the database could not take the last write
         self.retry_after = 0.0  # seconds before the next try, after a failed one
-        self.interval = STORE_INTERVAL  # the sidecar's is shorter (sidecar/main.py)
         self._warned = -WARN_EVERY  # when that was last logged (monotonic)
         self._pending: list[Pending] = []
         self._pending_rows = 0
@@ -102,7 +101,7 @@ class Writer:
     async def _store_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            wait = max(self.interval, self.retry_after)
+            wait = max(STORE_INTERVAL, self.retry_after)
             await asyncio.sleep(max(0.0, self._last_store + wait - loop.time()))
             self._last_store = loop.time()
             try:

@@ -45,10 +45,6 @@ logger = logging.getLogger("dashboard")
 REPUBLISH_SECONDS = 5.0  # a killed parent's frames of its last moments, sent again
 REPUBLISH_AT_MOST = 16  # ... at most this many (each names its seqs: a gap is read)
 REPUBLISH_WAIT = 5.0  # seconds the layer gets to take them before this process exits
-# Seconds between history writes here, at the least. Shorter than in one process
-# (history/writer.py): no thread of the host's waits for the GIL meanwhile, and what is
-# left unstored when the host flushes (a command's exit) is what its flush waits for.
-STORE_INTERVAL = 0.01
 
 
 def configure(config: dict[str, Any]) -> None:
@@ -107,7 +103,6 @@ class Sidecar:
 
         self.loop = loop
         self.writer = writer
-        writer.interval = STORE_INTERVAL
         self.received = 0  # batches read
         self._warm = False  # a frame was rendered (templates loaded): frozen again
         self._out = threading.Lock()
