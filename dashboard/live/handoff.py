@@ -10,14 +10,14 @@ Nobody watching and the sidecar up, a sender that publishes a window after
 the last batch, or finds HAND_ON_EVENTS queued, hands the queue on itself
 (`_send_here`): it pickles the batch and writes what the sidecar's socket
 takes now, keeping the GIL, as the pump would have, and the pump only sends
-what is left once the senders stop. A
-pump that drained in the sender's stead cost the sender the same work plus
-turns of the GIL (creates in one transaction, interleaved scratch A/Bs of
-11 rounds: 1.35x and 1.39x the bare time with the pump draining, 1.28x and
-1.21x with the sender handing on; the saving thread off a core 44 µs a
-create against 8). It is the one piece of I/O in a sender's call, once a
-window at most: sends to a local socket that cannot block (MSG_DONTWAIT,
-live/sends.py), the batch and, after a settings change, the new settings.
+what is left once the senders stop. A pump that drained in the sender's
+stead cost the sender the same work plus turns of the GIL (creates in one
+transaction, interleaved scratch A/Bs of 11 rounds: 1.35x and 1.39x the bare
+time with the pump draining, 1.28x and 1.21x with the sender handing on; the
+saving thread off a core 44 µs a create against 8). It is the one piece of
+I/O in a sender's call, once a window or per HAND_ON_EVENTS at most: sends
+to a local socket that cannot block (MSG_DONTWAIT, live/sends.py), the batch
+and, after a settings change, the new settings.
 
 The pump runs on
 one long-lived event loop: the server's own under an ASGI server (bound by
