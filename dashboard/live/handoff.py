@@ -80,7 +80,9 @@ class Handoff:
         # whoever sent it; cleared by the pump when it idles or a dashboard watches.
         self._due: float | None = None
         # The last batch went to the sidecar unwatched: a sender with HAND_ON_EVENTS queued
-        # hands them on, even before `_due` (the pump's wait after a quiet spell).
+        # hands them on, even before `_due` (the pump's wait after a quiet spell). Set
+        # whenever `_due` is, and cleared with it but for the pump's idling: so it alone
+        # says whether a sender may send.
         self._onward = False
         # One drain-and-send at a time, the pump's or a sender's: batches must reach the
         # sidecar in the order of their numbers. A sender never waits for it.
@@ -126,7 +128,7 @@ class Handoff:
     def _send_held(self) -> None:
         """_send_here's work, holding the order and the link."""
         if (
-            (self._due is None and not self._onward)
+            not self._onward
             or not self.queue
             or not link.enabled()
             or not link.up()
