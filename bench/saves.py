@@ -208,6 +208,7 @@ def capture_only() -> Iterator[None]:
         return False
 
     handoff._hand_on = discard  # type: ignore[method-assign]
+    handoff._onward = False  # nor do the senders hand on (the pump sets it anew: False)
     try:
         yield
     finally:

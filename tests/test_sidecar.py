@@ -438,6 +438,24 @@ def test_a_sender_hands_on_a_full_batch_before_the_window(monkeypatch):
     assert stored_titles() == ["Starts it", *titles]
 
 
+@override_settings(DASHBOARD={"BATCH_WINDOW": 5})
+def test_a_sender_hands_on_its_first_burst_when_the_sidecar_is_up(monkeypatch):
+    """A sidecar already up (a process's second burst; a benchmark run after reset()),
+    nobody watching: the first burst leaves from the saving thread too, not a window of
+    it pickled by the pump beside the saves (here the window is 5 s: nothing at all)."""
+    link.warm()
+    assert link.up()
+    names, seqs, sizes = senders_of_batches(monkeypatch)
+    titles = [f"First {i}" for i in range(2 * HAND_ON_EVENTS)]
+    for title in titles:
+        Post.objects.create(title=title)
+    assert names == ["MainThread"] * 4 and sizes == [HAND_ON_EVENTS] * 4, (names, sizes)
+    handoff.flush(timeout=10)
+    settle()
+    assert seqs == list(range(1, 1 + len(seqs)))  # every event once, in order
+    assert stored_titles() == titles
+
+
 def test_a_watched_process_leaves_every_batch_to_the_pump(monkeypatch):
     """Watched, a batch's frame comes back to the pump, which paces the next."""
     from dashboard.live.fanout import fanout
