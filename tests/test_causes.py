@@ -382,6 +382,51 @@ def test_raw_sql_that_writes_is_an_event_with_its_table_model_and_call_site():
     assert not StoredEvent.objects.filter(signal__startswith="cursor.", sender="blog.Post")[1:]
 
 
+# A package that patches Django's cursor methods, as sentry-sdk's Django integration
+# does (its `ensure_integration_enabled` runner), compiled under a file of a package.
+AGENT = """
+import functools
+
+def instrumented(real):
+    @functools.wraps(real)
+    def runner(*args, **kwargs):
+        return real(*args, **kwargs)
+    return runner
+"""
+
+
+@pytest.mark.parametrize("debug_cursor", [False, True])
+@pytest.mark.django_db(transaction=True)
+def test_orm_writes_through_another_packages_cursor_patch_are_not_raw_sql(
+    monkeypatch, debug_cursor
+):
+    """With sentry-sdk installed, every ORM write showed a second time, as raw SQL: its
+    frames between the ORM and the cursor were taken for a package's raw write. (Under
+    DEBUG, Django's debug cursor calls the patched method in turn.)"""
+    from django.db import connections
+    from django.db.backends.utils import CursorWrapper
+
+    connection = connections["default"]
+    monkeypatch.setattr(connection, "force_debug_cursor", debug_cursor)
+
+    agent: dict = {}
+    exec(compile(AGENT, "/usr/lib/python3/site-packages/apm_agent/django.py", "exec"), agent)
+    for name in ("execute", "executemany"):
+        real = getattr(CursorWrapper, name)
+        monkeypatch.setattr(CursorWrapper, name, agent["instrumented"](real))
+    post = Post.objects.create(title="through an agent")
+    post.title = "saved again"
+    post.save()
+    Post.objects.filter(pk=post.pk).update(body="updated")
+    Post.objects.bulk_create([Post(title=f"bulk {n}", slug=f"bulk-{n}") for n in (1, 2)])
+    Post.objects.filter(title__startswith="bulk").delete()
+    with connection.cursor() as cursor:  # through the agent too: still raw SQL
+        cursor.execute("UPDATE blog_post SET body = 'raw' WHERE id = %s", [post.pk])
+    settle()
+    found = [(e.signal, e.sender) for e in StoredEvent.objects.filter(signal__startswith="cursor.")]
+    assert found == [("cursor.execute", "blog.Post")]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_loaddata_saves_are_marked_raw_in_their_rows():
     from django.core.management import call_command

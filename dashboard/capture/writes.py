@@ -40,7 +40,7 @@ from django.db.models import Model, QuerySet
 from django.db.models.signals import post_delete, pre_delete
 
 from dashboard.capture import context, dispatch, record, timing
-from dashboard.capture.origin import origin
+from dashboard.capture.origin import is_project_file, origin
 from dashboard.capture.snapshot import model_label
 from dashboard.core import keys
 from dashboard.core.events import Event
@@ -178,20 +178,40 @@ TABLE = re.compile(
 LITERAL = re.compile(r"'(?:[^']|'')*'")  # a value written into the SQL: never shown
 OPEN_LITERAL = re.compile(r"'[^']*$")  # one the cut left open
 _DJANGO_DIR = os.path.dirname(django.__file__) + os.sep
+# Django's code that writes through a cursor: the ORM, migrations, the cache, commands.
+_DJANGO_UPKEEP = tuple(
+    os.path.join(_DJANGO_DIR, *part) + os.sep
+    for part in (("db",), ("core", "cache"), ("core", "management"))
+)
 _BACKENDS = (os.path.join(_DJANGO_DIR, "db", "backends") + os.sep,
              os.path.join(_DJANGO_DIR, "db", "utils.py"))  # fmt: skip
 NO_SIGNALS = "raw SQL: no model signal sent"
 
 
-def _caller_file() -> str:
-    """The file that called the cursor: past the wrappers (ours, any other), Django's
-    cursor and its debug cursor (CPython's _getframe, as Django's own code uses it)."""
+def _from_django() -> bool:
+    """Whether Django's own code called the cursor (the ORM, shown otherwise, or Django's
+    upkeep), not the project's or a package's (CPython's _getframe, as Django's own code
+    uses it). Past the execute wrappers (ours, any other) and Django's cursor and debug
+    cursor, the first caller decides. Packages that patch the cursor's methods
+    (sentry-sdk's Django integration, APM agents) put frames of theirs between: past
+    them, Django's database, cache or command code is Django's (every ORM write showed a
+    second time, as raw SQL, with sentry-sdk installed); any other Django code (a
+    signal's dispatch, a view's) called the package that wrote."""
     frame = sys._getframe(2)
     while frame is not None and not frame.f_code.co_filename.startswith(_BACKENDS):
         frame = frame.f_back  # wrappers outside ours
-    while frame is not None and frame.f_code.co_filename.startswith(_BACKENDS):
-        frame = frame.f_back  # Django's cursor wrappers
-    return frame.f_code.co_filename if frame is not None else ""
+    through_package = False
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(_DJANGO_DIR):
+            if not name.startswith(_BACKENDS):
+                return not through_package or name.startswith(_DJANGO_UPKEEP)
+        elif is_project_file(name):
+            return False
+        else:
+            through_package = True  # a package's frame, or the standard library's
+        frame = frame.f_back
+    return False
 
 
 _tables: dict[str, type[Model]] = {}
@@ -228,8 +248,7 @@ def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
 
 
 def _raw_write(sql: str, many: bool, context_: dict[str, Any], started: float) -> None:
-    caller = _caller_file()
-    if caller.startswith(_DJANGO_DIR):  # the ORM (shown otherwise) or Django's own upkeep
+    if _from_django():  # the ORM (shown otherwise) or Django's own upkeep
         return
     match = TABLE.match(sql)
     table = match.group(1).strip('"`[]') if match else ""
