@@ -19,6 +19,7 @@ from dashboard.core.payload import (
     describe_event,
     describe_instance,
     diff,
+    name_receivers,
     receiver_info,
     summarize,
 )
@@ -455,3 +456,34 @@ def test_a_method_is_named_by_its_class():
 
     name = receiver_info(Listener().on_save)["name"]
     assert name.endswith("Listener.on_save") and name.startswith("tests.test_payload.")
+
+
+# A package's wrapper, as sentry-sdk's signal spans make one around every receiver on
+# every send (functools.wraps), compiled under a file of a package.
+SPANS = """
+import functools
+
+def spanned(receiver):
+    @functools.wraps(receiver)
+    def wrapper(*args, **kwargs):
+        return receiver(*args, **kwargs)
+    return wrapper
+"""
+
+
+def test_a_receiver_wrapped_anew_on_each_send_is_named_by_itself_once():
+    from dashboard.core import payload as module
+
+    spans: dict = {}
+    exec(compile(SPANS, "/usr/lib/python3/site-packages/spans_agent/django.py", "exec"), spans)
+    named = [
+        name_receivers(Event(signal="pre_save", family="model", sender="blog.Post", raw={},
+                             timings=[ReceiverTiming(spans["spanned"](fill_slug), 0.001)]))
+        for _ in range(50)
+    ]  # fmt: skip
+    name, where = named[0]["timed"][0][:2]
+    assert name == "tests.test_payload.fill_slug"
+    assert where.startswith(fill_slug.__code__.co_filename) and "spans_agent" not in where
+    assert all(n == named[0] for n in named)
+    # Named once: not a cache entry per wrapper (each held until its send's end).
+    assert sum(1 for f in list(module._names) if f is fill_slug) == 1

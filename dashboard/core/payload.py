@@ -468,7 +468,22 @@ def receiver_info(
 
 
 def _names_of(func: Any) -> tuple[str, str]:
-    return _cached(_names, func, _named)
+    return _cached(_names, unwrapped(func), _named)
+
+
+def unwrapped(func: Any) -> Any:
+    """The receiver itself, past wrappers made with functools.wraps: sentry-sdk's signal
+    spans wrap every receiver anew on each send, so it was named by a new wrapper every
+    time (never cached) and pointed into sentry-sdk's file."""
+    for _ in range(UNWRAP_AT_MOST):
+        inner = getattr(func, "__wrapped__", None)
+        if inner is None:
+            break
+        func = inner
+    return func
+
+
+UNWRAP_AT_MOST = 10  # wrappers looked through, at most (a cycle of __wrapped__ ends there)
 
 
 # Per receiver, asked for every event it ran for. Held weakly, by the function (a bound
