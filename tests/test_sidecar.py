@@ -21,7 +21,7 @@ from dashboard.core import payload
 from dashboard.live.handoff import HAND_ON_EVENTS, handoff
 from dashboard.models import StoredEvent
 from dashboard.sidecar.link import link, sidecar_config
-from tests.helpers import settle, wait_for
+from tests.helpers import sent, settle, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -400,6 +400,7 @@ def test_a_sender_hands_on_what_it_sends_while_nobody_watches(monkeypatch):
     few = [f"Few {i}" for i in range(5)]
     for title in few:
         Post.objects.create(title=title)
+    sent()  # by the pump (a flush would send them from this thread)
     settle()
     # After a quiet spell, fewer than HAND_ON_EVENTS (a request's events) go together,
     # from the pump, a window later.
@@ -454,6 +455,19 @@ def test_a_sender_hands_on_its_first_burst_when_the_sidecar_is_up(monkeypatch):
     settle()
     assert seqs == list(range(1, 1 + len(seqs)))  # every event once, in order
     assert stored_titles() == titles
+
+
+@override_settings(DASHBOARD={"BATCH_WINDOW": 5})
+def test_a_flush_hands_on_what_is_queued_from_its_own_thread(monkeypatch):
+    """A command's exit (atexit's flush) sends what its last saves left from its own
+    thread, nobody watching and the sidecar up: not after a wake of the pump."""
+    link.warm()
+    names, _, sizes = senders_of_batches(monkeypatch)
+    Post.objects.create(title="Last one")
+    handoff.flush(timeout=10)
+    assert names == ["MainThread"], (names, sizes)  # one batch, from this thread
+    settle()
+    assert stored_titles() == ["Last one"]
 
 
 def test_a_watched_process_leaves_every_batch_to_the_pump(monkeypatch):

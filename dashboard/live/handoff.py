@@ -336,6 +336,10 @@ class Handoff:
 
         Call it from a thread that runs no event loop.
         """
+        if self._onward and self.queue:
+            # Nobody watching, the sidecar up: from this thread now, as a sender would,
+            # not after the pump is woken (0.6-1.1 ms more of a command's exit).
+            self._send_here()
         loop = self._loop
         if loop is not None and loop.is_running():
             # The pump is alive: it sends what is queued, now (its pause cut short).
