@@ -228,7 +228,7 @@ def print_report(result: dict[str, Any]) -> None:
     say("")
     say("Where daphne's time went (Django runs; bench/probes.py): each frame's "
         "prepare = describe_event per event + render_frame (loop or render worker), "
-        "sent, then history.store (store worker, one write per >= 50 ms)")
+        "sent, then history.store (store worker, one write per >= 20 ms)")
     say(report.probes_table(result["e2e"]))
     say("")
     say("daphne's CPU per thread over each run (s; one GIL): loop = reactor + asyncio "

@@ -10,7 +10,7 @@ The pipeline sends first and stores afterwards: `live.frames.prepare(batch,
 dropped)` describes each event (`describe_event`) and renders one frame
 (`render_frame`), on the loop or the render worker; later, on the store
 worker, the history writer describes what nobody watched and calls
-`history.store.write(rows, marks)` (the write), at most once per 50 ms for
+`history.store.write(rows, marks)` (the write), at most once per 20 ms for
 every frame sent meanwhile.
 
 Besides the probes, `thread_cpu()` reads each thread's CPU clock, so the status

@@ -147,7 +147,7 @@ def probes_table(runs: list[Result]) -> str:
     """Django runs: time in the probed pipeline functions (bench/probes.py).
 
     prepare = describe + render of one frame (the render worker); store = the
-    history write of every frame sent in the last 50 ms or more (the store worker;
+    history write of every frame sent in the last 20 ms or more (the store worker;
     history.store.write). µs per event / row = sum over items.
     """
     rows = []

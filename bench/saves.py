@@ -6,7 +6,7 @@ are medians, ratios the median of each round's ratio to its own 'off' run, and e
 run records its threads' CPU per create (where the time went).
 Connected runs pay the price of a process nobody watches: events go to the
 pump's daemon-thread loop, which, with no socket to show them to, keeps them
-for the store thread to describe and store (at most one write per 50 ms).
+for the store thread to describe and store (at most one write per 20 ms).
 Watched runs pay the price of a dashboard open in the saving process: every frame
 is described and rendered as the saves go, handed to the socket, then stored.
 Between runs the pipeline is flushed, waited on until its last store has finished
