@@ -392,7 +392,24 @@ def instrumented(real):
     def runner(*args, **kwargs):
         return real(*args, **kwargs)
     return runner
+
+def raw_write(pk):  # a package's own raw SQL, called back by Django (on_commit)
+    from django.db import connection
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE blog_post SET body = 'package' WHERE id = %s", [pk])
 """
+
+
+def agent_patching(monkeypatch) -> dict:
+    """AGENT, its patch of Django's cursor methods installed for the test."""
+    from django.db.backends.utils import CursorWrapper
+
+    agent: dict = {}
+    exec(compile(AGENT, "/usr/lib/python3/site-packages/apm_agent/django.py", "exec"), agent)
+    for name in ("execute", "executemany"):
+        real = getattr(CursorWrapper, name)
+        monkeypatch.setattr(CursorWrapper, name, agent["instrumented"](real))
+    return agent
 
 
 @pytest.mark.parametrize("debug_cursor", [False, True])
@@ -404,16 +421,10 @@ def test_orm_writes_through_another_packages_cursor_patch_are_not_raw_sql(
     frames between the ORM and the cursor were taken for a package's raw write. (Under
     DEBUG, Django's debug cursor calls the patched method in turn.)"""
     from django.db import connections
-    from django.db.backends.utils import CursorWrapper
 
     connection = connections["default"]
     monkeypatch.setattr(connection, "force_debug_cursor", debug_cursor)
-
-    agent: dict = {}
-    exec(compile(AGENT, "/usr/lib/python3/site-packages/apm_agent/django.py", "exec"), agent)
-    for name in ("execute", "executemany"):
-        real = getattr(CursorWrapper, name)
-        monkeypatch.setattr(CursorWrapper, name, agent["instrumented"](real))
+    agent_patching(monkeypatch)
     post = Post.objects.create(title="through an agent")
     post.title = "saved again"
     post.save()
@@ -425,6 +436,38 @@ def test_orm_writes_through_another_packages_cursor_patch_are_not_raw_sql(
     settle()
     found = [(e.signal, e.sender) for e in StoredEvent.objects.filter(signal__startswith="cursor.")]
     assert found == [("cursor.execute", "blog.Post")]
+
+
+@pytest.mark.parametrize("patched", [False, True])
+@pytest.mark.django_db(transaction=True)
+def test_raw_writes_that_django_calls_back_are_shown_with_or_without_a_cursor_patch(
+    monkeypatch, patched
+):
+    """Raw SQL of a package's that Django's own code calls back (on_commit), and of code
+    with no file (a shell's `-c`), is shown, with a package's patch of the cursor or not:
+    only the patch's own frames are passed over."""
+    import functools
+
+    from django.core.management import call_command
+    from django.db import transaction
+
+    agent = agent_patching(monkeypatch) if patched else {}
+    if not patched:
+        exec(compile(AGENT, "/usr/lib/python3/site-packages/apm_agent/django.py", "exec"), agent)
+    post = Post.objects.create(title="called back")
+    # Called by Django's transaction.py itself (autocommit: at once), no frame between.
+    transaction.on_commit(functools.partial(agent["raw_write"], post.pk))
+    call_command("shell", command=(  # `manage.py shell -c`: code with no file, run by Django
+        "from django.db import connection\n"
+        f"connection.cursor().execute(\"UPDATE blog_post SET body = 'shell' WHERE id = {post.pk}\")"
+    ))
+    settle()
+    statements = [e.payload["statement"] for e in StoredEvent.objects.filter(
+        signal__startswith="cursor.").order_by("id")]  # fmt: skip
+    assert statements == [
+        "UPDATE blog_post SET body = '…' WHERE id = %s",
+        f"UPDATE blog_post SET body = '…' WHERE id = {post.pk}",
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -30,17 +30,19 @@ import re
 import sys
 from collections.abc import Callable
 from time import perf_counter
+from types import CodeType, FrameType
 from typing import Any
 
 import django
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.signals import post_delete, pre_delete
 
 from dashboard.capture import context, dispatch, record, timing
-from dashboard.capture.origin import is_project_file, origin
+from dashboard.capture.origin import origin
 from dashboard.capture.snapshot import model_label
 from dashboard.core import keys
 from dashboard.core.events import Event
@@ -178,11 +180,7 @@ TABLE = re.compile(
 LITERAL = re.compile(r"'(?:[^']|'')*'")  # a value written into the SQL: never shown
 OPEN_LITERAL = re.compile(r"'[^']*$")  # one the cut left open
 _DJANGO_DIR = os.path.dirname(django.__file__) + os.sep
-# Django's code that writes through a cursor: the ORM, migrations, the cache, commands.
-_DJANGO_UPKEEP = tuple(
-    os.path.join(_DJANGO_DIR, *part) + os.sep
-    for part in (("db",), ("core", "cache"), ("core", "management"))
-)
+PATCHED = ("execute", "executemany")  # CursorWrapper's methods that packages replace
 _BACKENDS = (os.path.join(_DJANGO_DIR, "db", "backends") + os.sep,
              os.path.join(_DJANGO_DIR, "db", "utils.py"))  # fmt: skip
 NO_SIGNALS = "raw SQL: no model signal sent"
@@ -191,27 +189,42 @@ NO_SIGNALS = "raw SQL: no model signal sent"
 def _from_django() -> bool:
     """Whether Django's own code called the cursor (the ORM, shown otherwise, or Django's
     upkeep), not the project's or a package's (CPython's _getframe, as Django's own code
-    uses it). Past the execute wrappers (ours, any other) and Django's cursor and debug
-    cursor, the first caller decides. Packages that patch the cursor's methods
-    (sentry-sdk's Django integration, APM agents) put frames of theirs between: past
-    them, Django's database, cache or command code is Django's (every ORM write showed a
-    second time, as raw SQL, with sentry-sdk installed); any other Django code (a
-    signal's dispatch, a view's) called the package that wrote."""
+    uses it): past the execute wrappers (ours, any other) and Django's cursor and debug
+    cursor, the first caller decides. A package that patches the cursor's methods
+    (sentry-sdk's Django integration, an APM agent) puts frames of its own between: they
+    are passed over, up to the frame of the method installed now (with sentry-sdk, every
+    ORM write showed a second time, as raw SQL)."""
     frame = sys._getframe(2)
     while frame is not None and not frame.f_code.co_filename.startswith(_BACKENDS):
         frame = frame.f_back  # wrappers outside ours
-    through_package = False
+    patches = _cursor_patches()
     while frame is not None:
         name = frame.f_code.co_filename
-        if name.startswith(_DJANGO_DIR):
-            if not name.startswith(_BACKENDS):
-                return not through_package or name.startswith(_DJANGO_UPKEEP)
-        elif is_project_file(name):
-            return False
-        else:
-            through_package = True  # a package's frame, or the standard library's
-        frame = frame.f_back
+        if name.startswith(_BACKENDS):
+            frame = frame.f_back  # Django's cursor wrappers
+            continue
+        past = _past_patch(frame, patches) if patches else None
+        if past is None:
+            return name.startswith(_DJANGO_DIR)
+        frame = past
     return False
+
+
+def _cursor_patches() -> tuple[CodeType, ...]:
+    """The code of CursorWrapper's execute and executemany where a package replaced them."""
+    codes = (getattr(getattr(CursorWrapper, name, None), "__code__", None) for name in PATCHED)
+    return tuple(c for c in codes if c is not None and not c.co_filename.startswith(_DJANGO_DIR))
+
+
+def _past_patch(frame: FrameType, patches: tuple[CodeType, ...]) -> FrameType | None:
+    """The frame that called the patched method, if `frame` begins a package's patch: the
+    frames outside Django from it up to the installed method's own (the first found: a
+    frame further out with the same code is the package wrapping something else)."""
+    while frame is not None and not frame.f_code.co_filename.startswith(_DJANGO_DIR):
+        if any(frame.f_code is code for code in patches):
+            return frame.f_back
+        frame = frame.f_back
+    return None
 
 
 _tables: dict[str, type[Model]] = {}
