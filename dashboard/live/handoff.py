@@ -192,6 +192,9 @@ class Handoff:
                 ).start()
                 self._bind(loop)
                 self._thread_loop = loop
+                # Its start wakes it. A second wake here, landing after its first look, cut
+                # its first window short: a burst's first event left alone, from the pump.
+                return
             loop, wake = self._loop, self._wake
         loop.call_soon_threadsafe(wake.set)  # type: ignore[union-attr]
 
