@@ -30,6 +30,33 @@ def communicator(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN):
     )
 
 
+# A package of another's, as sentry-sdk or an APM agent is: `instrumented` wraps a function
+# with functools.wraps (sentry-sdk's `ensure_integration_enabled` runner around Django's
+# cursor methods, its signal spans around every receiver); `raw_write` is its own raw SQL.
+AGENT = """
+import functools
+
+def instrumented(real):
+    @functools.wraps(real)
+    def runner(*args, **kwargs):
+        return real(*args, **kwargs)
+    return runner
+
+def raw_write(pk):
+    from django.db import connection
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE blog_post SET body = 'package' WHERE id = %s", [pk])
+"""
+AGENT_FILE = "/usr/lib/python3/site-packages/apm_agent/django.py"  # neither Django's nor ours
+
+
+def agent() -> dict:
+    """AGENT's functions, their code in a file of a package (AGENT_FILE)."""
+    namespace: dict = {}
+    exec(compile(AGENT, AGENT_FILE, "exec"), namespace)
+    return namespace
+
+
 def in_thread(fn, *args, **kwargs):
     """Run sync Django code (test client, ORM) from an async test, as a server would."""
     return sync_to_async(fn)(*args, **kwargs)

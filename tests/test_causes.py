@@ -11,7 +11,7 @@ from blog.signals import post_published
 from dashboard.capture import writes
 from dashboard.models import StoredEvent
 from dashboard.testing import record_signals
-from tests.helpers import settle
+from tests.helpers import agent, settle
 
 
 @pytest.mark.django_db(transaction=True)
@@ -382,34 +382,16 @@ def test_raw_sql_that_writes_is_an_event_with_its_table_model_and_call_site():
     assert not StoredEvent.objects.filter(signal__startswith="cursor.", sender="blog.Post")[1:]
 
 
-# A package that patches Django's cursor methods, as sentry-sdk's Django integration
-# does (its `ensure_integration_enabled` runner), compiled under a file of a package.
-AGENT = """
-import functools
-
-def instrumented(real):
-    @functools.wraps(real)
-    def runner(*args, **kwargs):
-        return real(*args, **kwargs)
-    return runner
-
-def raw_write(pk):  # a package's own raw SQL, called back by Django (on_commit)
-    from django.db import connection
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE blog_post SET body = 'package' WHERE id = %s", [pk])
-"""
-
-
 def agent_patching(monkeypatch) -> dict:
-    """AGENT, its patch of Django's cursor methods installed for the test."""
+    """A package's patch of Django's cursor methods, in sentry-sdk's shape, installed for
+    the test (helpers.AGENT); its functions."""
     from django.db.backends.utils import CursorWrapper
 
-    agent: dict = {}
-    exec(compile(AGENT, "/usr/lib/python3/site-packages/apm_agent/django.py", "exec"), agent)
+    package = agent()
     for name in ("execute", "executemany"):
         real = getattr(CursorWrapper, name)
-        monkeypatch.setattr(CursorWrapper, name, agent["instrumented"](real))
-    return agent
+        monkeypatch.setattr(CursorWrapper, name, package["instrumented"](real))
+    return package
 
 
 @pytest.mark.parametrize("debug_cursor", [False, True])
@@ -451,12 +433,10 @@ def test_raw_writes_that_django_calls_back_are_shown_with_or_without_a_cursor_pa
     from django.core.management import call_command
     from django.db import transaction
 
-    agent = agent_patching(monkeypatch) if patched else {}
-    if not patched:
-        exec(compile(AGENT, "/usr/lib/python3/site-packages/apm_agent/django.py", "exec"), agent)
+    package = agent_patching(monkeypatch) if patched else agent()
     post = Post.objects.create(title="called back")
     # Called by Django's transaction.py itself (autocommit: at once), no frame between.
-    transaction.on_commit(functools.partial(agent["raw_write"], post.pk))
+    transaction.on_commit(functools.partial(package["raw_write"], post.pk))
     call_command("shell", command=(  # `manage.py shell -c`: code with no file, run by Django
         "from django.db import connection\n"
         f"connection.cursor().execute(\"UPDATE blog_post SET body = 'shell' WHERE id = {post.pk}\")"

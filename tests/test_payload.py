@@ -25,6 +25,7 @@ from dashboard.core.payload import (
 )
 from dashboard.core.quiet import quiet_block
 from dashboard.core.rows import Row, to_json
+from tests.helpers import agent
 
 LIMIT = 200  # the default VALUE_LIMIT
 
@@ -458,33 +459,20 @@ def test_a_method_is_named_by_its_class():
     assert name.endswith("Listener.on_save") and name.startswith("tests.test_payload.")
 
 
-# A package's wrapper, as sentry-sdk's signal spans make one around every receiver on
-# every send (functools.wraps), compiled under a file of a package.
-SPANS = """
-import functools
-
-def spanned(receiver):
-    @functools.wraps(receiver)
-    def wrapper(*args, **kwargs):
-        return receiver(*args, **kwargs)
-    return wrapper
-"""
-
-
 def test_a_receiver_wrapped_anew_on_each_send_is_named_by_itself_once():
     from dashboard.core import payload as module
 
-    spans: dict = {}
-    exec(compile(SPANS, "/usr/lib/python3/site-packages/spans_agent/django.py", "exec"), spans)
+    # As sentry-sdk's signal spans do: a new wrapper around the receiver on every send.
+    spanned = agent()["instrumented"]
     events = [  # each with a wrapper of its own, all alive at once
         Event(signal="pre_save", family="model", sender="blog.Post", raw={},
-              timings=[ReceiverTiming(spans["spanned"](fill_slug), 0.001)])
+              timings=[ReceiverTiming(spanned(fill_slug), 0.001)])
         for _ in range(50)
     ]  # fmt: skip
     cached = len(module._names)
     named = [name_receivers(event) for event in events]
     name, where = named[0]["timed"][0][:2]
     assert name == "tests.test_payload.fill_slug"
-    assert where.startswith(fill_slug.__code__.co_filename) and "spans_agent" not in where
+    assert where.startswith(fill_slug.__code__.co_filename) and "apm_agent" not in where
     assert all(n == named[0] for n in named)
     assert len(module._names) <= cached + 1  # named once, not once per wrapper
