@@ -216,3 +216,30 @@ def test_a_pre_save_sent_by_hand_with_no_model_instance_is_still_recorded(transa
     pre_save.send(sender=Tag, instance="not a model", raw=False, using="default")
     settle()
     assert StoredEvent.objects.filter(signal="pre_save", sender="blog.Tag").exists()
+
+
+def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
+    """A sender that is a function or a bound method is named for what it is (its
+    qualified name), not for its type ("function", "method")."""
+    from django.dispatch import Signal
+
+    from dashboard.models import StoredEvent
+    from tests.helpers import settle
+
+    def nudge() -> None: ...
+
+    class Shop:
+        def restock(self) -> None: ...
+
+    restocked = Signal()  # found by no module: named "signal-<id>"
+    restocked.send(sender=nudge)
+    restocked.send(sender=Shop().restock)
+    restocked.send(sender=Shop())
+    settle()
+    stored = StoredEvent.objects.filter(signal__startswith="signal-").order_by("id")
+    senders = list(stored.values_list("sender", flat=True))
+    assert senders == [
+        "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.nudge",
+        "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.Shop.restock",
+        "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.Shop",
+    ]

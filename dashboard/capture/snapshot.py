@@ -6,6 +6,7 @@ queries. Describing (masking, truncating) is left to core/payload.py.
 
 import datetime
 import decimal
+import types
 import uuid
 from typing import Any
 
@@ -108,4 +109,9 @@ def sender_label(sender: Any, kwargs: dict[str, Any]) -> str:
         return sender.__qualname__
     if sender is None or isinstance(sender, str):
         return str(sender)
+    if isinstance(sender, _ROUTINES):  # sent by a function or method: its name, not "method"
+        return getattr(sender, "__qualname__", None) or type(sender).__qualname__
     return type(sender).__qualname__
+
+
+_ROUTINES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType)
