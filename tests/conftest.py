@@ -17,6 +17,25 @@ from tests.browser import CHROMIUM_ARGS, PASSWORD, Server, require_chromium
 from tests.frames import collect
 from tests.helpers import communicator, in_thread, settle
 
+# Nothing stored before the test databases exist, nor open on them once they are gone.
+# Events captured at collection (config.asgi, imported by test modules, warms a sidecar)
+# were stored in the development history database, by the sidecar or the store thread:
+# an empty db-history.sqlite3 left in the checkout; and a sidecar still open on the test
+# history as it was destroyed left its -wal and -shm files behind.
+link.enabled = lambda: False  # type: ignore[method-assign]
+_no_store_yet = writer.held()
+_no_store_yet.__enter__()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stored_only_in_the_test_databases(django_db_setup) -> Iterator[None]:
+    handoff.reset()  # what came before the test databases: nobody's business
+    _no_store_yet.__exit__(None, None, None)
+    del link.enabled  # the method again
+    yield
+    link.enabled = lambda: False  # type: ignore[method-assign]
+    link.flush(timeout=5.0, final=True)  # the sidecar stores what it holds, and ends
+
 
 @pytest.fixture(autouse=True)
 def fresh_pipeline(request):
