@@ -15,11 +15,13 @@ from dashboard.core.events import Event, InstanceSnapshot, ReceiverTiming, Reque
 from dashboard.core.payload import (
     MASK,
     MAX_ITEMS,
+    NO_SENDER,
     describe,
     describe_event,
     describe_instance,
     diff,
     name_receivers,
+    not_run,
     receiver_info,
     summarize,
 )
@@ -476,3 +478,30 @@ def test_a_receiver_wrapped_anew_on_each_send_is_named_by_itself_once():
     assert where.startswith(fill_slug.__code__.co_filename) and "apm_agent" not in where
     assert all(n == named[0] for n in named)
     assert len(module._names) <= cached + 1  # named once, not once per wrapper
+
+
+def test_a_receiver_that_ran_twice_is_said_so_through_a_wrapper_made_on_each_send():
+    """Under sentry-sdk's signal spans each run of a receiver is a wrapper of its own: a
+    function connected twice still ran twice. Two instances' methods did not, even where
+    their function is itself wrapped (a bound method's __wrapped__ is its function's)."""
+    spanned = agent()["instrumented"]
+
+    def twice(sender, **kwargs):
+        return None
+
+    class Listener:
+        @spanned
+        def on_save(self, sender, **kwargs):
+            return None
+
+    def ran(*receivers) -> list[dict]:
+        event = Event(signal="post_save", family="model", sender="blog.Post", raw={})
+        event.timings = [ReceiverTiming(spanned(r), 0.001) for r in receivers]
+        event.receivers_then = [((id(r), NO_SENDER), r, False) for r in receivers]
+        return [r for r in not_run(event) if r["why"].startswith("ran ")]
+
+    said = ran(twice, twice)
+    assert [(r["name"].rsplit(".", 1)[-1], r["why"][:11]) for r in said] == [
+        ("twice", "ran 2 times")
+    ]
+    assert ran(Listener().on_save, Listener().on_save) == []

@@ -13,6 +13,7 @@ Escaping is the template's job.
 
 import logging
 import re
+import types
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
@@ -394,7 +395,7 @@ def not_run(event: Event) -> list[dict[str, Any]]:
             found.append(_for_another_sender(func, sender_key, sent, event))
     # By equality, not identity: a method connected weakly comes back as a new bound
     # method object each time, equal to the last.
-    ran = [t.receiver for t in event.timings]
+    ran = [_run_of(t.receiver) for t in event.timings]
     try:
         if len(set(ran)) == len(ran):
             return found
@@ -484,6 +485,21 @@ def unwrapped(func: Any) -> Any:
 
 
 UNWRAP_AT_MOST = 10  # wrappers looked through, at most (a cycle of __wrapped__ ends there)
+
+
+def _run_of(func: Any) -> Any:
+    """The receiver that ran, past functools.wraps wrappers (sentry-sdk makes one for each
+    run, so a function connected twice was never seen to run twice), but never into a
+    bound method: its __wrapped__ is its function's, and two instances' methods would
+    then be one."""
+    for _ in range(UNWRAP_AT_MOST):
+        if isinstance(func, types.MethodType):
+            break
+        inner = getattr(func, "__wrapped__", None)
+        if inner is None:
+            break
+        func = inner
+    return func
 
 
 # Per receiver, asked for every event it ran for. Held weakly, by the function (a bound
