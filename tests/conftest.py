@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -35,6 +36,20 @@ def stored_only_in_the_test_databases(django_db_setup) -> Iterator[None]:
     yield
     link.enabled = lambda: False  # type: ignore[method-assign]
     link.flush(timeout=5.0, final=True)  # the sidecar stores what it holds, and ends
+
+
+def pytest_sessionfinish(session) -> None:
+    """What SQLite's write-ahead log left of a test database removed while threads of this
+    process (the store thread, asgiref's, the tail's) still had it open: its -wal and -shm
+    files, beside the checkout's. Only where the database itself is gone."""
+    from django.conf import settings
+
+    for database in settings.DATABASES.values():
+        name = str((database.get("TEST") or {}).get("NAME") or "")
+        if "sqlite3" in database.get("ENGINE", "") and name and not os.path.exists(name):
+            for left in (f"{name}-wal", f"{name}-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(left)
 
 
 @pytest.fixture(autouse=True)
