@@ -110,7 +110,7 @@ def sender_label(sender: Any, kwargs: dict[str, Any]) -> str:
     if sender is None or isinstance(sender, str):
         return str(sender)
     if isinstance(sender, _ROUTINES):  # sent by a function or method: its name, not "method"
-        return getattr(sender, "__qualname__", None) or type(sender).__qualname__
+        return sender.__qualname__
     return type(sender).__qualname__
 
 

@@ -395,7 +395,7 @@ def not_run(event: Event) -> list[dict[str, Any]]:
             found.append(_for_another_sender(func, sender_key, sent, event))
     # By equality, not identity: a method connected weakly comes back as a new bound
     # method object each time, equal to the last.
-    ran = [_run_of(t.receiver) for t in event.timings]
+    ran = [unwrapped(t.receiver, into_methods=False) for t in event.timings]
     try:
         if len(set(ran)) == len(ran):
             return found
@@ -472,11 +472,15 @@ def _names_of(func: Any) -> tuple[str, str]:
     return _cached(_names, unwrapped(func), _named)
 
 
-def unwrapped(func: Any) -> Any:
+def unwrapped(func: Any, into_methods: bool = True) -> Any:
     """The receiver itself, past wrappers made with functools.wraps: sentry-sdk's signal
     spans wrap every receiver anew on each send, so it was named by a new wrapper every
-    time (never cached) and pointed into sentry-sdk's file."""
+    time (never cached) and pointed into sentry-sdk's file, and a function connected
+    twice was never seen to run twice. `into_methods=False` stops at a bound method, whose
+    __wrapped__ is its function's: two instances' methods are not one receiver."""
     for _ in range(UNWRAP_AT_MOST):
+        if not into_methods and isinstance(func, types.MethodType):
+            break
         inner = getattr(func, "__wrapped__", None)
         if inner is None:
             break
@@ -485,21 +489,6 @@ def unwrapped(func: Any) -> Any:
 
 
 UNWRAP_AT_MOST = 10  # wrappers looked through, at most (a cycle of __wrapped__ ends there)
-
-
-def _run_of(func: Any) -> Any:
-    """The receiver that ran, past functools.wraps wrappers (sentry-sdk makes one for each
-    run, so a function connected twice was never seen to run twice), but never into a
-    bound method: its __wrapped__ is its function's, and two instances' methods would
-    then be one."""
-    for _ in range(UNWRAP_AT_MOST):
-        if isinstance(func, types.MethodType):
-            break
-        inner = getattr(func, "__wrapped__", None)
-        if inner is None:
-            break
-        func = inner
-    return func
 
 
 # Per receiver, asked for every event it ran for. Held weakly, by the function (a bound
