@@ -18,24 +18,41 @@ from tests.browser import CHROMIUM_ARGS, PASSWORD, Server, require_chromium
 from tests.frames import collect
 from tests.helpers import communicator, in_thread, settle
 
+
 # Nothing stored before the test databases exist, nor open on them once they are gone.
 # Events captured at collection (config.asgi, imported by test modules, warms a sidecar)
 # were stored in the development history database, by the sidecar or the store thread:
 # an empty db-history.sqlite3 left in the checkout; and a sidecar still open on the test
 # history as it was destroyed left its -wal and -shm files behind.
+class _StoreHeld:
+    """The history writer held (no write starts) until the test databases exist."""
+
+    def __init__(self) -> None:
+        self._held = writer.held()
+        self._held.__enter__()
+        self.on = True
+
+    def release(self) -> None:
+        if self.on:
+            self.on = False
+            self._held.__exit__(None, None, None)
+
+
 link.enabled = lambda: False  # type: ignore[method-assign]
-_no_store_yet = writer.held()
-_no_store_yet.__enter__()
+_before_databases = _StoreHeld()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def stored_only_in_the_test_databases(django_db_setup) -> Iterator[None]:
     handoff.reset()  # what came before the test databases: nobody's business
-    _no_store_yet.__exit__(None, None, None)
+    _before_databases.release()
     del link.enabled  # the method again
     yield
     link.enabled = lambda: False  # type: ignore[method-assign]
     link.flush(timeout=5.0, final=True)  # the sidecar stores what it holds, and ends
+    # What the last test's teardown caused (its flush's post_migrate saves) goes nowhere:
+    # stored once the databases are gone, it went to the development one.
+    handoff.reset()
 
 
 def pytest_sessionfinish(session) -> None:
@@ -44,6 +61,7 @@ def pytest_sessionfinish(session) -> None:
     files, beside the checkout's. Only where the database itself is gone."""
     from django.conf import settings
 
+    _before_databases.release()
     for database in settings.DATABASES.values():
         name = str((database.get("TEST") or {}).get("NAME") or "")
         if "sqlite3" in database.get("ENGINE", "") and name and not os.path.exists(name):
@@ -94,6 +112,9 @@ def pytest_runtest_teardown(item, nextitem):
     later test then failed with "database is locked". One due now waits, and then
     fails cleanly (logged) if the database is gone."""
     link.reset()  # the sidecar's pending writes dropped, its write under way done
+    if _before_databases.on:  # held already (the databases never came: a skip, an error)
+        yield
+        return
     with writer.held():
         yield
 
