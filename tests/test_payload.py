@@ -4,6 +4,7 @@ No database and no pipeline: each test builds the snapshots a receiver would hav
 taken (dashboard.core.events) and checks one behaviour of describing them.
 """
 
+import functools
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -483,7 +484,8 @@ def test_a_receiver_wrapped_anew_on_each_send_is_named_by_itself_once():
 def test_a_receiver_that_ran_twice_is_said_so_through_a_wrapper_made_on_each_send():
     """Under sentry-sdk's signal spans each run of a receiver is a wrapper of its own: a
     function connected twice still ran twice. Two instances' methods did not, even where
-    their function is itself wrapped (a bound method's __wrapped__ is its function's)."""
+    their function is itself wrapped (a bound method's __wrapped__ is its function's), nor
+    did two receivers that wrap one function."""
     spanned = agent()["instrumented"]
 
     def twice(sender, **kwargs):
@@ -500,8 +502,16 @@ def test_a_receiver_that_ran_twice_is_said_so_through_a_wrapper_made_on_each_sen
         event.receivers_then = [((id(r), NO_SENDER), r, False) for r in receivers]
         return [r for r in not_run(event) if r["why"].startswith("ran ")]
 
+    def only_for(tag: str):  # receivers made by a factory, each wrapping one function
+        @functools.wraps(twice)
+        def receiver(sender, **kwargs):
+            return twice(sender, **kwargs)
+
+        return receiver
+
     said = ran(twice, twice)
     assert [(r["name"].rsplit(".", 1)[-1], r["why"][:11]) for r in said] == [
         ("twice", "ran 2 times")
     ]
     assert ran(Listener().on_save, Listener().on_save) == []
+    assert ran(only_for("a"), only_for("b")) == []

@@ -13,7 +13,6 @@ Escaping is the template's job.
 
 import logging
 import re
-import types
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
@@ -395,7 +394,7 @@ def not_run(event: Event) -> list[dict[str, Any]]:
             found.append(_for_another_sender(func, sender_key, sent, event))
     # By equality, not identity: a method connected weakly comes back as a new bound
     # method object each time, equal to the last.
-    ran = [unwrapped(t.receiver, into_methods=False) for t in event.timings]
+    ran = _as_connected([t.receiver for t in event.timings], event.receivers_then)
     try:
         if len(set(ran)) == len(ran):
             return found
@@ -472,15 +471,11 @@ def _names_of(func: Any) -> tuple[str, str]:
     return _cached(_names, unwrapped(func), _named)
 
 
-def unwrapped(func: Any, into_methods: bool = True) -> Any:
+def unwrapped(func: Any) -> Any:
     """The receiver itself, past wrappers made with functools.wraps: sentry-sdk's signal
     spans wrap every receiver anew on each send, so it was named by a new wrapper every
-    time (never cached) and pointed into sentry-sdk's file, and a function connected
-    twice was never seen to run twice. `into_methods=False` stops at a bound method, whose
-    __wrapped__ is its function's: two instances' methods are not one receiver."""
+    time (never cached) and pointed into sentry-sdk's file."""
     for _ in range(UNWRAP_AT_MOST):
-        if not into_methods and isinstance(func, types.MethodType):
-            break
         inner = getattr(func, "__wrapped__", None)
         if inner is None:
             break
@@ -489,6 +484,32 @@ def unwrapped(func: Any, into_methods: bool = True) -> Any:
 
 
 UNWRAP_AT_MOST = 10  # wrappers looked through, at most (a cycle of __wrapped__ ends there)
+
+
+def _as_connected(ran: list[Any], receivers_then: list[Any]) -> list[Any]:
+    """Each receiver that ran, as it was connected: past the functools.wraps wrappers that
+    sentry-sdk makes for each run (a function connected twice was never seen to run
+    twice), and no further (two receivers that wrap one function, or two instances'
+    methods, whose __wrapped__ is their function's, are two)."""
+    if all(getattr(func, "__wrapped__", None) is None for func in ran):
+        return ran
+    connected = [ref() if isinstance(ref, weakref.ReferenceType) else ref
+                 for _, ref, _ in receivers_then]  # fmt: skip
+    return [_connected_one(func, connected) for func in ran]
+
+
+def _connected_one(func: Any, connected: list[Any]) -> Any:
+    inner = func
+    for _ in range(UNWRAP_AT_MOST):
+        try:
+            if any(inner is c or inner == c for c in connected):
+                return inner
+        except Exception:  # an __eq__ of the host's that raises: as it ran
+            return func
+        inner = getattr(inner, "__wrapped__", None)
+        if inner is None:
+            break
+    return func
 
 
 # Per receiver, asked for every event it ran for. Held weakly, by the function (a bound
