@@ -1,5 +1,7 @@
 from django.db import models
 
+from dashboard.core.events import SENDER_MAX_LENGTH
+
 
 class StoredEvent(models.Model):
     """One captured signal, as shown: the dashboard's history.
@@ -11,7 +13,7 @@ class StoredEvent(models.Model):
     time = models.DateTimeField(db_index=True)
     signal = models.CharField(max_length=64, db_index=True)
     family = models.CharField(max_length=100, db_index=True)
-    sender = models.CharField(max_length=200, db_index=True)
+    sender = models.CharField(max_length=SENDER_MAX_LENGTH, db_index=True)
     summary = models.TextField()
     payload = models.JSONField(default=dict)
     # Field diff, receivers with timings, origin frame: see payload.describe_event.

@@ -220,7 +220,8 @@ def test_a_pre_save_sent_by_hand_with_no_model_instance_is_still_recorded(transa
 
 def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
     """A sender that is a function or a bound method is named for what it is (its
-    qualified name), not for its type ("function", "method")."""
+    qualified name), not for its type ("function", "method"); a name past the history's
+    column (PostgreSQL refuses a longer one, and the row with it) is cut."""
     from django.dispatch import Signal
 
     from dashboard.models import StoredEvent
@@ -231,10 +232,15 @@ def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
     class Shop:
         def restock(self) -> None: ...
 
+    def deep() -> None: ...
+
+    deep.__qualname__ = "outer.<locals>." * 30 + "deep"  # past the history's column
+
     restocked = Signal()  # found by no module: named "signal-<id>"
     restocked.send(sender=nudge)
     restocked.send(sender=Shop().restock)
     restocked.send(sender=Shop())
+    restocked.send(sender=deep)
     settle()
     stored = StoredEvent.objects.filter(signal__startswith="signal-").order_by("id")
     senders = list(stored.values_list("sender", flat=True))
@@ -242,4 +248,5 @@ def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
         "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.nudge",
         "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.Shop.restock",
         "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.Shop",
+        deep.__qualname__[:200],  # cut to StoredEvent.sender's max_length
     ]

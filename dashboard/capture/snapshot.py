@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils import functional
 from django.utils.functional import LazyObject
 
-from dashboard.core.events import InstanceSnapshot, RequestSnapshot
+from dashboard.core.events import SENDER_MAX_LENGTH, InstanceSnapshot, RequestSnapshot
 
 # Values kept as they are: immutable, cheap, and harmless to str() later.
 PLAIN = (
@@ -106,12 +106,12 @@ def sender_label(sender: Any, kwargs: dict[str, Any]) -> str:
     if isinstance(sender, type) and issubclass(sender, Model):
         return model_label(sender)
     if isinstance(sender, type):
-        return sender.__qualname__
+        return sender.__qualname__[:SENDER_MAX_LENGTH]
     if sender is None or isinstance(sender, str):
-        return str(sender)
+        return str(sender)[:SENDER_MAX_LENGTH]
     if isinstance(sender, _ROUTINES):  # sent by a function or method: its name, not "method"
-        return sender.__qualname__
-    return type(sender).__qualname__
+        return sender.__qualname__[:SENDER_MAX_LENGTH]
+    return type(sender).__qualname__[:SENDER_MAX_LENGTH]
 
 
 _ROUTINES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType)

@@ -13,6 +13,7 @@ from typing import Any
 from dashboard.core.keys import format_key
 
 _NOTHING: dict[str, Any] = {}  # what a described event's raw is (never written to)
+SENDER_MAX_LENGTH = 200  # a sender's label, at most (the history's column: models.py)
 
 
 # Plain slots dataclasses, not frozen ones: a frozen __init__ goes through
