@@ -140,8 +140,12 @@ def describe(missing: list[str], stored: set[str], roles: dict[int, str]) -> str
     for key in stored:
         process, _, seq = key.rpartition(".")
         last[process] = max(last.get(process, 0), int(seq))
+    def role(process: str) -> str:  # a process's key: "<host>-<pid>-<random>"
+        pid = process.rsplit("-", 2)[-2] if process.count("-") >= 2 else ""
+        return roles.get(int(pid), "?") if pid.isdigit() else "?"
+
     return ", ".join(
-        f"{key} ({roles.get(int(key.rpartition('.')[0].rpartition('-')[2]), '?')}, "
+        f"{key} ({role(key.rpartition('.')[0])}, "
         f"its last stored: {last[key.rpartition('.')[0]]})"
         for key in missing[:5]
     )
