@@ -105,13 +105,15 @@ def sender_label(sender: Any, kwargs: dict[str, Any]) -> str:
         return f"{connection.alias} ({connection.vendor})"
     if isinstance(sender, type) and issubclass(sender, Model):
         return model_label(sender)
-    if isinstance(sender, type):
-        return sender.__qualname__[:SENDER_MAX_LENGTH]
+    return _name_of(sender)[:SENDER_MAX_LENGTH]  # the history's column
+
+
+def _name_of(sender: Any) -> str:
+    if isinstance(sender, _NAMED):  # a class, or a function or method: its own name
+        return sender.__qualname__
     if sender is None or isinstance(sender, str):
-        return str(sender)[:SENDER_MAX_LENGTH]
-    if isinstance(sender, _ROUTINES):  # sent by a function or method: its name, not "method"
-        return sender.__qualname__[:SENDER_MAX_LENGTH]
-    return type(sender).__qualname__[:SENDER_MAX_LENGTH]
+        return str(sender)
+    return type(sender).__qualname__
 
 
-_ROUTINES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+_NAMED = (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
