@@ -197,15 +197,19 @@ def _from_django() -> bool:
     frame = sys._getframe(2)
     while frame is not None and not frame.f_code.co_filename.startswith(_BACKENDS):
         frame = frame.f_back  # wrappers outside ours
-    patches = _cursor_patches()
+    patches: tuple[CodeType, ...] | None = None  # looked up only past an ORM caller
     while frame is not None:
         name = frame.f_code.co_filename
         if name.startswith(_BACKENDS):
             frame = frame.f_back  # Django's cursor wrappers
             continue
+        if name.startswith(_DJANGO_DIR):
+            return True
+        if patches is None:
+            patches = _cursor_patches()
         past = _past_patch(frame, patches) if patches else None
         if past is None:
-            return name.startswith(_DJANGO_DIR)
+            return False
         frame = past
     return False
 
