@@ -394,6 +394,8 @@ def not_run(event: Event) -> list[dict[str, Any]]:
             found.append(_for_another_sender(func, sender_key, sent, event))
     # By equality, not identity: a method connected weakly comes back as a new bound
     # method object each time, equal to the last.
+    if len(event.timings) < 2:  # none ran twice
+        return found
     ran = _as_connected([t.receiver for t in event.timings], event.receivers_then)
     try:
         if len(set(ran)) == len(ran):
