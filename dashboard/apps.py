@@ -10,7 +10,15 @@ class DashboardConfig(AppConfig):
         import os
 
         from dashboard import checks, setup
-        from dashboard.capture import dispatch, signals, stored, timing, transactions, writes
+        from dashboard.capture import (
+            dispatch,
+            signals,
+            snapshot,
+            stored,
+            timing,
+            transactions,
+            writes,
+        )
         from dashboard.live import daphne
 
         checks.register()
@@ -22,6 +30,7 @@ class DashboardConfig(AppConfig):
         daphne.SEAM.check(daphne.probe)
         writes.SEAM.check(writes.probe)
         stored.READ.check(stored.probe)
+        snapshot.LOG.check(snapshot.probe)
         dispatch.EMPTY.check(dispatch.probe_empty)
         if dispatch.SEAM.check(dispatch.probe):
             dispatch.install()

@@ -119,3 +119,20 @@ def received(peer: socket.socket, size: int) -> bytes:
     while len(data) < size:
         data += peer.recv(size - len(data))
     return data
+
+
+def with_and_without(work):
+    """work(1) with the dashboard's hooks installed, then work(2) without them (the
+    project as if the dashboard were not there)."""
+    from dashboard.capture import dispatch, writes
+
+    with_it = work(1)
+    writes.uninstall()
+    dispatch.uninstall()
+    try:
+        without = work(2)
+    finally:
+        dispatch.install()
+        writes.install()
+    settle()
+    return with_it, without

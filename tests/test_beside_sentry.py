@@ -40,7 +40,6 @@ for alias in connections:
 
 from blog.models import Post
 from dashboard.core.events import Event
-from dashboard.core.payload import name_receivers
 from dashboard.live.handoff import handoff
 
 events = []
@@ -56,7 +55,7 @@ captured = [e for e in events if isinstance(e, Event)]
 pre_save = next(e for e in captured if e.signal == "pre_save")
 print(json.dumps({
     "events": [[e.signal, e.sender] for e in captured],
-    "receivers": [list(t[:2]) for t in name_receivers(pre_save)["timed"]],
+    "receivers": [list(t[:2]) for t in pre_save.named["timed"]],
 }))
 """
 

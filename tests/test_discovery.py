@@ -24,7 +24,7 @@ from blog.models import Comment, Post
 from blog.signals import post_published
 from dashboard.capture import signals
 from dashboard.models import StoredEvent
-from tests.helpers import settle
+from tests.helpers import settle, with_and_without
 
 
 def test_families_come_from_where_a_signal_is_defined():
@@ -136,20 +136,6 @@ def test_has_listeners_and_fast_delete_are_what_they_are_without_the_dashboard()
     Comment.objects.bulk_create([Comment(post=post, name="n", body=f"c{i}") for i in range(5)])
     comments = Comment.objects.all()
     assert Collector(using="default", origin=comments).can_fast_delete(comments)
-
-
-def with_and_without(work):
-    """work(1) with the dashboard's hook installed, then work(2) without it."""
-    from dashboard.capture import dispatch
-
-    with_it = work(1)
-    dispatch.uninstall()
-    try:
-        without = work(2)
-    finally:
-        dispatch.install()
-    settle()
-    return with_it, without
 
 
 # post_save not recorded (pre_init and post_init: the defaults, which IGNORE_SIGNALS replaces).

@@ -18,14 +18,14 @@ from django.test import override_settings
 
 from blog.models import Post
 from blog.signals import post_published
-from dashboard.capture import dispatch, stored, timing, transactions, writes
+from dashboard.capture import dispatch, snapshot, stored, timing, transactions, writes
 from dashboard.core import keys
 from dashboard.history import store
 from dashboard.live import daphne
 from dashboard.models import StoredEvent
 from dashboard.seams import SEAMS
 from dashboard.sidecar.link import link
-from tests.helpers import settle
+from tests.helpers import settle, with_and_without
 from tests.test_sockets import open_socket, server_factory
 
 
@@ -42,8 +42,10 @@ def test_every_private_api_is_as_expected_on_the_pinned_versions():
     assert dispatch.probe_empty() is None
     assert writes.probe() is None
     assert stored.probe() is None
+    assert snapshot.probe() is None
     assert all(seam.ok for seam in SEAMS.values())
-    assert {s.id for s in SEAMS.values()} == {f"dashboard.W00{n}" for n in (1, 2, 3, 4, 6, 8, 9)}
+    ids = {f"dashboard.W{n:03}" for n in (1, 2, 3, 4, 6, 8, 9, 10)}
+    assert {s.id for s in SEAMS.values()} == ids
     assert dashboard_checks() == []
 
 
@@ -428,3 +430,35 @@ def test_no_list_of_execute_wrappers_means_no_raw_write_rows_and_no_error(caplog
     assert not StoredEvent.objects.filter(signal__startswith="cursor.").exists()
     writes.SEAM.ok = True
     writes.watch(connection)  # as the next test finds it
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD={"DIFFS": False})  # the diff's read: a query of its own
+def test_without_the_query_log_a_refused_query_still_never_runs(monkeypatch, caplog):
+    """W010: a query a model's __str__ would run is refused either way; only the entry a
+    debug cursor logs for it stays (listed, though it never reached the database)."""
+    from django.db import connection, connections
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(connections["default"], "queries_log", [])
+    assert snapshot.probe() == "it is a list, not a deque"
+    monkeypatch.undo()
+    snapshot.LOG.fail("as a test")
+    assert dashboard_checks() == ["dashboard.W010"]
+    def work(n: int) -> tuple[list[str], int]:
+        created = Post.objects.create(title=f"Deferred {n}", slug=f"deferred-{n}")
+        post = Post.objects.only("id", "slug", "status").get(pk=created.pk)
+        reached: list[str] = []
+
+        def host(execute, sql, params, many, context):
+            reached.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(host), CaptureQueriesContext(connection) as logged:
+            post.body = "changed"
+            post.save()  # its __str__ reads the deferred title
+        return reached, len(logged.captured_queries)
+
+    (reached, logged), (reached_without, logged_without) = with_and_without(work)
+    assert reached == reached_without and reached[-1].startswith("UPDATE")
+    assert logged == logged_without + 2  # pre_save's str() and post_save's

@@ -34,6 +34,7 @@ from dashboard.capture.seen import MAX_SENDERS
 from dashboard.capture.signals import BySignal
 from dashboard.core import keys
 from dashboard.core.events import Event, ReceiverTiming
+from dashboard.core.payload import name_now
 from dashboard.core.quiet import quiet
 from dashboard.live.handoff import handoff
 from dashboard.seams import seam
@@ -67,10 +68,12 @@ class Dispatch:
         self.started = perf_counter()
 
     def done(self) -> None:
-        self.event.duration = perf_counter() - self.started
+        event = self.event
+        event.duration = perf_counter() - self.started
         if self.timings:
-            self.event.timings = self.timings
-        handoff.publish(self.event)
+            event.timings = self.timings
+        name_now(event)  # not held past the send: see there
+        handoff.publish(event)
 
 
 # The recorded send under way in this context (a receiver's own sends nest).

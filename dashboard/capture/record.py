@@ -46,7 +46,7 @@ def _ignored(sender: Any) -> bool:
     """Senders never captured: static file handlers (they send request signals
     of their own) and the dashboard's own models (storing one must not cause
     another). Decided once per sender class."""
-    if not isinstance(sender, type):
+    if not issubclass(type(sender), type):  # not isinstance(): a lazy sender would evaluate
         return False
     ignored = _ignored_senders.get(sender)
     if ignored is None:

@@ -55,8 +55,32 @@ class SQLCount:
         self.queries, self.seconds = 0, 0.0
 
 
-# The receiver whose queries count now (the innermost one running, in this context).
-counting: ContextVar[SQLCount | None] = ContextVar("dashboard_sql_count", default=None)
+class NoQueries:
+    """Set as `counting` while the dashboard runs the host's code that must not query (a
+    model's __str__, capture/snapshot.py): the execute wrapper refuses each query before
+    it reaches the database (capture/writes.py), noting the connection and the last
+    entry of its query log then, so that the entry Django's debug cursor logs for the
+    refused query anyway can be taken back (`take_back`)."""
+
+    __slots__ = ("refused",)
+
+    def __init__(self) -> None:
+        self.refused: list[tuple[Any, Any]] | None = None  # made at the first refusal
+
+    def refuse(self, connection: Any) -> None:
+        log = getattr(connection, "queries_log", None)
+        if self.refused is None:
+            self.refused = []
+        self.refused.append((connection, log[-1] if log else None))
+
+
+class WouldQuery(Exception):
+    """A query the dashboard refused: the host's code it ran would have queried."""
+
+
+# The receiver whose queries count now (the innermost one running, in this context), or
+# NoQueries while the dashboard runs host code that must not query.
+counting: ContextVar[SQLCount | NoQueries | None] = ContextVar("dashboard_sql_count", default=None)
 
 
 class Timed:

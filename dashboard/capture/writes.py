@@ -249,6 +249,9 @@ def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
     write = type(sql) is str and sql.lstrip()[:6].upper() in WRITES and not quiet.get()
     if count is None and not write:
         return execute(sql, params, many, context_)  # a read, or the dashboard's own work
+    if type(count) is timing.NoQueries:  # the dashboard runs a model's __str__: refused
+        count.refuse(context_.get("connection"))
+        raise timing.WouldQuery(sql)
     started = perf_counter()
     try:
         result = execute(sql, params, many, context_)

@@ -362,6 +362,25 @@ def name_receivers(event: Event) -> dict[str, Any]:
     }
 
 
+def name_now(event: Event) -> None:
+    """Name the receivers of a send that just ended (capture/dispatch.py), then let go of
+    them: an event waits in the queue, and its transaction holds it until it ends, and
+    neither must keep a receiver connected weakly (and whatever it belongs to) alive,
+    let alone running for the next send as it would not without the dashboard. Never
+    raises: a receiver that cannot be named costs the event its receivers only."""
+    try:
+        event.named = name_receivers(event)
+    except Exception:
+        if not _naming_failed:  # once: it would say so for every event
+            _naming_failed.append(True)
+            logger.exception("dashboard: could not name the receivers of a %s", event.signal)
+        event.named = {"timed": [], "not_run": []}
+    event.timings, event.receivers_then, event.sent_with = [], None, None
+
+
+_naming_failed: list[bool] = []
+
+
 def receivers_detail(named: dict[str, Any]) -> dict[str, Any]:
     """The detail's receivers (times in ms, rounded) and those that did not run."""
     return {"receivers": [timed_info(*t) for t in named["timed"]], "not_run": named["not_run"]}

@@ -1,8 +1,8 @@
 """What crosses between a capturing process and its sidecar (its stdin and stdout).
 
 Messages are pickled tuples, each prefixed by its length (4 bytes, big-endian).
-Events cross nearly raw: only what cannot leave the process (receiver
-functions, weak references, model state) is turned into names first. An event
+Events cross nearly raw, as the capture made them (receivers already named,
+instances' state already copied safely: capture/, core/payload.py name_now). An event
 whose values will not pickle (a host's own type) is described here instead,
 and crosses as its Row: one odd value never costs a batch.
 """
@@ -15,7 +15,7 @@ import struct
 from typing import IO, Any
 
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot, RolledBack
-from dashboard.core.payload import describe_event, name_receivers
+from dashboard.core.payload import describe_event
 from dashboard.core.rows import Row
 
 logger = logging.getLogger("dashboard")
@@ -26,26 +26,19 @@ PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 _RAW = EVENT_FIELDS.index("raw")
-_NAMED = EVENT_FIELDS.index("named")
-# What stays behind: the receivers themselves, weak references, the senders' ids.
-_LEFT = tuple(EVENT_FIELDS.index(name) for name in ("timings", "receivers_then", "sent_with"))
 _values = operator.attrgetter(*EVENT_FIELDS)  # one C call for every field, in order
 
 
 # Events and snapshots cross as plain tuples: pickling a slots dataclass goes through
 # copyreg per object, about ten times the cost (31 µs an event against 3, measured).
 def flat(event: Event) -> tuple[Any, ...]:
-    """The event, ready to cross: its receivers named, its snapshots as tuples without
-    their instances' private state, what cannot leave the process left out."""
+    """The event, ready to cross: its snapshots as tuples. Its receivers were named, and
+    let go of, when its send ended (core/payload.py name_now)."""
     values = list(_values(event))
-    values[_NAMED] = name_receivers(event)
-    for index in _LEFT:
-        values[index] = None
     raw = values[_RAW] = {}
     for key, value in event.raw.items():
         kind = type(value)
         if kind is InstanceSnapshot:
-            _drop_private(value.fields, value.label)
             value = ("I", value.label, value.pk, value.text, value.fields)
         elif kind is RequestSnapshot:
             value = ("Q", value.method, value.path)
@@ -53,28 +46,8 @@ def flat(event: Event) -> tuple[Any, ...]:
     return ("E", *values)
 
 
-# Per model: the keys its last instance's __dict__ had, in order, and the private ones
-# among them. A model's saved instances have the same keys every time, so their private
-# state (_state, caches) is deleted by name, not the dict rebuilt without it (0.3 µs an
-# instance against 1.0 for the comprehension over a blog post's ten keys).
-_private: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-
-
-def _drop_private(fields: dict[str, Any], label: str) -> None:
-    keys = tuple(fields)
-    known = _private.get(label)
-    if known is None or known[0] != keys:
-        # Private: "_state" and the like, and keys that are not names (set through
-        # __dict__ itself), which describing would trip over.
-        dropped = tuple(k for k in keys if type(k) is not str or k[:1] in ("_", ""))
-        known = _private[label] = (keys, dropped)
-    for key in known[1]:
-        del fields[key]
-
-
 def unflat(item: tuple[Any, ...]) -> Event:
     event = Event(*item[1:])
-    event.timings = []  # named where they ran (event.named)
     event.raw = {
         k: (InstanceSnapshot(*v[1:]) if v[0] == "I" else RequestSnapshot(*v[1:]))
         if type(v) is tuple
