@@ -241,6 +241,7 @@ def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
     restocked.send(sender=Shop().restock)
     restocked.send(sender=Shop())
     restocked.send(sender=deep)
+    restocked.send(sender=str.join, then=nudge, each=[Shop().restock, len])  # built-ins' too
     settle()
     stored = StoredEvent.objects.filter(signal__startswith="signal-").order_by("id")
     senders = list(stored.values_list("sender", flat=True))
@@ -249,4 +250,10 @@ def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
         "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.Shop.restock",
         "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.Shop",
         deep.__qualname__[:200],  # cut to StoredEvent.sender's max_length
+        "str.join",
     ]
+    # Functions passed as values are named too (where they live), not "<function>".
+    payload = stored.last().payload
+    here = "tests.test_capture.test_a_signal_sent_by_a_function_or_method_names_it.<locals>"
+    assert payload["then"] == f"<function {here}.nudge>"
+    assert payload["each"] == [f"<method {here}.Shop.restock>", "<function builtins.len>"]

@@ -168,6 +168,10 @@ def snapshot(value: Any, depth: int = 0) -> Any:
         return value
     if issubclass(cls, type):
         return model_label(value) if issubclass(value, Model) else value.__qualname__
+    if issubclass(cls, _NAMED):  # a function or method: where it lives
+        module = getattr(value, "__module__", None)
+        kind = "method" if cls is types.MethodType else "function"
+        return f"<{kind} {module + '.' if type(module) is str else ''}{value.__qualname__}>"
     if issubclass(cls, HttpRequest):
         return RequestSnapshot(value.method or "", value.path)
     if issubclass(cls, QuerySet):  # never evaluate it: that would query
@@ -236,4 +240,14 @@ def _name_of(sender: Any) -> str:
     return cls.__qualname__
 
 
-_NAMED = (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+# What has a name of its own: classes, functions, methods (Python's and C's: str.join).
+_NAMED = (
+    type,
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+)
