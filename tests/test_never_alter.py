@@ -4,12 +4,16 @@ evaluates nothing lazy, pickles nothing of the host's, and holds no receiver pas
 send. Each test runs the same work with the dashboard's hooks and without them.
 (has_listeners, fast delete, the SQL of saves and deletes: tests/test_discovery.py.)"""
 
+import enum
 import gc
 import weakref
+from collections import deque
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import connection, connections
+from django.db.backends.signals import connection_created
+from django.db.models.signals import pre_save
 from django.dispatch import Signal
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +21,7 @@ from django.utils.functional import SimpleLazyObject
 
 from blog.models import Post, Tag
 from dashboard.capture import snapshot
+from dashboard.capture.timing import NoQueries
 from dashboard.models import StoredEvent
 from tests.helpers import settle, with_and_without
 
@@ -192,3 +197,160 @@ def test_a_receiver_connected_weakly_goes_with_its_object_as_without_the_dashboa
     sends = StoredEvent.objects.filter(sender="None").order_by("seq")
     assert [[r["name"].rsplit(".", 2)[-2:] for r in e.detail["receivers"]] for e in sends] == [
         [["Listener", "on"]], []]  # fmt: skip
+
+
+# -- a model's __str__ that does more than read (a second hostile review) ---------------
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD=NO_DIFFS)
+def test_a_str_that_writes_sends_nothing_and_runs_no_receiver(monkeypatch):
+    """Its write's pre_save is refused before any receiver runs: no host receiver called,
+    no query of one, no row for a save that never was."""
+    heard: list[str] = []
+
+    def on_tag(sender, instance, **kwargs) -> None:
+        heard.append(instance.name)
+        Tag.objects.filter(name=instance.name).exists()
+
+    def noted(post: Post) -> str:
+        Tag.objects.create(name=f"seen {post.pk}")  # a __str__ that writes
+        return post.title
+
+    monkeypatch.setattr(Post, "__str__", noted)
+
+    def work(n: int):
+        heard.clear()
+        post = Post.objects.create(title=f"noting {n}", slug=f"noting-{n}")
+        return queries_of(post.save), list(heard)
+
+    pre_save.connect(on_tag, sender=Tag, weak=False, dispatch_uid="on_tag")
+    try:
+        (with_it, heard_with), (without, heard_without) = with_and_without(work)
+    finally:
+        pre_save.disconnect(sender=Tag, dispatch_uid="on_tag")
+    assert with_it == without and heard_with == heard_without == []
+    assert not StoredEvent.objects.filter(sender="blog.Tag").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DASHBOARD=NO_DIFFS)
+def test_a_connection_a_str_would_open_is_opened_by_the_host_with_its_own_setup(monkeypatch):
+    """connection_created is refused, and the connection closed again: the host's next
+    query opens it, and its own connection_created receiver sets it up, as without us."""
+    other = connections["dashboard"]  # any alias this thread has not opened yet
+    set_up: list[str] = []
+
+    def setup(sender, connection, **kwargs) -> None:
+        if connection.alias == "dashboard":
+            set_up.append("setup")
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE TEMP TABLE IF NOT EXISTS host_setup (x int)")
+
+    def peeking(post: Post) -> str:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return post.title
+
+    monkeypatch.setattr(Post, "__str__", peeking)
+
+    def work(n: int) -> tuple[list[str], int]:
+        set_up.clear()
+        other.close()
+        Post.objects.create(title=f"peeks {n}", slug=f"peeks-{n}")
+        with other.cursor() as cursor:  # the host's own query, later
+            cursor.execute("SELECT count(*) FROM temp.sqlite_master WHERE name = 'host_setup'")
+            return list(set_up), cursor.fetchone()[0]
+
+    connection_created.connect(setup, weak=False, dispatch_uid="host_setup")
+    try:
+        with_it, without = with_and_without(work)
+    finally:
+        connection_created.disconnect(dispatch_uid="host_setup")
+        other.close()
+    assert with_it == without == (["setup"], 1)
+
+
+def test_a_refused_query_is_taken_back_from_the_log_and_nothing_else():
+    """What a debug cursor logged of a refused query goes, whatever was logged after it:
+    on PostgreSQL, a __str__'s own atomic() logs its ROLLBACK after the refused query
+    (debug_transaction, outside the execute wrappers), and the ROLLBACK happened."""
+
+    class Connection:
+        queries_log = deque([{"sql": "SELECT before"}], maxlen=9000)
+
+    guard = NoQueries()
+    guard.refuse(Connection)  # as the execute wrapper does, before the debug cursor logs
+    Connection.queries_log.extend([{"sql": None}, {"sql": "ROLLBACK"}])
+    snapshot._take_back(guard.refused)
+    assert [q["sql"] for q in Connection.queries_log] == ["SELECT before", "ROLLBACK"]
+
+
+class Shout(str):
+    """A host's own str, whose pickling the host would notice."""
+
+    calls: list[str] = []
+
+    def __reduce__(self):
+        Shout.calls.append("reduce")
+        return (str, (str(self),))
+
+
+class Hue(enum.StrEnum):
+    RED = "r"
+    BLUE = "b"
+
+    def __repr__(self) -> str:
+        Hue.calls.append("repr")
+        return "hue"
+
+
+Hue.calls = []
+
+
+class Money:
+    """A field value of the host's own type (django-money's, a phone number's)."""
+
+    def __init__(self, amount: str) -> None:
+        self.amount = amount
+
+    def __str__(self) -> str:
+        return f"{self.amount} EUR"
+
+
+class HostDict(dict):
+    def items(self):
+        HostDict.calls.append("items")
+        return super().items()
+
+    def __len__(self) -> int:
+        HostDict.calls.append("len")
+        return super().__len__()
+
+
+HostDict.calls = []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_subclasses_of_plain_types_and_containers_cross_as_built_ins():
+    """No host __reduce__, __repr__, items() or __len__ runs; a field's value of the host's
+    own type reads as its text."""
+    signal = Signal()
+
+    def work(n: int) -> list[str]:
+        Shout.calls.clear()
+        Hue.calls.clear()
+        HostDict.calls.clear()
+        signal.send(sender=None, shouted=Shout("hey"), hue=Hue.RED, hues={Hue.RED, Hue.BLUE},
+                    mapping=HostDict(a=1))  # fmt: skip
+        post = Post(title=Money("12.00"), slug=f"priced-{n}")
+        post.save()
+        settle()  # every event crossed and stored
+        return Shout.calls + Hue.calls + HostDict.calls
+
+    assert with_and_without(work) == ([], [])
+    payload = StoredEvent.objects.filter(payload__has_key="shouted").get().payload
+    assert payload["shouted"] == "hey" and payload["mapping"] == {"a": 1}
+    assert payload["hue"] == "r" and sorted(payload["hues"]) == ["b", "r"]
+    saved = StoredEvent.objects.filter(signal="post_save", sender="blog.Post").last()
+    assert saved.payload["instance"]["fields"]["title"] == "12.00 EUR"

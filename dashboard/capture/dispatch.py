@@ -17,6 +17,7 @@ The send methods are Django's public API; wrapping them depends only on
 their `(self, sender, **named)` signature, which `probe()` checks.
 """
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -26,6 +27,7 @@ from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
 
+from django.db.backends.signals import connection_created
 from django.dispatch import Signal
 
 from dashboard import conf
@@ -124,7 +126,10 @@ def _keep_plain(signal: Signal, senders: set[int], forgotten: int) -> None:
 
 
 def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | None:
-    """The dispatch to record for this send, or None. Never raises."""
+    """The dispatch to record for this send, or None. Never raises, but to refuse a send
+    from the host's code that the dashboard runs (below)."""
+    if type(guard := timing.counting.get()) is timing.NoQueries:
+        _refuse(guard, signal, named)
     try:
         forgotten = _forgotten[0]
         # First: a hook's AFTER runs however this send goes (_end), and must find what its
@@ -151,6 +156,19 @@ def _begin(signal: Signal, sender: Any, named: dict[str, Any]) -> Dispatch | Non
     except Exception:  # the sender must never fail because of the dashboard
         logger.exception("dashboard: could not capture a signal")
         return None
+
+
+def _refuse(guard: timing.NoQueries, signal: Signal, named: dict[str, Any]) -> None:
+    """A send from a model's __str__ that the snapshot runs (capture/snapshot.py), refused
+    before any receiver runs, as its queries are: a write's pre_save (the host's
+    receivers, a row shown for a save that never was), or connection_created for a
+    connection it opened, which is closed again first, so that the host's next query
+    opens it with the host's own receivers run on it."""
+    if signal is connection_created and (connection := named.get("connection")) is not None:
+        with contextlib.suppress(Exception):
+            connection.close()
+    guard.refuse(None)  # no query logged for it
+    raise timing.WouldQuery(f"a signal sent: {signal!r}")
 
 
 def caused_by(event: Event) -> None:

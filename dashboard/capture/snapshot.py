@@ -53,6 +53,7 @@ PLAIN = (
 # Exact types kept as they are, for a set lookup before anything else: PLAIN's, and the
 # enums of them met since (Django's choices: a model's status field), which pickle by name.
 PLAIN_TYPES: set[type] = set(PLAIN)
+BUILT_IN = frozenset(PLAIN)  # PLAIN's own types: their str() and repr() are Python's
 MAX_ITEMS = 50  # of a list, set or dict, kept
 QUERIES = "<str() not run: it would query the database>"
 
@@ -71,23 +72,26 @@ def snapshot_instance(obj: Model, depth: int = 0) -> InstanceSnapshot:
     # __dict__ holds the concrete field values by attname. A shallow copy, without the
     # private state (_state: related objects, caches), each value made safe to keep as
     # a kwarg is: later saves must not rewrite history, and a QuerySet or a file kept
-    # on the instance must not be evaluated or pickled by the dashboard.
+    # on the instance must not be evaluated or pickled by the dashboard. A field's value
+    # of a type of the host's (money, a phone number, a range) is kept as its text.
     fields = dict(obj.__dict__)
-    _drop_private(fields, type(obj))
+    concrete = _drop_private(fields, type(obj))
     if not PLAIN_TYPES.issuperset(map(type, fields.values())):
         for key in [k for k, v in fields.items() if type(v) not in PLAIN_TYPES]:
-            fields[key] = snapshot(fields[key], depth + 1)
+            fields[key] = snapshot(fields[key], depth + 1, key in concrete)
     return InstanceSnapshot(model_label(type(obj)), obj.pk, _text(obj), fields)
 
 
-def _text(obj: Model) -> str:
-    """str(obj), with any query it would run refused (a deferred field, a related
-    object not loaded yet): the host's SQL is the same with the dashboard as without,
-    and the instance is left as it was."""
+def _text(value: Any) -> str:
+    """str(value) (a model instance's, a field value's), with any query it would run
+    refused (a deferred field, a related object not loaded yet), and any signal it
+    would send (a write's pre_save; a connection it opens: capture/dispatch.py): the
+    host's SQL is the same with the dashboard as without, and the instance is left as
+    it was."""
     guard = NoQueries()
     token = counting.set(guard)
     try:
-        text = str(obj)
+        text = str(value)
     except WouldQuery:
         text = QUERIES
     except Exception as exc:  # a broken __str__ is the sender's bug, not ours
@@ -97,21 +101,32 @@ def _text(obj: Model) -> str:
     if guard.refused:  # caught by the __str__ itself, perhaps: said all the same
         _take_back(guard.refused)
         return QUERIES
-    return text
+    return text if type(text) is str else str.__str__(text)
 
 
 def _take_back(refused: list[tuple[Any, Any]]) -> None:
     """Django's debug cursor (DEBUG, or a test capturing queries) logs a query even when
-    an execute wrapper refuses it: those entries are taken back, the newest first."""
+    an execute wrapper refuses it, as the refusal unwinds: right after the entry that
+    was its log's last then (entries of a transaction's BEGIN or ROLLBACK may follow)."""
     if not LOG.ok:
         return
     try:
         for connection, last in reversed(refused):
+            if connection is None:  # a signal refused: nothing logged
+                continue
             log = connection.queries_log
-            if log and log[-1] is not last:
-                log.pop()
+            at = 0 if last is None else _after(log, last)
+            if at is not None and at < len(log):
+                del log[at]
     except Exception as exc:
         LOG.fail(f"{type(exc).__name__}: {exc}")
+
+
+def _after(log: deque[Any], entry: Any) -> int | None:
+    for index in range(len(log) - 1, -1, -1):
+        if log[index] is entry:
+            return index + 1
+    return None  # pushed out of a full log since
 
 
 def probe() -> str | None:
@@ -120,23 +135,26 @@ def probe() -> str | None:
     return None if isinstance(log, deque) else f"it is a {type(log).__name__}, not a deque"
 
 
-# Per model: the keys its last instance's __dict__ had, in order, and the private ones
-# among them. A model's instances have the same keys every time, so their private state
-# is deleted by name, not the dict rebuilt without it (0.3 µs an instance against 1.0
-# for a comprehension over a blog post's ten keys).
-_private: dict[type[Model], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+# Per model: the keys its last instance's __dict__ had, in order, the private ones among
+# them, and the model's concrete fields' attnames. A model's instances have the same keys
+# every time, so their private state is deleted by name, not the dict rebuilt without it
+# (0.3 µs an instance against 1.0 for a comprehension over a blog post's ten keys).
+_shapes: dict[type[Model], tuple[tuple[Any, ...], tuple[Any, ...], frozenset[str]]] = {}
 
 
-def _drop_private(fields: dict[Any, Any], model: type[Model]) -> None:
+def _drop_private(fields: dict[Any, Any], model: type[Model]) -> frozenset[str]:
+    """Drop the private keys; the model's concrete attnames."""
     keys = tuple(fields)
-    known = _private.get(model)
+    known = _shapes.get(model)
     if known is None or known[0] != keys:
         # Private: "_state" and the like, and keys that are not names (set through
         # __dict__ itself), which describing would trip over.
         dropped = tuple(k for k in keys if type(k) is not str or k[:1] in ("_", ""))
-        known = _private[model] = (keys, dropped)
+        concrete = frozenset(f.attname for f in model._meta.concrete_fields)
+        known = _shapes[model] = (keys, dropped, concrete)
     for key in known[1]:
         del fields[key]
+    return known[2]
 
 
 _EMPTY = getattr(functional, "empty", object())
@@ -150,8 +168,10 @@ def _unwrapped(value: LazyObject) -> Any:
     return None if wrapped is _EMPTY else wrapped
 
 
-def snapshot(value: Any, depth: int = 0) -> Any:
-    """A copy of a kwarg that is safe to keep after the sender returns."""
+def snapshot(value: Any, depth: int = 0, as_text: bool = False) -> Any:
+    """A copy of a kwarg that is safe to keep after the sender returns. A value of a type
+    it does not know is named `<Type>`, or, `as_text` (a model field's value), its str()
+    as a model's is taken (_text)."""
     cls = type(value)
     if cls in PLAIN_TYPES:
         return value
@@ -163,9 +183,7 @@ def snapshot(value: Any, depth: int = 0) -> Any:
     if issubclass(cls, Model):
         return snapshot_instance(value, depth) if depth < 3 else _short(value)
     if issubclass(cls, PLAIN):
-        if issubclass(cls, enum.Enum):
-            PLAIN_TYPES.add(cls)
-        return value
+        return _plain(value, cls)
     if issubclass(cls, type):
         return model_label(value) if issubclass(value, Model) else value.__qualname__
     if issubclass(cls, _NAMED):  # a function or method: where it lives
@@ -181,17 +199,48 @@ def snapshot(value: Any, depth: int = 0) -> Any:
     if issubclass(cls, BaseDatabaseWrapper):
         return {"alias": value.alias, "vendor": value.vendor}
     if depth < 3 and issubclass(cls, dict):
-        items = _first(value.items(), len(value))
+        items = _first(dict.items(value), dict.__len__(value))
         if items is None:
-            return f"<{cls.__qualname__} of {len(value)}>"
+            return f"<{cls.__qualname__} of {dict.__len__(value)}>"
         return {_key(k, i): snapshot(v, depth + 1) for i, (k, v) in enumerate(items)}
-    if depth < 3 and issubclass(cls, (list, tuple, set, frozenset)):
-        items = _first(value, len(value))
+    if depth < 3 and (base := _container(cls)) is not None:
+        # By the built-in's own methods: a subclass's __len__ or __iter__ is host code.
+        items = _first(base.__iter__(value), base.__len__(value))
         if items is None:
-            return f"<{cls.__qualname__} of {len(value)}>"
-        if issubclass(cls, (set, frozenset)) and PLAIN_TYPES.issuperset(map(type, items)):
-            items.sort(key=repr)  # plain values: a stable order (their own repr)
+            return f"<{cls.__qualname__} of {base.__len__(value)}>"
+        if base in (set, frozenset) and BUILT_IN.issuperset(map(type, items)):
+            items.sort(key=repr)  # built-in values: a stable order (their own repr)
         return [snapshot(v, depth + 1) for v in items]
+    return _text(value) if as_text else f"<{cls.__qualname__}>"
+
+
+def _container(cls: type) -> type | None:
+    for base in (list, tuple, set, frozenset):
+        if issubclass(cls, base):
+            return base
+    return None
+
+
+def _plain(value: Any, cls: type) -> Any:
+    """A value of a subclass of a plain type, as the plain type's: an enum of one (Django's
+    choices) kept as it is, pickled by name (its type is kept from now on); any other
+    subclass (SafeString, a host's own str) made the built-in value through the built-in's
+    own methods, for its pickling (and an unpickling where its module is not, __main__)
+    would run the host's code."""
+    if issubclass(cls, enum.Enum) and cls.__module__ != "__main__":
+        PLAIN_TYPES.add(cls)
+        return value
+    for base in PLAIN:
+        if issubclass(cls, base):
+            if base is str:
+                return str.__str__(value)
+            if base is int:
+                return int.__int__(value)
+            if base is float:
+                return float.__float__(value)
+            if base is bytes:
+                return bytes.__bytes__(value)
+            return base.__str__(value)  # a date, a time, a Decimal or UUID of its own: as text
     return f"<{cls.__qualname__}>"
 
 
@@ -211,7 +260,7 @@ def _key(key: Any, index: int) -> str:
     cls = type(key)
     if cls is str:
         return key
-    if cls in PLAIN_TYPES:
+    if cls in BUILT_IN:
         return str(key)
     if issubclass(cls, Model):
         return _short(key)

@@ -68,6 +68,7 @@ class NoQueries:
         self.refused: list[tuple[Any, Any]] | None = None  # made at the first refusal
 
     def refuse(self, connection: Any) -> None:
+        """Note a refusal: a query on `connection`, or (None) a signal's send."""
         log = getattr(connection, "queries_log", None)
         if self.refused is None:
             self.refused = []
