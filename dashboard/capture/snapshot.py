@@ -247,11 +247,9 @@ def _plain(value: Any, cls: type) -> Any:
 def _first(values: Any, size: int) -> list[Any] | None:
     """The first MAX_ITEMS of a container, copied at once (another thread may change it),
     without copying a large one whole; None if it changed under us."""
-    if size <= MAX_ITEMS:
-        return list(values)
     try:
-        return list(itertools.islice(values, MAX_ITEMS))
-    except RuntimeError:  # changed size during iteration
+        return list(values) if size <= MAX_ITEMS else list(itertools.islice(values, MAX_ITEMS))
+    except RuntimeError:  # a set or dict that changed size during iteration
         return None
 
 
