@@ -74,7 +74,6 @@ def set_receivers(connected: bool) -> None:
 def dashboard_left() -> list[str]:
     """What of the dashboard is still hooked into Django (empty: nothing)."""
     from django.db import connections
-    from django.db.models import QuerySet
     from django.dispatch import Signal
 
     from dashboard.capture import dispatch, writes
@@ -86,8 +85,8 @@ def dashboard_left() -> list[str]:
         if hasattr(getattr(Signal, name), "__wrapped__")  # functools.wraps
         or getattr(Signal, name).__module__.startswith("dashboard")
     ]
-    ours += [f"QuerySet.{name}" for name in writes.WRAPS if hasattr(getattr(QuerySet, name),
-                                                                   "__wrapped__")]  # fmt: skip
+    ours += [f"{cls.__name__}.{name}" for cls, name in writes.WRAPS
+             if hasattr(getattr(cls, name), "__wrapped__")]  # fmt: skip
     ours += [f"{c.alias}.execute_wrappers" for c in connections.all(initialized_only=True)
              if writes.detect_write in c.execute_wrappers]  # fmt: skip
     return ours

@@ -206,6 +206,38 @@ def test_writes_that_send_no_signal_show_as_events_of_their_own():
     assert all(d["origin"].startswith("tests/test_causes.py:") for d in origins)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_deletes_django_sends_no_signal_for_show_as_events_of_their_own(staff_client):
+    """An instance deleted on Django's fast path (no receiver for its model, nothing to
+    cascade: the admin's delete of a comment), and what cascades from a delete that is
+    signalled (a post's comments, its tags' through rows): each model's rows one event."""
+    from blog.models import Comment, Tag
+
+    post = Post.objects.create(title="to delete", slug="to-delete")
+    post.tags.add(Tag.objects.create(name="gone"))
+    comments = [Comment.objects.create(post=post, name="n", body=f"c{i}") for i in range(3)]
+    first = comments[0]
+    response = staff_client.post(f"/admin/blog/comment/{first.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    post.delete()
+    settle()
+    deletes = StoredEvent.objects.filter(signal__endswith="delete", sender__startswith="blog.")
+    deletes = deletes.order_by("seq")
+    found = [(e.signal, e.sender, e.payload.get("rows"), e.payload.get("note")) for e in deletes]
+    assert found[:3] == [
+        ("Model.delete", "blog.Comment", 1, "no pre_delete/post_delete sent"),
+        ("pre_delete", "blog.Post", None, None),
+        ("post_delete", "blog.Post", None, None),
+    ]
+    cascaded = "no pre_delete/post_delete sent (cascaded from blog.Post)"
+    assert sorted(found[3:]) == [
+        ("Model.delete", "blog.Comment", 2, cascaded),
+        ("Model.delete", "blog.Post_tags", 1, cascaded),
+    ]
+    origin = deletes.last().detail["origin"]
+    assert origin.startswith("tests/test_causes.py:")
+
+
 def test_an_objects_timeline_lists_every_event_about_it_with_its_changes(staff_client):
     post = Post.objects.create(title="First title")
     post.title = "Second title"

@@ -14,13 +14,15 @@ through unchanged. The dashboard's own history writes run quiet and are skipped.
 The same wrapper counts a running receiver's queries (capture/timing.py): one
 wrapper for the connection's life, none put on or taken off per receiver.
 
-`QuerySet.update()`, `bulk_create()`, `bulk_update()` and a delete that Django
-takes its fast path for (no pre_delete/post_delete receiver, nothing to cascade)
-change rows without a pre_save/post_save or pre_delete/post_delete: a row that
-says so ("blog.Post · QuerySet.update · 12 rows, no pre_save/post_save sent"),
-with its call site, in the model family. The methods are Django's public API,
-wrapped class-wide like Signal's send methods (capture/dispatch.py); the cost
-is paid by these calls only (measured: bench/README.md).
+`QuerySet.update()`, `bulk_create()`, `bulk_update()` and the rows of a delete
+(`QuerySet.delete()`, `Model.delete()`) that Django takes its fast path for (no
+pre_delete/post_delete receiver for the model, nothing to cascade from it: a single
+instance, or what cascades from a delete that is signalled) change rows without a
+pre_save/post_save or pre_delete/post_delete: a row that says so ("blog.Post ·
+QuerySet.update · 12 rows, no pre_save/post_save sent"), with its call site, in the
+model family. The methods are Django's public API, wrapped class-wide like Signal's
+send methods (capture/dispatch.py); the cost is paid by these calls only (measured:
+bench/README.md).
 """
 
 import functools
@@ -28,7 +30,9 @@ import logging
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from time import perf_counter
 from types import CodeType, FrameType
 from typing import Any
@@ -39,7 +43,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
-from django.db.models.signals import post_delete, pre_delete
+from django.db.models.signals import pre_delete
 
 from dashboard.capture import context, dispatch, record, timing
 from dashboard.capture.origin import origin
@@ -56,7 +60,7 @@ SEAM = seam(
     "connection.execute_wrappers (the list behind connection.execute_wrapper())",
     "raw SQL writes through a cursor are not shown",
 )
-ORIGINAL: dict[str, Callable[..., Any]] = {}
+ORIGINAL: dict[tuple[type, str], Callable[..., Any]] = {}
 NO_SAVE_SIGNALS = "no pre_save/post_save sent"
 
 
@@ -124,46 +128,92 @@ def _bulk_update(method: Callable[..., Any]) -> Callable[..., Any]:
     return bulk_update
 
 
-def _delete(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def delete(self: QuerySet) -> Any:
-        model = self.model
-        # Django sends pre/post_delete only to listeners; without any it may delete
-        # in one statement (its fast path), and no signal says so.
-        silent = not (pre_delete.has_listeners(model) or post_delete.has_listeners(model))
-        started = perf_counter()
-        deleted, per_model = result = method(self)
-        if silent:
-            _publish(self, "delete", deleted, {
-                "per_model": per_model, "note": "no pre_delete/post_delete sent",
-            }, started)  # fmt: skip
-        return result
-
-    return delete
+# Rows a delete under way (in this context) was told of by a pre_delete, per model label:
+# the rows it deleted beyond those went without any signal (below).
+_deleting: ContextVar[Counter[str] | None] = ContextVar("dashboard_deleting", default=None)
 
 
-WRAPS = {"update": _update, "bulk_create": _bulk_create, "bulk_update": _bulk_update,
-         "delete": _delete}  # fmt: skip
+def _signalled(sender: Any, named: dict[str, Any]) -> None:
+    """pre_delete's hook (run for every send of it, recorded or not: capture/context.py)."""
+    counts = _deleting.get()
+    if counts is not None and issubclass(type(sender), type) and issubclass(sender, Model):
+        counts[model_label(sender)] += 1
+
+
+def _delete(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """QuerySet.delete and Model.delete: what Django deleted without a pre_delete and a
+    post_delete, each model's rows one event. Django signals only the rows it cannot delete
+    in one statement: with no receiver for a model and nothing to cascade from it, its
+    fast path deletes the rows (a single instance too, and what cascades to such a model)
+    and sends nothing, and Django's result counts them all."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def delete(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts: Counter[str] = Counter()
+            token = _deleting.set(counts)
+            started = perf_counter()
+            try:
+                result = method(self, *args, **kwargs)
+            finally:
+                _deleting.reset(token)
+            _unsignalled(kind, self, result, counts, kwargs.get("using", args[0] if args else None),
+                         started)  # fmt: skip
+            return result
+
+        return delete
+
+    return wrap
+
+
+def _unsignalled(kind: str, target: Any, result: Any, counts: Counter[str], using: Any,
+                 started: float) -> None:  # fmt: skip
+    """Never raises: the rows are gone; telling of it must not undo the caller."""
+    try:
+        if quiet.get():
+            return
+        model = target.model if kind == "QuerySet" else type(target)
+        own = model_label(model)
+        for label, rows in result[1].items():
+            silent = rows - counts[label]
+            deleted = apps.get_model(label)
+            if silent <= 0 or record.is_ignored_model(deleted):
+                continue
+            note = "no pre_delete/post_delete sent"
+            if label != own:
+                note += f" (cascaded from {own})"
+            where = target.db if kind == "QuerySet" else using or target._state.db
+            _event(f"{kind}.delete", "model", label,
+                   {"rows": silent, "using": where, "note": note}, started)  # fmt: skip
+    except Exception:
+        logger.exception("dashboard: could not tell of a %s.delete", kind)
+
+
+WRAPS = {(QuerySet, "update"): _update, (QuerySet, "bulk_create"): _bulk_create,
+         (QuerySet, "bulk_update"): _bulk_update, (QuerySet, "delete"): _delete("QuerySet"),
+         (Model, "delete"): _delete("Model")}  # fmt: skip
 
 
 def install() -> None:
     if ORIGINAL:
         return
-    for name, wrap in WRAPS.items():
-        ORIGINAL[name] = getattr(QuerySet, name)
-        setattr(QuerySet, name, wrap(ORIGINAL[name]))
+    for (cls, name), wrap in WRAPS.items():
+        ORIGINAL[cls, name] = getattr(cls, name)
+        setattr(cls, name, wrap(ORIGINAL[cls, name]))
     # Every connection opened from now on, and those this thread has open already.
     context.BEFORE[connection_created] = lambda sender, named: watch(named.get("connection"))
+    context.BEFORE[pre_delete] = _signalled
     dispatch.forget_plain()  # a signal with a hook now is no longer one to skip
     for connection in connections.all(initialized_only=True):
         watch(connection)
 
 
 def uninstall() -> None:
-    for name, method in ORIGINAL.items():
-        setattr(QuerySet, name, method)
+    for (cls, name), method in ORIGINAL.items():
+        setattr(cls, name, method)
     ORIGINAL.clear()
     context.BEFORE.pop(connection_created, None)
+    context.BEFORE.pop(pre_delete, None)
     dispatch.forget_plain()
     for connection in connections.all(initialized_only=True):
         unwatch(connection)
