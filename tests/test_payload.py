@@ -203,6 +203,8 @@ def test_summary_names_the_object(key):
 def test_summary_names_the_instance_before_other_objects():
     other = {**INSTANCE, "model": "auth.User", "str": "ada"}
     assert summarize({"user": other, "instance": INSTANCE}) == "blog.Post #1 “Hi”"
+    unsaved = {**INSTANCE, "pk": None}  # a create's pre_save
+    assert summarize({"instance": unsaved}) == "blog.Post (new) “Hi”"
 
 
 def test_summary_of_a_finished_request_has_status_and_duration():

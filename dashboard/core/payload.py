@@ -212,7 +212,9 @@ def summarize(
     # instance among its arguments (`user`, a host's own `book`, ...).
     for obj in (payload.get("instance"), *payload.values()):
         if isinstance(obj, dict) and "model" in obj and "str" in obj:
-            parts.append(f"{obj['model']} #{obj['pk']} “{obj['str']}”")
+            # An instance not saved yet (its pre_save) has no pk: "new", not "#None".
+            which = "(new)" if obj["pk"] is None else f"#{obj['pk']}"
+            parts.append(f"{obj['model']} {which} “{obj['str']}”")
             break
     if isinstance(req := payload.get("request"), dict):
         parts.append(f"{req.get('method', '')} {req.get('path', '')}".strip())
