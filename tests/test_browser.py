@@ -157,7 +157,7 @@ def test_clicking_a_row_opens_its_detail_with_a_shareable_url(context, server):
     add_post(context, server, "Open me")
     created = post_row(dash, "post_save", "Open me")
     created.wait_for(timeout=5000)
-    created.locator("a.open").click()
+    created.locator("td.sender").click()  # the row itself, not only its "detail ›" link
     dash.wait_for_selector(".detail-card", timeout=5000)
     card = dash.locator(".detail-card")
     assert "post_save" in card.locator("h2").inner_text()

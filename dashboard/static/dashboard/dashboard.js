@@ -938,6 +938,15 @@
     if (sig) { toggleFilter("signal", sig.dataset.signal); return; }
     var toggle = t.closest(".group-toggle");
     if (toggle) { toggleGroup(toggle); return; }
+    // A click on a row's text opens its detail too, as its link does (not on the
+    // payload's summary or text, nor while a selection is being made); keyboards and
+    // screen readers have the link.
+    var row = t.closest("#event-table tr.event");
+    if (row && e.button === 0 && !t.closest("a, button, summary, pre, input, label") &&
+        !String(window.getSelection() || "")) {
+      var link = row.querySelector("a.open");
+      if (link) { openDetail(link.getAttribute("href"), link, true); return; }
+    }
     // A picker's menu closes when the click is elsewhere.
     document.querySelectorAll("details.pick[open]").forEach(function (d) {
       if (!d.contains(t)) d.open = false;
