@@ -32,7 +32,7 @@ def row(page, signal: str, text: str | re.Pattern[str]):
 
 def post_row(page, signal: str, title: str):
     """The row about the Post itself, not e.g. the admin's LogEntry that quotes its title."""
-    return row(page, signal, re.compile(rf"blog\.Post #\w+ “{re.escape(title)}”"))
+    return row(page, signal, re.compile(rf"blog\.Post (#\w+|\(new\)) “{re.escape(title)}”"))
 
 
 def test_admin_edits_and_a_failing_page_appear_live(context, server):
@@ -157,7 +157,7 @@ def test_clicking_a_row_opens_its_detail_with_a_shareable_url(context, server):
     add_post(context, server, "Open me")
     created = post_row(dash, "post_save", "Open me")
     created.wait_for(timeout=5000)
-    created.locator("td.sender").click()  # the row itself, not only its "detail ›" link
+    created.locator("td.sender").click()  # the row itself, not only its detail link
     dash.wait_for_selector(".detail-card", timeout=5000)
     card = dash.locator(".detail-card")
     assert "post_save" in card.locator("h2").inner_text()
