@@ -60,7 +60,7 @@ class NoQueries:
     model's __str__, capture/snapshot.py): the execute wrapper refuses each query before
     it reaches the database (capture/writes.py), noting the connection and the last
     entry of its query log then, so that the entry Django's debug cursor logs for the
-    refused query anyway can be taken back (`take_back`)."""
+    refused query anyway can be taken back (capture/snapshot.py `_take_back`)."""
 
     __slots__ = ("refused",)
 

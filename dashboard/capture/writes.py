@@ -174,15 +174,16 @@ def _unsignalled(kind: str, target: Any, result: Any, counts: Counter[str], usin
             return
         model = target.model if kind == "QuerySet" else type(target)
         own = model_label(model)
+        where: Any = None  # asked for once, and only if a row went unsignalled
         for label, rows in result[1].items():
             silent = rows - counts[label]
-            deleted = apps.get_model(label)
-            if silent <= 0 or record.is_ignored_model(deleted):
+            if silent <= 0 or record.is_ignored_model(apps.get_model(label)):
                 continue
             note = "no pre_delete/post_delete sent"
             if label != own:
                 note += f" (cascaded from {own})"
-            where = target.db if kind == "QuerySet" else using or target._state.db
+            if where is None:
+                where = target.db if kind == "QuerySet" else using or target._state.db
             _event(f"{kind}.delete", "model", label,
                    {"rows": silent, "using": where, "note": note}, started)  # fmt: skip
     except Exception:
