@@ -223,6 +223,7 @@ def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
     qualified name), not for its type ("function", "method"); a name past the history's
     column (PostgreSQL refuses a longer one, and the row with it) is cut."""
     from django.dispatch import Signal
+    from django.utils.safestring import SafeString
 
     from dashboard.models import StoredEvent
     from tests.helpers import settle
@@ -242,6 +243,7 @@ def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
     restocked.send(sender=Shop())
     restocked.send(sender=deep)
     restocked.send(sender=str.join, then=nudge, each=[Shop().restock, len])  # built-ins' too
+    restocked.send(sender=SafeString("a shop"))  # a str of its own: as text, as a str is
     settle()
     stored = StoredEvent.objects.filter(signal__startswith="signal-").order_by("id")
     senders = list(stored.values_list("sender", flat=True))
@@ -251,9 +253,10 @@ def test_a_signal_sent_by_a_function_or_method_names_it(transactional_db):
         "test_a_signal_sent_by_a_function_or_method_names_it.<locals>.Shop",
         deep.__qualname__[:200],  # cut to StoredEvent.sender's max_length
         "str.join",
+        "a shop",
     ]
     # Functions passed as values are named too (where they live), not "<function>".
-    payload = stored.last().payload
+    payload = stored.get(sender="str.join").payload
     here = "tests.test_capture.test_a_signal_sent_by_a_function_or_method_names_it.<locals>"
     assert payload["then"] == f"<function {here}.nudge>"
     assert payload["each"] == [f"<method {here}.Shop.restock>", "<function builtins.len>"]

@@ -282,8 +282,8 @@ def _name_of(sender: Any) -> str:
     cls = type(sender)
     if issubclass(cls, _NAMED):  # a class, or a function or method: its own name
         return sender.__qualname__
-    if sender is None or cls is str:
-        return str(sender)
+    if sender is None or issubclass(cls, str):  # a str of its own (an enum's): as text
+        return str.__str__(sender) if sender is not None else "None"
     return cls.__qualname__
 
 
