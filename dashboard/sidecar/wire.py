@@ -35,14 +35,12 @@ def flat(event: Event) -> tuple[Any, ...]:
     """The event, ready to cross: its snapshots as tuples. Its receivers were named, and
     let go of, when its send ended (core/payload.py name_now)."""
     values = list(_values(event))
-    raw = values[_RAW] = {}
-    for key, value in event.raw.items():
-        kind = type(value)
-        if kind is InstanceSnapshot:
-            value = ("I", value.label, value.pk, value.text, value.fields)
-        elif kind is RequestSnapshot:
-            value = ("Q", value.method, value.path)
-        raw[key] = value
+    values[_RAW] = {
+        k: ("I", v.label, v.pk, v.text, v.fields) if type(v) is InstanceSnapshot
+        else ("Q", v.method, v.path) if type(v) is RequestSnapshot
+        else v
+        for k, v in event.raw.items()
+    }  # fmt: skip
     return ("E", *values)
 
 
