@@ -61,7 +61,7 @@ def test_the_cause_tree_with_each_receivers_sql_the_waterfall_and_bypassing_writ
     # Each receiver with its time and its own SQL; the one that never runs, and why.
     stamp = card.locator(".receivers-table tr", has_text="stamp_publication")
     assert re.fullmatch(r"1 q · [\d.]+ ms", stamp.locator("td.sql").inner_text())
-    editor_link = stamp.locator("td.where a.in-editor")
+    editor_link = stamp.locator(".where a.in-editor")
     assert editor_link.get_attribute("href").startswith("vscode://file/")
     assert "/blog/signals.py:" in editor_link.get_attribute("href")
     not_run = card.locator("table.not-run tr", has_text="notify_subscribers")

@@ -217,7 +217,23 @@ def test_the_project_s_files_are_shown_from_its_root_and_opened_by_their_full_pa
     assert in_editor(where) == "blog/signals.py:28"  # as "Sent from" names it
     assert in_editor("/usr/lib/python3/x.py:3") == "/usr/lib/python3/x.py:3"
     assert in_editor("no line here") == "no line here"
+    # An installed package's file: from its package, the whole path in a tooltip.
+    package = "/srv/app/.venv/lib/python3.11/site-packages/django/db/__init__.py:47"
+    assert in_editor(package) == f'<span title="{package}">django/db/__init__.py:47</span>'
     with override_settings(DASHBOARD={"EDITOR_URL": "vscode://file/{path}:{line}"}):
         link = in_editor(where)
     assert f'href="vscode://file/{PROJECT_ROOT}/blog/signals.py:28"' in link
     assert ">blog/signals.py:28</a>" in link
+    with override_settings(DASHBOARD={"EDITOR_URL": "vscode://file/{path}:{line}"}):
+        link = in_editor(package)
+    assert f'href="vscode://file/{package.removesuffix(":47")}:47"' in link
+    assert ">django/db/__init__.py:47</a>" in link
+
+
+def test_a_receiver_s_dotted_name_wraps_after_a_dot_only():
+    from dashboard.templatetags.dashboard_rows import dotted_breaks
+
+    assert dotted_breaks("django.db.close_old_connections") == (
+        "django.<wbr>db.<wbr>close_old_connections"
+    )
+    assert dotted_breaks("a.<b>") == "a.<wbr>&lt;b&gt;"  # escaped

@@ -367,6 +367,41 @@ def test_no_sideways_scrolling_on_a_phone_and_every_column_at_720(browser, serve
             ctx.close()
 
 
+def test_wide_the_counters_stay_in_view_and_the_detail_leaves_signal_names_whole(browser, server):
+    """1400 px: scrolled down a long table, the counters are still beside it; with a
+    detail open beside the table, no row's signal name is cut, each row's link shrinks
+    to its arrow (its name kept for screen readers), and a package's file is named from
+    its package."""
+    get_user_model().objects.create_superuser("editor", password=PASSWORD)
+    for i in range(40):
+        Post.objects.create(title=f"Long table {i}")
+    settle()
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        dash = open_dashboard(ctx, server)
+        dash.mouse.wheel(0, 2500)
+        dash.wait_for_function("window.scrollY > 1000")
+        counters = dash.locator(".counters").bounding_box()
+        nav = dash.locator(".topnav").bounding_box()
+        assert counters and nav and counters["y"] == pytest.approx(nav["height"], abs=2)
+        assert dash.locator(".counters .totals").is_visible()
+        dash.evaluate("window.scrollTo(0, 0)")
+        dash.locator("#event-table tr.event[data-signal=request_started] td.sender").first.click()
+        dash.wait_for_selector(".detail-card")
+        clipped = dash.eval_on_selector_all(
+            "#event-table tr.event td:nth-child(2)",
+            "cells => cells.filter(c => c.scrollWidth > c.clientWidth).map(c => c.innerText)",
+        )
+        assert clipped == []
+        link = dash.locator("#event-table tr.event a.open").first
+        assert link.bounding_box()["width"] < 20
+        assert link.evaluate("a => a.textContent").strip() == "detail \u203a"
+        where = dash.locator(".receivers-table .where").first.inner_text()
+        assert where.startswith("django/db/") and "site-packages" not in where
+    finally:
+        ctx.close()
+
+
 @pytest.mark.parametrize(("scheme", "light"), [("light", True), ("dark", False)])
 def test_the_theme_follows_the_systems_preference(browser, server, scheme, light):
     get_user_model().objects.create_superuser("editor", password=PASSWORD)

@@ -64,7 +64,7 @@ def render_row(row: Row) -> str:
         f'<td class="sender">{sender}</td>'
         f'<td class="payload"><details><summary>{_text(row.summary)}</summary>'
         f"<pre>{_text(row.payload_json)}</pre></details>"
-        f'<a class="open" href="{url}">detail &#8250;</a></td></tr>'
+        f'<a class="open" href="{url}"><span class="word">detail </span>&#8250;</a></td></tr>'
     )
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from django import template
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from dashboard import conf
 from dashboard.capture.origin import PROJECT_ROOT, project_path
@@ -30,19 +30,23 @@ WHERE = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?P<rest>.*)$", re.S)
 def in_editor(where: str) -> SafeString:
     """"file:line" as a link that opens it in the developer's editor, when
     DASHBOARD["EDITOR_URL"] says how ("vscode://file/{path}:{line}"); else as text.
-    The project's own files are shown from its root, as origins name them."""
+    The project's own files are shown from its root, as origins name them; an installed
+    package's from its package ("django/db/__init__.py:47"), its full path in a tooltip."""
     template = conf.get("EDITOR_URL")
     found = WHERE.match(where or "")
     if not found:
         return format_html("{}", where)
     path = found["path"]
-    shown = f"{project_path(path)}:{found['line']}{found['rest']}"
+    _, packages, inside = path.rpartition(f"{os.sep}site-packages{os.sep}")
+    shown = f"{inside if packages else project_path(path)}:{found['line']}{found['rest']}"
     if not template:
+        if packages:
+            return format_html('<span title="{}">{}</span>', where, shown)
         return format_html("{}", shown)
     if not os.path.isabs(path):  # the project's own, as origins name it
         path = os.path.join(PROJECT_ROOT, path)
     url = template.format(path=quote(path), line=found["line"])
-    return format_html('<a class="in-editor" href="{}">{}</a>', url, shown)
+    return format_html('<a class="in-editor" href="{}" title="{}">{}</a>', url, path, shown)
 
 
 @register.filter
@@ -55,3 +59,10 @@ def epoch_utc(seconds: float) -> str:
 def short_name(dotted: str) -> str:
     """A receiver's last name ("fill_slug" of "blog.signals.fill_slug"): the tree's lines."""
     return str(dotted).rpartition(".")[2] or str(dotted)
+
+
+@register.filter
+def dotted_breaks(dotted: str) -> SafeString:
+    """A dotted name that a narrow column wraps after a dot, not inside a word:
+    "django.db.<wbr>close_old_connections"."""
+    return mark_safe("<wbr>".join(f"{escape(part)}." for part in str(dotted).split("."))[:-1])
