@@ -195,7 +195,7 @@ def test_writes_that_send_no_signal_show_as_events_of_their_own():
         for e in StoredEvent.objects.filter(signal__startswith="QuerySet.")
     }
     assert found["QuerySet.update"][:2] == ("blog.Post", 3)
-    assert "3 rows of body, no pre_save/post_save sent" in found["QuerySet.update"][2]
+    assert "3 rows (body set), no pre_save/post_save sent" in found["QuerySet.update"][2]
     assert found["QuerySet.bulk_update"][:2] == ("blog.Post", 3)
     assert found["QuerySet.delete"][:2] == ("blog.Comment", 4)
     assert "no pre_delete/post_delete sent" in found["QuerySet.delete"][2]

@@ -249,7 +249,7 @@ def summarize(
         if "verb" in payload:  # raw SQL through a cursor
             parts.append(f"{payload['verb']} {payload.get('table') or '?'}")
         fields = payload.get("fields")
-        on = f" of {', '.join(map(str, fields))}" if fields else ""
+        on = f" ({', '.join(map(str, fields))} set)" if fields else ""
         n = payload["rows"]
         count = "? rows" if n is None else f"{n} row{'' if n == 1 else 's'}"
         parts.append(f"{count}{on}, {payload['note']}")

@@ -62,9 +62,9 @@ def render_row(row: Row) -> str:
         f'<td><span class="sig">{signal}</span>{ROLLED_BACK_BADGE if rolled_back else ""}'
         f'{ERROR_BADGE if error else ""}</td>'
         f'<td class="sender">{sender}</td>'
-        f'<td class="payload"><details><summary>{_text(row.summary)}</summary>'
+        f'<td class="payload"><div class="cell"><details><summary>{_text(row.summary)}</summary>'
         f"<pre>{_text(row.payload_json)}</pre></details>"
-        f'<a class="open" href="{url}"><span class="word">detail </span>&#8250;</a></td></tr>'
+        f'<a class="open" href="{url}"><span class="word">detail </span>&#8250;</a></div></td></tr>'
     )
 
 

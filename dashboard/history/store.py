@@ -59,8 +59,8 @@ def write(rows: list[Row], rolled_back: Iterable[Event] = ()) -> int:
         if _table_missing():
             if not _missing_table_reported:  # e.g. events of the very first migrate
                 logger.warning(
-                    "dashboard: no history table yet (migrate creates it); events until then "
-                    "are not stored"
+                    "dashboard: events sent before migrate created the history table are not "
+                    "stored (expected on a database's first migrate)"
                 )
                 _missing_table_reported = True
             return len(rows)

@@ -279,7 +279,36 @@
       var touched = new Set();
       admitted.forEach(function (r) { touched.add(place(r)); });
       touched.forEach(updateHead);
+    } else {
+      admitted.forEach(sink);  // oldest first: each sinks past the rows below it
     }
+  }
+
+  // The flat table reads in the order of the times it shows, newest first. Events come
+  // in the order their sends ended: one sent from another's receivers (a login's save of
+  // its user) ends before it, a request's ends after that of a request begun beside it,
+  // and a process's may be stored after another's later ones. So each row goes down past
+  // the rows that began after it, from the live rows on into the history's (ISO times,
+  // all UTC: as strings they sort as times).
+  function began(r) {
+    var t = r.querySelector("td.t time");
+    return t ? t.getAttribute("datetime") : "";
+  }
+  function sink(row) {
+    var t = began(row), body = row.parentNode, next = row.nextElementSibling;
+    for (;;) {
+      while (next && began(next) > t) next = next.nextElementSibling;
+      var first = !next && body === live() && history() && history().firstElementChild;
+      if (!first || began(first) <= t) break;  // else on past the history's newer rows
+      body = history();
+      next = first;
+    }
+    if (body !== row.parentNode || next !== row.nextElementSibling) body.insertBefore(row, next);
+  }
+  function sortByTime() {  // an insertion sort, from the bottom up: rows come nearly in order
+    [history(), live()].forEach(function (tbody) {
+      if (tbody) Array.from(tbody.querySelectorAll("tr.event")).reverse().forEach(sink);
+    });
   }
 
   // Past the cap, the oldest rows go (in the requests view, from their groups).
@@ -287,8 +316,8 @@
     var rows = allRows();
     var excess = rows.length - cap();
     if (excess <= 0) return;
-    if (!grouped) {  // the table is in arrival order, newest first
-      for (var i = rows.length - 1; excess > 0; i--, excess--) rows[i].remove();
+    if (!grouped) {  // the first to arrive, as "Load older" pages back by arrival (sink)
+      Array.from(rows).sort(byArrival).slice(0, excess).forEach(function (r) { r.remove(); });
       return;
     }
     var oldest = Array.from(rows).sort(byArrival);
@@ -526,6 +555,7 @@
         var body = r.__n > 0 ? live() : history();
         body.insertBefore(r, body.firstElementChild);
       });
+      sortByTime();
     }
     table().classList.toggle("grouped", grouped);
   }
@@ -819,6 +849,7 @@
         });
         extraRows += added;
         if (grouped) regroup();
+        else sortByTime();
         var more = older.rows.length + added >= parseInt(older.dataset.limit, 10);
         $("older-note").textContent = added
           ? plural(added, "older row") + " added" + (more ? "" : " · that is all the history holds")
@@ -978,6 +1009,7 @@
     chart.init(dash());
     grouped = (form().querySelector('input[name="view"]:checked') || {}).value === "requests";
     if (grouped) regroup();
+    else sortByTime();
     // The view is not a filter: switching it re-lays the rows, nothing is fetched.
     form().querySelector(".view-mode").addEventListener("change", function (e) {
       e.stopPropagation();
@@ -995,7 +1027,7 @@
       if (!paused) {
         heldRows.forEach(function (r) {  // oldest first: the newest ends on top
           if (grouped) updateHead(place(r));
-          else live().insertBefore(r, live().firstElementChild);
+          else { live().insertBefore(r, live().firstElementChild); sink(r); }
         });
         heldRows = [];
         heldCount = 0;
