@@ -234,6 +234,10 @@ def test_deletes_django_sends_no_signal_for_show_as_events_of_their_own(staff_cl
         ("Model.delete", "blog.Comment", 2, cascaded),
         ("Model.delete", "blog.Post_tags", 1, cascaded),
     ]
+    # Deleted once the post's pre_delete was sent, before its post_delete: so they begin.
+    times = {e.signal + (" " + e.sender if e.signal == "Model.delete" else ""): e.time
+             for e in deletes[1:]}  # fmt: skip
+    assert times["pre_delete"] < times["Model.delete blog.Comment"] < times["post_delete"]
     origin = deletes.last().detail["origin"]
     assert origin.startswith("tests/test_causes.py:")
 

@@ -128,16 +128,34 @@ def _bulk_update(method: Callable[..., Any]) -> Callable[..., Any]:
     return bulk_update
 
 
-# Rows a delete under way (in this context) was told of by a pre_delete, per model label:
-# the rows it deleted beyond those went without any signal (below).
-_deleting: ContextVar[Counter[str] | None] = ContextVar("dashboard_deleting", default=None)
+class _Delete:
+    """A delete under way (in this context): the rows a pre_delete told of, per model label
+    (those it deleted beyond them went without any signal: below), and when the last
+    pre_delete sent ended. Django deletes the rows it sends nothing for right after every
+    pre_delete is sent (Collector.delete): their event begins there, not before the signals
+    of the delete they cascaded from."""
+
+    __slots__ = ("counts", "signalled")
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.signalled: float | None = None
+
+
+_deleting: ContextVar[_Delete | None] = ContextVar("dashboard_deleting", default=None)
 
 
 def _signalled(sender: Any, named: dict[str, Any]) -> None:
     """pre_delete's hook (run for every send of it, recorded or not: capture/context.py)."""
-    counts = _deleting.get()
-    if counts is not None and issubclass(type(sender), type) and issubclass(sender, Model):
-        counts[model_label(sender)] += 1
+    under_way = _deleting.get()
+    if under_way is not None and issubclass(type(sender), type) and issubclass(sender, Model):
+        under_way.counts[model_label(sender)] += 1
+
+
+def _sent() -> None:
+    """pre_delete's hook once sent (its receivers have run)."""
+    if (under_way := _deleting.get()) is not None:
+        under_way.signalled = perf_counter()
 
 
 def _delete(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -150,15 +168,16 @@ def _delete(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         def delete(self: Any, *args: Any, **kwargs: Any) -> Any:
-            counts: Counter[str] = Counter()
-            token = _deleting.set(counts)
+            under_way = _Delete()
+            token = _deleting.set(under_way)
             started = perf_counter()
             try:
                 result = method(self, *args, **kwargs)
             finally:
                 _deleting.reset(token)
-            _unsignalled(kind, self, result, counts, kwargs.get("using", args[0] if args else None),
-                         started)  # fmt: skip
+            _unsignalled(kind, self, result, under_way.counts,
+                         kwargs.get("using", args[0] if args else None),
+                         under_way.signalled or started)  # fmt: skip
             return result
 
         return delete
@@ -204,6 +223,7 @@ def install() -> None:
     # Every connection opened from now on, and those this thread has open already.
     context.BEFORE[connection_created] = lambda sender, named: watch(named.get("connection"))
     context.BEFORE[pre_delete] = _signalled
+    context.AFTER[pre_delete] = _sent
     dispatch.forget_plain()  # a signal with a hook now is no longer one to skip
     for connection in connections.all(initialized_only=True):
         watch(connection)
@@ -215,6 +235,7 @@ def uninstall() -> None:
     ORIGINAL.clear()
     context.BEFORE.pop(connection_created, None)
     context.BEFORE.pop(pre_delete, None)
+    context.AFTER.pop(pre_delete, None)
     dispatch.forget_plain()
     for connection in connections.all(initialized_only=True):
         unwatch(connection)
