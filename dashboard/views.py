@@ -21,6 +21,7 @@ from django_htmx.middleware import HtmxDetails
 from dashboard import conf
 from dashboard.capture.origin import is_project_file
 from dashboard.capture.signals import discovered, receivers_of
+from dashboard.core.events import WRITE_EVENTS
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.render import rates_json
@@ -127,6 +128,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
     families = _families()
     context.update(
         families=families,
+        write_events=WRITE_EVENTS,
         counts=json.dumps(reads.counts(shown)),
         plumbing=reads.plumbing(shown),
         rates=rates_json(reads.rates(shown)),

@@ -95,6 +95,16 @@ def test_the_cause_tree_with_each_receivers_sql_the_waterfall_and_bypassing_writ
     assert raw.get_attribute("data-sender") == "blog.Post"
     raw_card = open_detail(dash, raw)
     assert raw_card.locator(".origin a.in-editor").inner_text().startswith("blog/playground.py:")
+    # Such writes are listed with the signals, counted, and filter the table as one does.
+    listed = dash.locator('.counters .writes .pick-signal[data-signal="cursor.execute"]')
+    assert int(dash.locator('.counters [data-count-for="cursor.execute"]').inner_text()) >= 1
+    listed.click()
+    dash.wait_for_function("location.search.includes('signal=cursor.execute')")
+    dash.wait_for_function(
+        "Array.from(document.querySelectorAll('#event-table tr.event'))"
+        ".every(r => r.dataset.signal === 'cursor.execute')"
+    )
+    assert dash.locator("#pick-signals input[value='QuerySet.update']").count() == 1
     assert dash.evaluate("window.__notReloaded") is True
 
 

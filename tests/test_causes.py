@@ -202,6 +202,9 @@ def test_writes_that_send_no_signal_show_as_events_of_their_own():
     assert {e.family for e in StoredEvent.objects.filter(signal__startswith="QuerySet.")} == {
         "model"
     }
+    from dashboard.core.events import WRITE_EVENTS
+
+    assert set(found) <= set(WRITE_EVENTS)  # each listed on the page beside the signals
     origins = StoredEvent.objects.filter(signal="QuerySet.update").values_list("detail", flat=True)
     assert all(d["origin"].startswith("tests/test_causes.py:") for d in origins)
 
@@ -240,6 +243,10 @@ def test_deletes_django_sends_no_signal_for_show_as_events_of_their_own(staff_cl
     assert times["pre_delete"] < times["Model.delete blog.Comment"] < times["post_delete"]
     origin = deletes.last().detail["origin"]
     assert origin.startswith("tests/test_causes.py:")
+    # Each such write's name is one the page lists beside the signals' (core/events.py).
+    from dashboard.core.events import WRITE_EVENTS
+
+    assert {signal for signal, *_ in found if "." in signal} <= set(WRITE_EVENTS)
 
 
 def test_an_objects_timeline_lists_every_event_about_it_with_its_changes(staff_client):

@@ -12,6 +12,10 @@ from typing import Any
 
 from dashboard.core.keys import format_key
 
+# Writes that send no model signal, each an event of its own (capture/writes.py): their
+# names, which the page lists beside the signals' to filter by.
+WRITE_EVENTS = ("QuerySet.update", "QuerySet.bulk_create", "QuerySet.bulk_update",
+                "QuerySet.delete", "Model.delete", "cursor.execute", "cursor.executemany")
 _NOTHING: dict[str, Any] = {}  # what a described event's raw is (never written to)
 SENDER_MAX_LENGTH = 200  # a sender's label, at most (the history's column: models.py)
 
