@@ -406,6 +406,25 @@ def test_wide_the_counters_stay_in_view_and_the_detail_leaves_signal_names_whole
         ctx.close()
 
 
+def test_at_1100_the_detail_over_the_table_leaves_the_top_bar_in_reach(browser, server):
+    get_user_model().objects.create_superuser("editor", password=PASSWORD)
+    ctx = browser.new_context(viewport={"width": 1100, "height": 800})
+    try:
+        dash = open_dashboard(ctx, server)
+        dash.locator("#event-table tr.event td.sender").first.click()
+        dash.wait_for_selector(".detail-card")
+        nav = dash.locator(".topnav").bounding_box()
+        assert dash.locator("#detail").bounding_box()["y"] >= nav["y"] + nav["height"] - 1
+        live = dash.locator("#ws-status").bounding_box()  # not under the panel
+        on_top = dash.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).closest('.topnav') !== null",
+            [live["x"] + live["width"] / 2, live["y"] + live["height"] / 2],
+        )
+        assert on_top
+    finally:
+        ctx.close()
+
+
 @pytest.mark.parametrize(("scheme", "light"), [("light", True), ("dark", False)])
 def test_the_theme_follows_the_systems_preference(browser, server, scheme, light):
     get_user_model().objects.create_superuser("editor", password=PASSWORD)

@@ -997,6 +997,16 @@
   // For tests/test_filters.py, which runs the server's cases through this rule.
   window.signalsDashboard = { matches: matches, searchText: searchText, parseKey: parseKey };
 
+  // The top bar's height, for what sits below it (dashboard.css: --nav-h): it wraps as
+  // the screen narrows, and the detail over the table must not cover it.
+  document.addEventListener("DOMContentLoaded", function () {
+    var nav = document.querySelector(".topnav");
+    if (!nav || !window.ResizeObserver) return;
+    new ResizeObserver(function () {
+      document.documentElement.style.setProperty("--nav-h", nav.offsetHeight + "px");
+    }).observe(nav);
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     historyId = parseInt(history().dataset.lastId, 10) || 0;
     Array.from(history().rows).forEach(function (r) { note(r.dataset.key); r.__n = --minN; });
