@@ -513,6 +513,12 @@ def test_playground_buttons_show_their_events_here_and_on_the_dashboard(context,
     assert signals.index("pre_save") < signals.index("post_save")  # in the order sent
     key = created.get_attribute("data-key")
     dash.locator(f'#events tr[data-key="{key}"]').wait_for(timeout=5000)  # and live
+    # Its detail opens on the dashboard in a tab of its own: the playground keeps its results.
+    with play.context.expect_page() as opened:
+        created.locator("a.open").click()
+    assert opened.value.url.endswith(f"/events/{key}/")
+    opened.value.close()
+    assert play.url.endswith("/blog/playground/")
 
     # A comment's post_save sets off a save of its post (blog.signals.bump_post_on_comment):
     # the card lists them in the order they were sent, not the order their sends ended.

@@ -26,7 +26,13 @@
     }).then(function (html) {
       var t = document.createElement("template");
       t.innerHTML = "<table>" + html + "</table>";
-      return Array.from(t.content.querySelectorAll("tr.event"));
+      var rows = Array.from(t.content.querySelectorAll("tr.event"));
+      // A row's detail opens on the dashboard in a tab of its own: this page keeps its results.
+      rows.forEach(function (r) {
+        var link = r.querySelector("a.open");
+        if (link) { link.target = "_blank"; link.rel = "noopener"; }
+      });
+      return rows;
     });
   }
 
