@@ -243,6 +243,41 @@ def test_load_older_pages_back_through_the_history_past_max_rows(context, small_
     assert set(rows_of(dash, "signal")) == {"pre_save"}
 
 
+def test_a_live_row_older_than_the_history_sinks_into_it_and_outlives_a_filter(context, server):
+    """A live row (a process's event that came late) older than the history's newest goes
+    below it, in time order; a filter change that renders the history anew keeps it."""
+    for i in range(3):
+        Post.objects.create(title=f"History {i}")
+    settle()
+    dash = open_dashboard(context, server)
+    dash.evaluate(
+        """() => {
+            const newest = document.querySelector('#history tr.event');
+            const late = newest.cloneNode(true);
+            const t = new Date(Date.parse(newest.querySelector('time').getAttribute('datetime')));
+            t.setSeconds(t.getSeconds() - 1);  // began a second before the history's newest
+            late.querySelector('time').setAttribute('datetime', t.toISOString());
+            late.dataset.key = 'late-proc.1';
+            late.dataset.signal = 'post_save';
+            late.dataset.family = 'model';
+            late.className = 'event fam-model';
+            document.dispatchEvent(new Event('htmx:wsBeforeMessage'));
+            document.getElementById('batch').dataset.counts = '{}';
+            document.getElementById('events').prepend(late);
+            document.dispatchEvent(new Event('htmx:wsAfterMessage'));
+        }"""
+    )
+    late = dash.locator('#event-table tr[data-key="late-proc.1"]')
+    assert late.evaluate("r => r.parentNode.id") == "history"
+    keys = rows_of(dash, "key")
+    assert keys.index("late-proc.1") > 0  # below the newest
+    dash.click("#pick-families summary")
+    dash.locator('#pick-families input[value="model"]').check()
+    wait_query(dash, "?family=model")
+    dash.wait_for_function("!document.querySelector('#history').classList.contains('htmx-request')")
+    assert late.count() == 1
+
+
 def test_pause_holds_rows_back_and_counts_them_without_calling_them_shown(context, server):
     dash = open_dashboard(context, server)
     shown = int(dash.locator("#row-count").inner_text())

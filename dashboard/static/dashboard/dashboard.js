@@ -290,9 +290,12 @@
   // and a process's may be stored after another's later ones. So each row goes down past
   // the rows that began after it, from the live rows on into the history's (ISO times,
   // all UTC: as strings they sort as times).
-  function began(r) {
-    var t = r.querySelector("td.t time");
-    return t ? t.getAttribute("datetime") : "";
+  function began(r) {  // read once per row: a row out of order is compared many times
+    if (r.__t === undefined) {
+      var t = r.querySelector("td.t time");
+      r.__t = t ? t.getAttribute("datetime") : "";
+    }
+    return r.__t;
   }
   function sink(row) {
     var t = began(row), body = row.parentNode, next = row.nextElementSibling;
@@ -772,6 +775,14 @@
     });
     submitFilters();
   }
+
+  // Live rows that sank into #history (sink) go back to #events before the filter form
+  // replaces #history: the swap would take them with it (a row not stored yet, or never).
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    if (!target || target.id !== "history") return;
+    Array.from(history().rows).forEach(function (r) { if (r.__n > 0) live().appendChild(r); });
+  });
 
   // The filter form re-rendered #history (htmx): its rows are the history now;
   // live rows it holds go, the others stay if they pass the new filters.
