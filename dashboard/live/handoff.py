@@ -344,12 +344,10 @@ class Handoff:
             # not after the pump is woken (0.6-1.1 ms more of a command's exit).
             self._send_here()
         loop = self._loop
-        if self.drained:
-            # Nothing queued nor on its way: the pump is left as it is. A hurry it was given
-            # anyway, taken up late (a busy machine), made it drain the start of the next
-            # burst itself, beside the saves, instead of their handing it on (tests saw it).
-            pass
-        elif loop is not None and loop.is_running():
+        # Nothing queued nor on its way (drained): the pump is left as it is. A hurry it was
+        # given anyway, taken up late (a busy machine), made it drain the start of the next
+        # burst itself, beside the saves, instead of their handing it on (tests saw it).
+        if loop is not None and loop.is_running() and not self.drained:
             # The pump is alive: it sends what is queued, now (its pause cut short).
             # Wait until it idles, so a frame on its way now (a command that exits
             # right after its last save) is not cut off with the process.

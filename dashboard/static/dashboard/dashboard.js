@@ -314,22 +314,18 @@
     });
   }
 
-  // Past the cap, the oldest rows go (in the requests view, from their groups).
+  // Past the cap, the first rows to arrive go, in either view ("Load older" pages back by
+  // arrival; the flat table is in time order: sink); in the requests view, from their groups.
   function trim() {
     var rows = allRows();
     var excess = rows.length - cap();
     if (excess <= 0) return;
-    if (!grouped) {  // the first to arrive, as "Load older" pages back by arrival (sink)
-      Array.from(rows).sort(byArrival).slice(0, excess).forEach(function (r) { r.remove(); });
-      return;
-    }
-    var oldest = Array.from(rows).sort(byArrival);
     var touched = new Set();
-    for (var j = 0; j < excess; j++) {
-      touched.add(oldest[j].parentNode);
-      oldest[j].remove();
-    }
-    touched.forEach(function (tbody) { if (tbody) tidy(tbody); });
+    Array.from(rows).sort(byArrival).slice(0, excess).forEach(function (r) {
+      touched.add(r.parentNode);
+      r.remove();
+    });
+    if (grouped) touched.forEach(function (tbody) { if (tbody) tidy(tbody); });
   }
 
   function byArrival(a, b) { return a.__n - b.__n; }
