@@ -89,9 +89,11 @@ def wait_for(condition, timeout: float = 5.0, what: str = "the condition") -> No
 
 
 def make_row(**values) -> Row:
-    """A row as the pipeline makes one; `values` override the defaults."""
+    """A row as the pipeline makes one; `values` override the defaults. Its time is now:
+    a row older than HISTORY_MAX_AGE that a test stores can be pruned by that very write
+    (the history prunes by age once per PRUNE_EVERY ids: history/store.py)."""
     base = dict(
-        process="host-1", seq=7, time=datetime(2026, 1, 1, tzinfo=UTC), signal="post_save",
+        process="host-1", seq=7, time=datetime.now(UTC), signal="post_save",
         family="model", sender="blog.Post", summary="a summary", payload={}, payload_json="{}",
         detail={}, request_id="", rolled_back=False,
     )  # fmt: skip

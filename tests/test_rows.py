@@ -116,7 +116,7 @@ def test_the_payload_is_stored_as_the_row_s_json_text():
 def stored_row(**values) -> Row:
     payload = values.pop("payload", {"instance": {"str": "Ünïcode “quoted”"}, "n": 3})
     row = make_row(
-        process="host-rows", seq=1, time=MOMENT, summary="Summary “S”", payload=payload,
+        process="host-rows", seq=1, summary="Summary “S”", payload=payload,
         payload_json=to_json(payload), detail={"origin": "blog/models.py:9 in save", "diff": []},
         request_id="req1", rolled_back=True, **values,
     )  # fmt: skip
