@@ -27,7 +27,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # This process's rows in these tests: seqs its own pipeline will not reach meanwhile.
 OWN_SEQS = 10**9
-MOMENT = datetime.datetime(2026, 1, 2, 9, 5, 3, tzinfo=datetime.UTC)
+# Within HISTORY_MAX_AGE: an older row may be pruned by any write meanwhile (history/store.py).
+MOMENT = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 def store(process: str, seqs: range) -> None:
