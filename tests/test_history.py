@@ -203,3 +203,23 @@ def test_rows_the_tests_store_are_not_pruned_by_their_own_write():
 
     store.write([make_row(seq=i) for i in range(1, store.PRUNE_EVERY + 1)])
     assert StoredEvent.objects.filter(process="host-1").count() == store.PRUNE_EVERY
+
+
+def test_prune_events_before_the_history_is_migrated_says_what_to_run(tmp_path):
+    """A history database not migrated yet (its own alias, `migrate` not run there): the
+    command says so and which migrate to run, where it printed a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_scale_out import ROOT
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run([sys.executable, "manage.py", "prune_events"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "CommandError: The history table is not in the 'dashboard' database yet: run "
+        "`manage.py migrate --database dashboard`. Nothing was deleted."
+    )

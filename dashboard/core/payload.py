@@ -15,7 +15,7 @@ import logging
 import re
 import weakref
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from datetime import time as time_of_day
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -27,7 +27,7 @@ from dashboard import conf
 from dashboard.core import senders
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
 from dashboard.core.filters import is_plumbing
-from dashboard.core.rows import Row, to_json
+from dashboard.core.rows import Row, moment, to_json
 
 T = TypeVar("T")
 logger = logging.getLogger("dashboard")
@@ -309,7 +309,7 @@ def describe_event(event: Event) -> Row:
     row = Row(
         process=event.process,
         seq=event.seq,
-        time=datetime.fromtimestamp(event.time, UTC),
+        time=moment(event.time),
         signal=event.signal,
         family=event.family,
         sender=storable(clean(event.sender)),

@@ -8,11 +8,13 @@ detail and the exports read it back (`from_stored`, `record`).
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from dashboard.core.filters import search_text
 from dashboard.core.keys import format_key
@@ -29,6 +31,14 @@ _pretty = json.JSONEncoder(ensure_ascii=False, default=str, indent=2).encode
 def to_json(payload: Any, pretty: bool = False) -> str:
     """Compact for rows and search (cheap), indented for the detail panel."""
     return _pretty(payload) if pretty else _compact(payload)
+
+
+def moment(seconds: float) -> datetime:
+    """Seconds since the epoch as the project's DateTimeFields hold a time: aware in UTC
+    with USE_TZ, else naive in TIME_ZONE (SQLite refuses an aware one then, and a naive
+    one beside an aware one neither compares nor sorts)."""
+    aware = datetime.fromtimestamp(seconds, UTC)
+    return aware if settings.USE_TZ else timezone.make_naive(aware, timezone.get_default_timezone())
 
 
 @cache

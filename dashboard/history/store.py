@@ -10,7 +10,7 @@ import logging
 import operator
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.db import (
@@ -25,7 +25,7 @@ from django.db import (
 from dashboard import conf
 from dashboard.core.events import Event
 from dashboard.core.keys import parse_key
-from dashboard.core.rows import Row
+from dashboard.core.rows import Row, moment
 from dashboard.models import StoredEvent
 
 logger = logging.getLogger("dashboard")
@@ -56,7 +56,7 @@ def write(rows: list[Row], rolled_back: Iterable[Event] = ()) -> int:
         _write(rows, rolled_back)
         return 0
     except DatabaseError as exc:
-        if _table_missing():
+        if table_missing():
             if not _missing_table_reported:  # e.g. events of the very first migrate
                 logger.warning(
                     "dashboard: events sent before migrate created the history table are not "
@@ -202,9 +202,7 @@ def _keep_newest(cursor: Any, connection: Any, cap: int, family: str | None = No
 
 def _prune(cursor: Any, connection: Any, now: float | None = None) -> int:
     """The caps, and every event older than HISTORY_MAX_AGE."""
-    cutoff = datetime.fromtimestamp(now or time.time(), UTC) - timedelta(
-        seconds=conf.get("HISTORY_MAX_AGE")
-    )
+    cutoff = moment(now or time.time()) - timedelta(seconds=conf.get("HISTORY_MAX_AGE"))
     quote, meta = connection.ops.quote_name, StoredEvent._meta
     cursor.execute(
         f"DELETE FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('time').column)} < %s",
@@ -224,7 +222,7 @@ def prune(now: float | None = None) -> int:
         return _prune(cursor, connection, now)
 
 
-def _table_missing() -> bool:
+def table_missing() -> bool:
     alias = router.db_for_write(StoredEvent)
     try:
         return StoredEvent._meta.db_table not in connections[alias].introspection.table_names()

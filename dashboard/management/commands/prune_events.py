@@ -4,9 +4,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import router
 
 from dashboard import conf
 from dashboard.history import store
+from dashboard.models import StoredEvent
 
 RETENTION = ("HISTORY_MAX_EVENTS", "HISTORY_MAX_AGE", "HISTORY_FAMILY_MAX_EVENTS")
 
@@ -26,6 +28,12 @@ class Command(BaseCommand):
             raise CommandError(
                 "; ".join(f"DASHBOARD[{key!r}] must be {invalid[key]}" for key in bad)
                 + ". Nothing was deleted (manage.py check: dashboard.E005)."
+            )
+        if store.table_missing():
+            alias = router.db_for_write(StoredEvent)
+            raise CommandError(
+                f"The history table is not in the '{alias}' database yet: run "
+                f"`manage.py migrate --database {alias}`. Nothing was deleted."
             )
         deleted = store.prune()
         self.stdout.write(
