@@ -135,6 +135,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         now=time.time(),
         senders=reads.senders(shown),
         max_rows=conf.get("MAX_ROWS"),
+        zone=timezone.get_default_timezone_name(),  # the rows' times (Row.time_text)
         test_events=TEST_EVENTS,
         family_names=[family for family, _ in families],
         grouped=request.GET.get("view") == "requests",

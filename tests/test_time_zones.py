@@ -30,6 +30,7 @@ print(json.dumps({
     "kept": StoredEvent.objects.filter(sender="blog.Post").count(),
     "status": response.status_code,
     "shown": page.count('data-sender="blog.Post"'),
+    "header": "Time (America/New_York)" in page,
 }))
 """
 
@@ -59,7 +60,7 @@ def test_without_use_tz_events_are_stored_listed_and_pruned_in_local_time():
     # Local (New York) time, not UTC read as local: hours apart.
     assert all(0 <= behind < 120 for behind in got["behind_now_s"]), got["behind_now_s"]
     assert got["kept"] == 4  # not pruned as a week old
-    assert got["status"] == 200 and got["shown"] == 4
+    assert got["status"] == 200 and got["shown"] == 4 and got["header"]
 
 
 def test_a_moment_is_what_a_datetimefield_holds_in_either_mode():
@@ -69,3 +70,22 @@ def test_a_moment_is_what_a_datetimefield_holds_in_either_mode():
     assert moment(seconds) == datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     with override_settings(USE_TZ=False, TIME_ZONE="America/New_York"):
         assert moment(seconds) == datetime(2026, 7, 1, 8, 0)  # EDT, naive
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TIME_ZONE="Asia/Kolkata")  # UTC+5:30, no summer time
+def test_times_are_shown_in_time_zone_and_say_which(staff_client):
+    """The admin shows times in TIME_ZONE: the table and the detail did in UTC and in the
+    current zone, one labelled "UTC" either way."""
+    from dashboard.history import store
+    from tests.helpers import make_row
+
+    row = make_row(seq=41, time=datetime.now(UTC).replace(hour=12, minute=0, second=0,
+                                                           microsecond=250_000))  # fmt: skip
+    assert row.time_text == "17:30:00.250"
+    store.write([row])
+    page = staff_client.get("/").content.decode()
+    assert '<th class="t" scope="col">Time (Asia/Kolkata)</th>' in page
+    assert ">17:30:00.250</time>" in page
+    detail = staff_client.get(row.url).content.decode()
+    assert "17:30:00.250000 Asia/Kolkata</dd>" in detail
