@@ -289,7 +289,7 @@
   // its user) ends before it, a request's ends after that of a request begun beside it,
   // and a process's may be stored after another's later ones. So each row goes down past
   // the rows that began after it, from the live rows on into the history's (ISO times,
-  // all UTC: as strings they sort as times).
+  // all in UTC, or all naive in TIME_ZONE without USE_TZ: as strings they sort as times).
   function began(r) {  // read once per row: a row out of order is compared many times
     if (r.__t === undefined) {
       var t = r.querySelector("td.t time");
