@@ -220,6 +220,8 @@ def test_the_project_s_files_are_shown_from_its_root_and_opened_by_their_full_pa
     # An installed package's file: from its package, the whole path in a tooltip.
     package = "/srv/app/.venv/lib/python3.11/site-packages/django/db/__init__.py:47"
     assert in_editor(package) == f'<span title="{package}">django/db/__init__.py:47</span>'
+    debian = "/usr/lib/python3/dist-packages/redis/client.py:9"  # Debian's python3-redis
+    assert in_editor(debian) == f'<span title="{debian}">redis/client.py:9</span>'
     with override_settings(DASHBOARD={"EDITOR_URL": "vscode://file/{path}:{line}"}):
         link = in_editor(where)
     assert f'href="vscode://file/{PROJECT_ROOT}/blog/signals.py:28"' in link

@@ -24,6 +24,8 @@ def event_rows(rows: list[Row]) -> SafeString:
 
 
 WHERE = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?P<rest>.*)$", re.S)
+# Up to the last site-packages (a virtualenv's, pip's) or dist-packages (Debian's python3-*)
+PACKAGES = re.compile(r".*[/\\](?:site|dist)-packages[/\\]", re.S)
 
 
 @register.filter
@@ -37,8 +39,9 @@ def in_editor(where: str) -> SafeString:
     if not found:
         return format_html("{}", where)
     path = found["path"]
-    _, packages, inside = path.rpartition(f"{os.sep}site-packages{os.sep}")
-    shown = f"{inside if packages else project_path(path)}:{found['line']}{found['rest']}"
+    packages = PACKAGES.match(path)
+    inside = path[packages.end():] if packages else project_path(path)
+    shown = f"{inside}:{found['line']}{found['rest']}"
     if not template:
         if packages:
             return format_html('<span title="{}">{}</span>', where, shown)
