@@ -114,6 +114,11 @@ def test_requests_view_makes_each_request_one_collapsible_row(context, server):
     assert "POST /admin/blog/post/add/" in text and "→ 302" in text
     assert re.search(r"\d+(\.\d+)? ms", text) and re.search(r"\d+ events", text)
     assert head.get_attribute("aria-expanded") == "false"
+    # One line at this width: the request, its answer, its events cut short, when it began
+    # (its duration is there: no range), and "only this request" at the end of the line.
+    box, only = head.bounding_box(), group.locator(".only-request").bounding_box()
+    assert box["height"] < 30 and abs(only["y"] - box["y"]) < 8, (box, only)
+    assert "–" not in head.locator(".when").inner_text()
     assert not saved.is_visible()  # collapsed: its events are inside
     head.click()
     assert head.get_attribute("aria-expanded") == "true" and saved.is_visible()

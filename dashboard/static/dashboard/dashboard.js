@@ -448,18 +448,21 @@
     head.className = "group-head";
     var cell = document.createElement("td");
     cell.colSpan = 4;
+    var line = document.createElement("div");  // one line where it fits (a td cannot flex)
+    line.className = "group-line";
+    cell.appendChild(line);
     var toggle = document.createElement("button");
     toggle.type = "button";
     toggle.className = "group-toggle";
     toggle.setAttribute("aria-expanded", String(expanded.has(key)));
-    cell.appendChild(toggle);
+    line.appendChild(toggle);
     if (key.slice(0, 2) === "r:") {
       var only = document.createElement("button");
       only.type = "button";
       only.className = "only-request link";
       only.dataset.request = key.slice(2);
       only.textContent = "only this request";
-      cell.appendChild(only);
+      line.appendChild(only);
     }
     head.appendChild(cell);
     tbody.appendChild(head);
@@ -525,9 +528,10 @@
     parts.push(span("sigs muted", names.slice(0, 4).map(function (s) {
       return sigs[s] > 1 ? s + " ×" + sigs[s] : s;
     }).join(", ") + (names.length > 4 ? ", …" : "")));
-    if (rows.length) {
+    if (rows.length) {  // a request's duration is shown: when it began says the rest
       var first = text(rows[rows.length - 1], "time"), last = text(rows[0], "time");
-      parts.push(span("when muted", first === last ? first : first + "–" + last));
+      var request = key.slice(0, 2) === "r:";
+      parts.push(span("when muted", first === last || request ? first : first + "–" + last));
     }
     toggle.replaceChildren.apply(toggle, parts);
   }
