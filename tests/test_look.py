@@ -299,6 +299,34 @@ def test_pause_holds_rows_back_and_counts_them_without_calling_them_shown(contex
     assert dash.locator("#paused-box").is_hidden()
 
 
+def test_the_row_under_the_pointer_stays_put_as_new_rows_come_in_above(context, server):
+    """At 100 events/s the row a person reached for had moved down by the time they
+    clicked; away from the table, new rows still push the others down."""
+    dash = open_dashboard(context, server)
+    for i in range(3):
+        Post.objects.create(title=f"Under the pointer {i}")
+    settle()
+    target = post_row(dash, "post_save", "Under the pointer 0")
+    target.wait_for(timeout=5000)
+    target.hover()
+    y = target.bounding_box()["y"]
+    for i in range(6):
+        Post.objects.create(title=f"Came in above {i}")
+    settle()
+    post_row(dash, "post_save", "Came in above 5").wait_for(timeout=5000)
+    assert rows_of(dash, "key").index(target.get_attribute("data-key")) >= 12
+    assert abs(target.bounding_box()["y"] - y) <= 1 and dash.evaluate("scrollY") > 0
+
+    # Back at the top, the pointer on the top bar: the new row shows on top.
+    dash.evaluate("scrollTo(0, 0)")
+    dash.mouse.move(600, 10)
+    y = target.bounding_box()["y"]
+    Post.objects.create(title="Came in with the pointer away")
+    settle()
+    post_row(dash, "post_save", "Came in with the pointer away").wait_for(timeout=5000)
+    assert dash.evaluate("scrollY") == 0 and target.bounding_box()["y"] > y + 20
+
+
 # -- 4. the detail as a real panel -------------------------------------------------
 
 

@@ -365,15 +365,25 @@
   }
 
   // The rows a frame put on top of #events: those above the row that was first before it.
-  var marker = null;
+  // The row under the pointer stays where it is (the page scrolls by what came in above
+  // it), so that at 100 events/s the row a person reaches for is the one they click;
+  // away from the table, new rows push the others down as they come.
+  var marker = null, anchor = null, anchorTop = 0;
   document.addEventListener("htmx:wsBeforeMessage", function () {
     marker = live().firstElementChild;
+    anchor = table().querySelector("tr.event:hover, tr.group-head:hover");
+    if (anchor) anchorTop = anchor.getBoundingClientRect().top;
   });
   document.addEventListener("htmx:wsAfterMessage", function () {
     var fresh = [];
     for (var r = live().firstElementChild; r && r !== marker; r = r.nextElementSibling) fresh.push(r);
     marker = null;
     applyBatch(fresh);
+    if (anchor && anchor.isConnected) {  // by what is left after the browser's own anchoring
+      var moved = anchor.getBoundingClientRect().top - anchorTop;
+      if (moved) window.scrollBy(0, moved);
+    }
+    anchor = null;
   });
 
   // The server takes at most 64 processes (live/consumer.py): those with the newest events.
