@@ -122,6 +122,8 @@ def test_requests_view_makes_each_request_one_collapsible_row(context, server):
     assert not saved.is_visible()  # collapsed: its events are inside
     head.click()
     assert head.get_attribute("aria-expanded") == "true" and saved.is_visible()
+    # Indented under its head, a row's time is still whole (it was cut to "08:06:36.2...").
+    assert saved.locator("td.t").evaluate("td => td.scrollWidth <= td.clientWidth")
     requests = group.locator("tr.event").evaluate_all("els => els.map(e => e.dataset.request)")
     assert len(set(requests)) == 1 and len(requests) >= 4
 
