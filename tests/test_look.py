@@ -118,7 +118,7 @@ def test_requests_view_makes_each_request_one_collapsible_row(context, server):
     # (its duration is there: no range), and "only this request" at the end of the line.
     box, only = head.bounding_box(), group.locator(".only-request").bounding_box()
     assert box["height"] < 30 and abs(only["y"] - box["y"]) < 8, (box, only)
-    assert "–" not in head.locator(".when").inner_text()
+    assert "\u2013" not in head.locator(".when").inner_text()
     assert not saved.is_visible()  # collapsed: its events are inside
     head.click()
     assert head.get_attribute("aria-expanded") == "true" and saved.is_visible()

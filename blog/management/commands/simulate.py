@@ -38,7 +38,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import close_old_connections
 
 from blog.models import Post, Tag
 
@@ -372,7 +371,6 @@ class Command(BaseCommand):
             finally:
                 with lock:
                     stats["done"] += 1
-                close_old_connections()
                 in_flight.release()
 
         start = stats["start"]
