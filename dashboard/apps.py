@@ -12,6 +12,7 @@ class DashboardConfig(AppConfig):
         from dashboard import checks, setup
         from dashboard.capture import (
             dispatch,
+            filtered,
             signals,
             snapshot,
             stored,
@@ -29,6 +30,7 @@ class DashboardConfig(AppConfig):
         transactions.SEAM.check(transactions.probe)
         daphne.SEAM.check(daphne.probe)
         writes.SEAM.check(writes.probe)
+        filtered.SEAM.check(filtered.probe)
         stored.READ.check(stored.probe)
         snapshot.LOG.check(snapshot.probe)
         dispatch.EMPTY.check(dispatch.probe_empty)

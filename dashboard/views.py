@@ -228,8 +228,11 @@ def _for_other_senders(item: dict[str, Any]) -> bool:
 
 
 def _about(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """The object an event is about (its `instance`, else the first model argument)."""
-    for value in (payload.get("instance"), *payload.values()):
+    """The object an event is about (its `instance`, else the first model argument, else
+    the one object a write without signals was limited to)."""
+    objects = payload.get("objects")
+    only = objects if isinstance(objects, list) and len(objects) == 1 else []
+    for value in (payload.get("instance"), *payload.values(), *only):
         if isinstance(value, dict) and "model" in value and value.get("pk") not in (None, "•••••"):
             return {"label": value["model"], "pk": str(value["pk"]), "str": value.get("str", "")}
     return None

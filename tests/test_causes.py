@@ -259,10 +259,56 @@ def test_an_objects_timeline_lists_every_event_about_it_with_its_changes(staff_c
     html = staff_client.get(f"/objects/blog.Post/{post.pk}/").content.decode()
     shown = [part.split("<")[0] for part in html.split('<span class="sig">')[1:]]
     # (its first pre_save came before it had a pk)
-    assert shown == ["post_save", "pre_save", "post_save", "post_published"]
+    # (post_published's receiver stamps it with an update(), by pk: ended before it)
+    assert shown == ["post_save", "pre_save", "post_save", "QuerySet.update", "post_published"]
     assert '<code>title</code>: <span class="old">First title</span>' in html
     assert "Another post" not in html
     assert staff_client.get("/objects/blog.Post/99999/").status_code == 200
+
+
+def test_writes_by_pk_name_their_objects_and_are_on_the_objects_timeline(staff_client):
+    """An update or a delete filtered by pk sends no signal: its row names the objects its
+    filter limited it to (a pk, a short list of them), so that an object's timeline holds
+    the update that set its field; any other filter names none."""
+    from django.db.models import Q
+
+    from blog.models import Comment
+
+    post, other = Post.objects.create(title="Stamped"), Post.objects.create(title="Other")
+    Post.objects.filter(pk=post.pk).update(body="stamped")
+    Post.objects.filter(pk__in=[post.pk, other.pk], title__startswith="").update(body="both")
+    Post.objects.filter(title="Stamped").update(body="by title")
+    Post.objects.filter(Q(pk=post.pk) | Q(pk=other.pk)).update(body="either")
+    Post.objects.exclude(pk=post.pk).update(body="not it")
+    comment = Comment.objects.create(post=other, name="n", body="c")
+    Comment.objects.filter(pk=comment.pk).delete()  # Django's fast path: no signal
+    again = Comment.objects.create(post=other, name="n", body="again")
+    again_pk = again.pk
+    again.delete()  # an instance: the fast path too, its pk None once deleted
+    settle()
+    kinds = ["QuerySet.update", "QuerySet.delete", "Model.delete"]
+    writes = StoredEvent.objects.filter(signal__in=kinds, sender__startswith="blog.")
+    writes = writes.order_by("seq")
+    named = [(e.signal, e.sender, e.payload.get("objects")) for e in writes]
+    assert named == [
+        ("QuerySet.update", "blog.Post", [{"model": "blog.Post", "pk": post.pk}]),
+        ("QuerySet.update", "blog.Post", [{"model": "blog.Post", "pk": post.pk},
+                                          {"model": "blog.Post", "pk": other.pk}]),
+        ("QuerySet.update", "blog.Post", None),
+        ("QuerySet.update", "blog.Post", None),
+        ("QuerySet.update", "blog.Post", None),
+        ("QuerySet.delete", "blog.Comment", [{"model": "blog.Comment", "pk": comment.pk}]),
+        ("Model.delete", "blog.Comment", [{"model": "blog.Comment", "pk": again_pk}]),
+    ]  # fmt: skip
+    assert writes[0].summary == f"#{post.pk}: 1 row (body set), no pre_save/post_save sent"
+    assert writes[1].summary.startswith(f"#{post.pk}, #{other.pk}: 2 rows (body set)")
+
+    html = staff_client.get(f"/objects/blog.Post/{post.pk}/").content.decode()
+    shown = [part.split("<")[0] for part in html.split('<span class="sig">')[1:]]
+    assert shown == ["post_save", "QuerySet.update", "QuerySet.update"]
+    # The detail of a write that named one object links to its timeline.
+    detail = staff_client.get(f"/events/{writes[0].key}/", **HTMX).content.decode()
+    assert f"every event about blog.Post #{post.pk}" in detail
 
 
 HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "detail"}

@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from blog.models import Post
 from blog.signals import post_published
-from dashboard.capture import dispatch, snapshot, stored, timing, transactions, writes
+from dashboard.capture import dispatch, filtered, snapshot, stored, timing, transactions, writes
 from dashboard.core import keys
 from dashboard.history import store
 from dashboard.live import daphne
@@ -41,10 +41,11 @@ def test_every_private_api_is_as_expected_on_the_pinned_versions():
     assert dispatch.probe() is None
     assert dispatch.probe_empty() is None
     assert writes.probe() is None
+    assert filtered.probe() is None
     assert stored.probe() is None
     assert snapshot.probe() is None
     assert all(seam.ok for seam in SEAMS.values())
-    ids = {f"dashboard.W{n:03}" for n in (1, 2, 3, 4, 6, 8, 9, 10)}
+    ids = {f"dashboard.W{n:03}" for n in (1, 2, 3, 4, 6, 8, 9, 10, 11)}
     assert {s.id for s in SEAMS.values()} == ids
     assert dashboard_checks() == []
 
@@ -430,6 +431,27 @@ def test_no_list_of_execute_wrappers_means_no_raw_write_rows_and_no_error(caplog
     assert not StoredEvent.objects.filter(signal__startswith="cursor.").exists()
     writes.SEAM.ok = True
     writes.watch(connection)  # as the next test finds it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_shape_of_filter_names_no_object_and_raises_nothing(monkeypatch, caplog):
+    """W011: an update by pk is still shown, and still updates, without its object named."""
+    def new_shape(queryset):  # as a Django that moved the lookups would have it
+        raise AttributeError("'WhereNode' object has no attribute 'children'")
+
+    post = Post.objects.create(title="by pk")
+    monkeypatch.setattr(filtered, "_pks", new_shape)
+    try:
+        assert Post.objects.filter(pk=post.pk).update(body="still updated") == 1
+        assert not filtered.SEAM.ok
+        assert dashboard_checks() == ["dashboard.W011"]
+        assert len([r for r in caplog.records if "query.where" in r.getMessage()]) == 1
+        assert Post.objects.filter(pk=post.pk).update(body="by pk again") == 1
+        settle()
+        updates = StoredEvent.objects.filter(signal="QuerySet.update").order_by("seq")
+        assert [u.payload.get("objects") for u in updates] == [None, None]
+    finally:
+        filtered.SEAM.ok, filtered.SEAM.reason = True, ""
 
 
 @pytest.mark.django_db(transaction=True)

@@ -46,6 +46,7 @@ from django.db.models import Model, QuerySet
 from django.db.models.signals import pre_delete
 
 from dashboard.capture import context, dispatch, record, timing
+from dashboard.capture.filtered import pks
 from dashboard.capture.origin import origin
 from dashboard.capture.snapshot import model_label
 from dashboard.core import keys
@@ -65,15 +66,26 @@ NO_SAVE_SIGNALS = "no pre_save/post_save sent"
 
 
 def _publish(queryset: QuerySet, method: str, rows: int, extra: dict[str, Any],
-             started: float) -> None:  # fmt: skip
-    """Never raises: the write has happened; telling of it must not undo the caller."""
+             started: float, filtered: bool = False) -> None:  # fmt: skip
+    """Never raises: the write has happened; telling of it must not undo the caller.
+    `filtered`: the objects its filter limited it to are named (capture/filtered.py)."""
     try:
         if quiet.get() or record.is_ignored_model(queryset.model):
             return
-        _event(f"QuerySet.{method}", "model", model_label(queryset.model),
-               {"rows": rows, "using": queryset.db, **extra}, started)  # fmt: skip
+        label = model_label(queryset.model)
+        raw = {"rows": rows, "using": queryset.db, **extra}
+        if filtered:
+            _name(raw, label, pks(queryset))
+        _event(f"QuerySet.{method}", "model", label, raw, started)
     except Exception:
         logger.exception("dashboard: could not tell of a QuerySet.%s", method)
+
+
+def _name(raw: dict[str, Any], label: str, found: list[Any] | None) -> None:
+    """The objects a write was limited to, as a model signal's payload names its instance
+    ("model", then "pk": the object's timeline finds them so, history/reads.py)."""
+    if found:
+        raw["objects"] = [{"model": label, "pk": pk} for pk in found]
 
 
 def _event(signal: str, family: str, sender: str, raw: dict[str, Any], started: float) -> None:
@@ -99,7 +111,7 @@ def _update(method: Callable[..., Any]) -> Callable[..., Any]:
         started = perf_counter()
         rows = method(self, **kwargs)
         _publish(self, "update", rows, {"fields": sorted(kwargs), "note": NO_SAVE_SIGNALS},
-                 started)  # fmt: skip
+                 started, filtered=True)  # fmt: skip
         return rows
 
     return update
@@ -170,6 +182,8 @@ def _delete(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def delete(self: Any, *args: Any, **kwargs: Any) -> Any:
             under_way = _Delete()
             token = _deleting.set(under_way)
+            # An instance's pk, read before Django sets it to None once deleted.
+            pk = self.__dict__.get(self._meta.pk.attname) if kind == "Model" else None
             started = perf_counter()
             try:
                 result = method(self, *args, **kwargs)
@@ -177,7 +191,7 @@ def _delete(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 _deleting.reset(token)
             _unsignalled(kind, self, result, under_way.counts,
                          kwargs.get("using", args[0] if args else None),
-                         under_way.signalled or started)  # fmt: skip
+                         under_way.signalled or started, pk)  # fmt: skip
             return result
 
         return delete
@@ -186,7 +200,7 @@ def _delete(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _unsignalled(kind: str, target: Any, result: Any, counts: Counter[str], using: Any,
-                 started: float) -> None:  # fmt: skip
+                 started: float, pk: Any = None) -> None:  # fmt: skip
     """Never raises: the rows are gone; telling of it must not undo the caller."""
     try:
         if quiet.get():
@@ -203,8 +217,11 @@ def _unsignalled(kind: str, target: Any, result: Any, counts: Counter[str], usin
                 note += f" (cascaded from {own})"
             if where is None:
                 where = target.db if kind == "QuerySet" else using or target._state.db
-            _event(f"{kind}.delete", "model", label,
-                   {"rows": silent, "using": where, "note": note}, started)  # fmt: skip
+            raw = {"rows": silent, "using": where, "note": note}
+            if label == own:
+                named = pks(target) if kind == "QuerySet" else None if pk is None else [pk]
+                _name(raw, label, named)
+            _event(f"{kind}.delete", "model", label, raw, started)
     except Exception:
         logger.exception("dashboard: could not tell of a %s.delete", kind)
 

@@ -252,7 +252,10 @@ def summarize(
         on = f" ({', '.join(map(str, fields))} set)" if fields else ""
         n = payload["rows"]
         count = "? rows" if n is None else f"{n} row{'' if n == 1 else 's'}"
-        parts.append(f"{count}{on}, {payload['note']}")
+        which = ""
+        if isinstance(objects := payload.get("objects"), list):  # capture/filtered.py
+            which = ", ".join(f"#{o.get('pk')}" for o in objects if isinstance(o, dict)) + ": "
+        parts.append(f"{which}{count}{on}, {payload['note']}")
     if isinstance(creds := payload.get("credentials"), dict):
         parts.append(f"credentials {creds.get('username', '')}".strip())
     return text(" · ".join(parts)) if parts else "—"

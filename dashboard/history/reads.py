@@ -175,6 +175,9 @@ def about_object(
     argument held it (instance, post, user, ...), as its payload shows it. Of `events`
     (those a viewer may see), or all."""
     pk_json = pk if pk.lstrip("-").isdigit() else to_json(pk)
-    fragment = f'{{"model": {to_json(label)}, "pk": {pk_json},'.lower()
+    # Then "," (an instance's "str" and fields follow) or "}" (a write's objects): pk 4
+    # is not pk 41.
+    fragment = f'{{"model": {to_json(label)}, "pk": {pk_json}'.lower()
+    about = Q(search_text__contains=fragment + ",") | Q(search_text__contains=fragment + "}")
     events = StoredEvent.objects.all() if events is None else events
-    return list(events.filter(search_text__contains=fragment).order_by("-id")[:limit])[::-1]
+    return list(events.filter(about).order_by("-id")[:limit])[::-1]
