@@ -42,11 +42,12 @@ def _pks(queryset: QuerySet) -> list[Any] | None:
         return None
     model = queryset.model._meta.concrete_model
     for lookup in where.children:  # a nested node (an OR, an exclude()) has no lhs
-        target = getattr(getattr(lookup, "lhs", None), "target", None)
+        target = getattr(getattr(lookup, "lhs", None), "target", None)  # a column's field
+        owner = getattr(target, "model", None)  # (an expression's output field has none)
         if (
-            target is None
-            or not getattr(target, "primary_key", False)
-            or target.model._meta.concrete_model is not model  # a join's pk
+            not getattr(target, "primary_key", False)
+            or owner is None
+            or owner._meta.concrete_model is not model  # a joined model's pk
         ):
             continue
         name, value = getattr(lookup, "lookup_name", None), lookup.rhs
