@@ -70,11 +70,19 @@ def allowed(scope: dict[str, Any]) -> bool:
     domain, _ = split_domain_port(host)
     if (
         domain
-        and validate_host(domain, settings.ALLOWED_HOSTS)
+        and validate_host(domain, allowed_hosts())
         and found == _parts(f"{_scheme(scope)}://{host}")
     ):
         return True
     return any(_trusted(found, pattern) for pattern in settings.CSRF_TRUSTED_ORIGINS)
+
+
+def allowed_hosts() -> list[str]:
+    """ALLOWED_HOSTS as Django's request.get_host() reads it: empty in DEBUG (a new
+    startproject's), the local names."""
+    if settings.DEBUG and not settings.ALLOWED_HOSTS:
+        return [".localhost", "127.0.0.1", "[::1]"]
+    return settings.ALLOWED_HOSTS
 
 
 def _trusted(found: tuple[str, str, int], pattern: str) -> bool:

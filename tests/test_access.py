@@ -145,6 +145,19 @@ def test_with_use_x_forwarded_host_the_forwarded_host_is_the_sockets_own():
         assert not allowed(scope)
 
 
+def test_a_new_startproject_s_empty_allowed_hosts_in_debug_is_read_as_django_reads_it():
+    """startproject writes ALLOWED_HOSTS = [] with DEBUG = True: Django then serves the
+    local names, and the socket was refused on them (the page stayed 'offline')."""
+    local = [("http://127.0.0.1:8000", "127.0.0.1:8000"), ("http://localhost:8000",
+             "localhost:8000"), ("http://[::1]:8000", "[::1]:8000")]  # fmt: skip
+    with override_settings(ALLOWED_HOSTS=[], DEBUG=True):
+        assert all(proxied(origin, host=host, proto=None) for origin, host in local)
+        assert not proxied("http://dash.example.com", host="dash.example.com", proto=None)
+        assert not proxied("http://evil.example:8000", host="127.0.0.1:8000", proto=None)
+    with override_settings(ALLOWED_HOSTS=[], DEBUG=False):  # Django serves nothing then
+        assert not proxied("http://127.0.0.1:8000", host="127.0.0.1:8000", proto=None)
+
+
 @override_settings(
     ALLOWED_HOSTS=["127.0.0.1"],
     CSRF_TRUSTED_ORIGINS=["https://dash.example.com", "https://*.tools.example"],
