@@ -13,6 +13,7 @@ channels' AllowedHostsOriginValidator compares host names only: a page on any ot
 port of an allowed host (another local service) could read the stream.
 """
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+logger = logging.getLogger("dashboard")
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -98,6 +100,23 @@ def _trusted(found: tuple[str, str, int], pattern: str) -> bool:
     return host == wanted[1] or (wildcard and is_same_domain(host, "." + wanted[1]))
 
 
+_refused: set[tuple[str | None, str | None]] = set()
+
+
+def _said_once(scope: dict[str, Any]) -> None:
+    """A refused page stays "offline" and cannot know why: the log says, once per origin
+    and host (a few dozen at most: a scan's are not all kept)."""
+    pair = (_header(scope, b"origin"), _header(scope, b"host"))
+    if pair in _refused or len(_refused) >= 32:
+        return
+    _refused.add(pair)
+    logger.warning(
+        "dashboard: refused the socket of a page from origin %s to host %s: the host must "
+        "be in ALLOWED_HOSTS and the origin the same scheme, host and port (or in "
+        "CSRF_TRUSTED_ORIGINS)", *pair,
+    )
+
+
 class OriginValidator:
     """Refuses the handshake of a socket whose page is not of an allowed origin."""
 
@@ -107,6 +126,8 @@ class OriginValidator:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "websocket" and not allowed(scope):
             from channels.security.websocket import WebsocketDenier
+
+            _said_once(scope)
 
             return await WebsocketDenier()(scope, receive, send)
         return await self.app(scope, receive, send)

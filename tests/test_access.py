@@ -94,6 +94,21 @@ async def test_a_page_of_any_other_origin_is_refused(staff_client, origin):
     assert await refused(staff_client, (b"origin", origin))
 
 
+async def test_a_refused_socket_is_said_in_the_log_once(staff_client, caplog):
+    """The refused page only shows 'offline': the log says why, once per origin."""
+    from dashboard import origins
+
+    origins._refused.clear()
+    for _ in range(2):
+        assert await refused(staff_client, (b"origin", b"http://127.0.0.1:8001"))
+    said = [r.getMessage() for r in caplog.records if "refused the socket" in r.getMessage()]
+    assert said == [
+        "dashboard: refused the socket of a page from origin http://127.0.0.1:8001 to host "
+        "127.0.0.1:8000: the host must be in ALLOWED_HOSTS and the origin the same scheme, "
+        "host and port (or in CSRF_TRUSTED_ORIGINS)"
+    ]
+
+
 async def test_a_socket_without_an_origin_is_refused(staff_client):
     from channels.testing import WebsocketCommunicator
 
