@@ -9,6 +9,7 @@ the capture itself, which observes every `setting_changed` it is sent
 import functools
 import logging
 import re
+import string
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -86,6 +87,21 @@ def _links(v: Any) -> bool:
     )
 
 
+def _editor_url(v: Any) -> bool:
+    """None, or a URL whose only placeholders are {path} and {line} ({file} would fail
+    on the first link drawn)."""
+    if v is None:
+        return True
+    if not isinstance(v, str):
+        return False
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(v) if name is not None}
+        v.format(path="/p", line=1)
+    except (ValueError, KeyError, IndexError, AttributeError):
+        return False
+    return "path" in names and names <= {"path", "line"}
+
+
 def _family_caps(v: Any) -> bool:
     return isinstance(v, dict) and all(
         isinstance(k, str) and type(n) is int and 1 <= n <= 100_000_000 for k, n in v.items()
@@ -115,7 +131,8 @@ SPECS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "IGNORE_SIGNALS": ("a list of shell-style patterns (strings)", _strings),
     "IGNORE_SENDERS": ("a list of shell-style patterns (strings)", _strings),
     "LINKS": ("a list of (label, URL) pairs of strings", _links),
-    "EDITOR_URL": ("None or a URL (string)", lambda v: v is None or isinstance(v, str)),
+    "EDITOR_URL": ("None or a URL with {path} and, if it wants one, {line} (no other "
+                   "placeholder)", _editor_url),
     "ACCESS_RECHECK": _number(0.1, 3600),
     "SIDECAR": ("True or False", lambda v: isinstance(v, bool)),
 }

@@ -108,6 +108,9 @@ BROKEN = [
     ("MAX_ROWS", True),
     ("ACCESS_RECHECK", 0),
     ("LINKS", [("Blog",)]),
+    ("EDITOR_URL", "vscode://file/{file}:{line}"),  # every detail page answered 500
+    ("EDITOR_URL", "idea://open?line={line}"),  # no {path}: every link the same
+    ("EDITOR_URL", "x://{path"),
 ]
 
 
@@ -131,6 +134,15 @@ def test_an_unknown_dashboard_key_is_warned_about_with_the_likely_one():
         (warning,) = checks.dashboard_setting()
     assert warning.id == "dashboard.W005"
     assert "'QUEUE_SIZ'" in warning.msg and "'QUEUE_SIZE'" in warning.hint
+
+
+def test_editor_urls_with_path_and_line_are_taken():
+    from dashboard import conf
+
+    for url in ("vscode://file/{path}:{line}", "pycharm://open?file={path}&line={line}",
+                "subl://open?url=file://{path}", None):  # fmt: skip
+        with override_settings(DASHBOARD={"EDITOR_URL": url}):
+            assert checks.dashboard_setting() == [] and conf.get("EDITOR_URL") == url
 
 
 def test_valid_dashboard_values_are_taken_and_family_caps_merge_with_the_defaults():
