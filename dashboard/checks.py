@@ -30,6 +30,7 @@ def register() -> None:
     checks.register(asgi_application)
     checks.register(dashboard_setting)
     checks.register(history_database)
+    checks.register(history_file_shared)
 
 
 def private_apis(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -147,3 +148,46 @@ def history_database(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             id="dashboard.W007",
         )
     ]
+
+
+def history_file_shared(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The history stored in the SQLite file of the project's own data. SQLite locks the
+    whole file for a write: each store then waits for the project's transactions, and a
+    transaction of the project's that reads, then writes, while a store is under way fails
+    at once with "database is locked" (Django's default, deferred, transactions cannot
+    wait for it): a new user's admin saves failed so, 6 edits in 20."""
+    from django.db import router
+
+    from dashboard.models import StoredEvent
+    from dashboard.routers import ALIAS
+
+    used = router.db_for_write(StoredEvent)
+    if not shares_a_sqlite_file(settings.DATABASES, used):
+        return []
+    return [
+        checks.Warning(
+            f"The dashboard's history is stored in '{used}', the SQLite file of your own "
+            "data: while it stores, your transactions wait, and one that reads then writes "
+            'can fail with "database is locked".',
+            hint=f'Give the history a file of its own: DATABASES["{ALIAS}"] = '
+            f'{{**DATABASES["{used}"], "NAME": BASE_DIR / "db-history.sqlite3"}}, '
+            'DATABASE_ROUTERS = ["dashboard.routers.HistoryRouter"], then '
+            f"`manage.py migrate --database {ALIAS}`.",
+            id="dashboard.W012",
+        )
+    ]
+
+
+def shares_a_sqlite_file(databases: dict[str, dict[str, Any]], used: str) -> bool:
+    """Is the history's database (`used`) a SQLite file that holds the project's data too:
+    the default database, or another alias's file?"""
+    from django.db import DEFAULT_DB_ALIAS
+
+    database = databases.get(used, {})
+    name = str(database.get("NAME") or "")
+    if "sqlite3" not in database.get("ENGINE", "") or name in ("", ":memory:"):
+        return False
+    return used == DEFAULT_DB_ALIAS or any(
+        alias != used and str(other.get("NAME") or "") == name
+        for alias, other in databases.items()
+    )

@@ -44,6 +44,26 @@ def test_daphne_must_come_first():
     assert "Move 'daphne' to the top" in found[0].hint
 
 
+def test_a_history_in_the_projects_own_sqlite_file_is_warned_about(monkeypatch):
+    """A new user's admin saves failed with "database is locked" (6 edits in 20)."""
+    from django.db import router
+
+    default = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app/db.sqlite3"}
+    history = {**default, "NAME": "/srv/app/db-history.sqlite3"}
+    postgres = {"ENGINE": "django.db.backends.postgresql", "NAME": "app"}
+    shared = checks.shares_a_sqlite_file
+    assert shared({"default": default}, "default")
+    assert shared({"default": default, "dashboard": default}, "dashboard")  # one file
+    assert not shared({"default": default, "dashboard": history}, "dashboard")
+    assert not shared({"default": postgres}, "default")
+    assert not shared({"default": {**default, "NAME": ":memory:"}}, "default")
+    assert checks.history_file_shared() == []  # this project's: a file of its own
+    monkeypatch.setattr(router, "db_for_write", lambda model, **hints: "default")
+    (warning,) = checks.history_file_shared()
+    assert warning.id == "dashboard.W012" and "'default'" in warning.msg
+    assert "migrate --database dashboard" in warning.hint
+
+
 def test_a_history_database_the_history_is_not_routed_to_is_warned_about():
     assert settings.DATABASE_ROUTERS == ["dashboard.routers.HistoryRouter"]  # the demo's
     assert "dashboard" in settings.DATABASES

@@ -64,6 +64,7 @@ def installed(tmp_path_factory) -> Path:
     checked = run(python, "manage.py", "check", cwd=host, env=ENV)
     assert "System check identified no issues" in checked
     run(python, "manage.py", "migrate", "--noinput", cwd=host, env=ENV)
+    run(python, "manage.py", "migrate", "--database", "dashboard", "--noinput", cwd=host, env=ENV)
     run(python, "manage.py", "createsuperuser", "--noinput", "--username", "librarian",
         "--email", "l@example.com", cwd=host, env=ENV)  # fmt: skip
     return tmp

@@ -1,4 +1,5 @@
-"""As `django-admin startproject hostsite` writes it, plus the dashboard's five apps."""
+"""As `django-admin startproject hostsite` writes it, plus the dashboard's five apps and
+its history database (SQLite)."""
 
 from pathlib import Path
 
@@ -57,6 +58,9 @@ DATABASES = {
         "NAME": BASE_DIR / "db.sqlite3",
     }
 }
+# The dashboard on SQLite: its history in a file of its own (the README's step 5).
+DATABASES["dashboard"] = {**DATABASES["default"], "NAME": BASE_DIR / "db-history.sqlite3"}
+DATABASE_ROUTERS = ["dashboard.routers.HistoryRouter"]
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"
