@@ -135,7 +135,8 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         now=time.time(),
         senders=reads.senders(shown),
         max_rows=conf.get("MAX_ROWS"),
-        zone=timezone.get_default_timezone_name(),  # the rows' times (Row.time_text)
+        zone=(zone := timezone.get_default_timezone_name()),  # the rows' (Row.time_text)
+        zone_city=zone.rpartition("/")[2].replace("_", " "),  # "Buenos Aires", "UTC"
         test_events=TEST_EVENTS,
         family_names=[family for family, _ in families],
         grouped=request.GET.get("view") == "requests",
