@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -24,7 +25,7 @@ from dashboard.capture.signals import discovered, receivers_of
 from dashboard.core.events import WRITE_EVENTS
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
-from dashboard.core.render import rates_json
+from dashboard.core.render import ROLLED_BACK_BADGE, rates_json
 from dashboard.core.rows import to_json
 from dashboard.core.senders import ANOTHER_SENDER
 from dashboard.diagnostics import report as diagnostics_report
@@ -135,6 +136,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         now=time.time(),
         senders=reads.senders(shown),
         max_rows=conf.get("MAX_ROWS"),
+        rolled_back_badge=mark_safe(ROLLED_BACK_BADGE),  # for rows marked live (dashboard.js)
         zone=(zone := timezone.get_default_timezone_name()),  # the rows' (Row.time_text)
         zone_city=zone.rpartition("/")[2].replace("_", " "),  # "Buenos Aires", "UTC"
         test_events=TEST_EVENTS,

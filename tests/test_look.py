@@ -285,6 +285,34 @@ def test_a_live_row_older_than_the_history_sinks_into_it_and_outlives_a_filter(c
     assert late.count() == 1
 
 
+@pytest.fixture
+def rollback_server(transactional_db, django_db_blocker):
+    """A server with /slow-rollback/ (tests/urls_slow_rollback.py)."""
+    require_chromium()
+    with django_db_blocker.unblock():
+        srv = Server(extra_env={"DJANGO_SETTINGS_MODULE": "tests.settings_slow_rollback"})
+        srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_a_live_row_marked_rolled_back_gets_the_badge_a_stored_one_has(context, rollback_server):
+    """Shown before its transaction rolled back, then marked: it was struck through with no
+    badge until a reload."""
+    dash = open_dashboard(context, rollback_server)
+    other = context.new_page()
+    other.goto(rollback_server.url + "/slow-rollback/")
+    assert other.locator("body").inner_text() == "rolled back"
+    saved = post_row(dash, "post_save", "Shown, then rolled back")
+    dash.locator("#event-table tr.rolled-back[data-signal=post_save]").wait_for(timeout=5000)
+    assert saved.locator(".badge").inner_text() == "rolled back"
+    live = saved.inner_html()
+    dash.reload()
+    dash.wait_for_selector("#ws-status[data-state=open]")
+    stored = dash.locator("#history tr[data-signal=post_save]", has_text="then rolled back")
+    assert stored.inner_html() == live  # as the history renders it
+
+
 def test_pause_holds_rows_back_and_counts_them_without_calling_them_shown(context, server):
     dash = open_dashboard(context, server)
     shown = int(dash.locator("#row-count").inner_text())

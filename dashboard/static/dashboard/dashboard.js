@@ -330,6 +330,15 @@
 
   function byArrival(a, b) { return a.__n - b.__n; }
 
+  // A row whose transaction rolled back after it was shown: struck through, and the badge
+  // a row stored so has (the page's <template>, from core/render.py).
+  function markRolledBack(r) {
+    if (r.classList.contains("rolled-back")) return;
+    r.classList.add("rolled-back");
+    var sig = r.querySelector("span.sig"), badge = $("rolled-back-badge");
+    if (sig && badge) sig.after(badge.content.cloneNode(true));
+  }
+
   function applyBatch(freshRows) {
     var batch = $("batch");
     if (!batch || !batch.dataset.counts) return;
@@ -353,10 +362,8 @@
     if (batch.dataset.historyId) historyId = Math.max(historyId, parseInt(batch.dataset.historyId, 10));
     if (batch.dataset.rates) chart.add(JSON.parse(batch.dataset.rates));
     (batch.dataset.rolledBack || "").split(",").filter(Boolean).forEach(function (key) {
-      document.querySelectorAll('tr[data-key="' + key + '"]').forEach(function (r) {
-        r.classList.add("rolled-back");
-      });
-      heldRows.forEach(function (r) { if (r.dataset.key === key) r.classList.add("rolled-back"); });
+      document.querySelectorAll('tr[data-key="' + key + '"]').forEach(markRolledBack);
+      heldRows.forEach(function (r) { if (r.dataset.key === key) markRolledBack(r); });
     });
     batch.removeAttribute("data-counts");  // each frame is counted once
     admit(freshRows);
