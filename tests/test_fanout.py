@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import re
 import threading
 from html import unescape
@@ -319,3 +320,32 @@ async def test_a_layer_that_stays_in_this_process_is_sent_no_frame(monkeypatch):
     assert socket.delivered == ["ours"]
     assert sent == []
     assert not fanout.layer_down
+
+
+async def test_a_socket_closed_as_its_frame_was_on_its_way_is_let_go_quietly(caplog):
+    """A tab closed: its page cannot be sent the frame, and the log had a traceback for
+    it. A socket that fails otherwise is still logged, and the others get the frame."""
+    from autobahn.exception import Disconnected
+
+    class Closed:
+        async def deliver(self, frame) -> None:
+            raise Disconnected("Attempt to send on a closed protocol")
+
+    class Broken:
+        async def deliver(self, frame) -> None:
+            raise ValueError("a bug")
+
+    closed, broken, open_ = Closed(), Broken(), Recorder()
+    for socket in (closed, broken, open_):
+        fanout.subscribe(socket)
+    try:
+        await fanout.deliver({"html": "<tbody></tbody>"})
+        assert closed not in fanout.subscribers and broken in fanout.subscribers
+        assert open_.delivered == ["<tbody></tbody>"]
+        logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [r.getMessage().split(" to ")[0] for r in logged] == [
+            "dashboard: could not deliver a frame"
+        ]
+        assert logged[0].exc_info[0] is ValueError
+    finally:
+        fanout.reset()

@@ -54,6 +54,20 @@ IDLE_READ_ENDED = (TimeoutError, RedisTimeoutError)
 QUIET_CHECK = 6  # idle reads in a row (about 30 s with channels-redis) between checks
 
 
+def _closed_errors() -> tuple[type[BaseException], ...]:
+    """What a write to a socket that closed raises: autobahn's Disconnected (daphne),
+    an OSError (uvicorn's ClientDisconnected, a reset connection)."""
+    found: list[type[BaseException]] = [OSError]
+    with contextlib.suppress(ImportError):  # no autobahn: not served by daphne
+        from autobahn.exception import Disconnected
+
+        found.append(Disconnected)
+    return tuple(found)
+
+
+CLOSED = _closed_errors()
+
+
 class Subscriber(Protocol):
     async def deliver(self, frame: Frame) -> None: ...
 
@@ -100,6 +114,9 @@ class Fanout:
         for subscriber in list(self.subscribers):
             try:
                 await subscriber.deliver(frame)
+            except CLOSED:  # the page went as the frame was on its way: nobody to show it
+                self.unsubscribe(subscriber)
+                logger.debug("dashboard: %r closed before a frame reached it", subscriber)
             except Exception:  # one broken socket must not cost the others their frame
                 logger.exception("dashboard: could not deliver a frame to %r", subscriber)
 
