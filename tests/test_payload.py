@@ -174,6 +174,29 @@ def test_describe_instance_shows_dates_as_strings():
     assert fields == {"published": "2026-01-02 03:04:05+00:00", "day": "2026-01-02"}
 
 
+def test_aware_times_are_shown_in_time_zone_as_the_admin_shows_them():
+    """A time read from the database (UTC) beside one from a form (the zone's) read an
+    hour apart in Paris: "10:30:00+01:00" next to "07:53:32+00:00"."""
+    from datetime import timedelta
+    from datetime import timezone as fixed
+
+    from django.test import override_settings
+
+    read = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
+    typed = datetime(2026, 1, 2, 10, 30, tzinfo=fixed(timedelta(hours=1)))
+    with override_settings(TIME_ZONE="Europe/Paris"):
+        fields = describe_instance(post(published=read))["fields"]
+        assert fields == {"published": "2026-01-02 10:30:00+01:00"}
+        assert describe({"when": read, "naive": datetime(2026, 1, 2, 9, 30)}) == {
+            "when": "2026-01-02 10:30:00+01:00", "naive": "2026-01-02 09:30:00",
+        }  # fmt: skip
+        changes = diff({"published": read}, post(published=typed))
+        assert changes == []  # the same moment
+        later = diff({"published": read}, post(published=typed + timedelta(hours=1)))
+        assert later == [{"field": "published", "old": "2026-01-02 10:30:00+01:00",
+                          "new": "2026-01-02 11:30:00+01:00"}]  # fmt: skip
+
+
 def test_describe_instance_cuts_long_fields_and_str():
     snap = InstanceSnapshot("blog.Post", 1, "s" * 1000, {"body": "b" * 1000})
     described = describe_instance(snap)

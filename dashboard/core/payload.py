@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db.models import Model
+from django.utils import timezone
 
 from dashboard import conf
 from dashboard.core import senders
@@ -168,7 +169,16 @@ def _describe(key: str, value: Any) -> Any:
         return {text(k): _describe(str(k), v) for k, v in list(value.items())[:MAX_ITEMS]}
     if isinstance(value, list):
         return [_describe(key, v) for v in value[:MAX_ITEMS]]
-    return text(value)
+    return text(_local(value))
+
+
+def _local(value: Any) -> Any:
+    """An aware datetime in TIME_ZONE, as the admin shows it and the table's times are:
+    one read from the database (UTC) and one from a form (the zone's) beside each other
+    read hours apart."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.get_default_timezone())
+    return value
 
 
 def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
@@ -186,7 +196,7 @@ def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
             value = MASK
         elif kind is str or kind in DATES:
             if kind is not str:
-                value = str(value)
+                value = str(_local(value))
             value = text(value) if len(value) > limit else storable(clean(value))
         elif not (value is None or kind is int or kind is bool or kind is float):
             value = _describe(name, value)
