@@ -26,7 +26,7 @@ from dashboard.core.events import WRITE_EVENTS
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.render import ROLLED_BACK_BADGE, rates_json
-from dashboard.core.rows import to_json
+from dashboard.core.rows import in_described_order, to_json
 from dashboard.core.senders import ANOTHER_SENDER
 from dashboard.diagnostics import report as diagnostics_report
 from dashboard.history import access, export, reads, snippets
@@ -210,7 +210,7 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
     not_run = event.detail.get("not_run") or []
     return {
         "event": event,
-        "payload_json": to_json(event.payload, pretty=True),
+        "payload_json": to_json(in_described_order(event.payload), pretty=True),
         "trace": waterfall[:TRACE_LINES],
         "trace_more": more,
         "span_ms": span_ms,

@@ -129,9 +129,18 @@ def test_history_and_capture_work_on_postgresql():
                 "print('FOUND', StoredEvent.objects"
                 ".filter(search_text__contains='renamed on').count())\n"
                 "print('NUL', StoredEvent.objects.get(signal='post_viewed').payload['path'])\n"
+                "from dashboard.core.rows import Row\n"
+                "stored = StoredEvent.objects.get(signal='post_viewed').payload['post']\n"
+                "shown = Row.from_stored(StoredEvent.objects.get(signal='post_viewed'))\n"
+                "shown = shown.payload['post']\n"
+                "print('JSONB', list(stored), list(stored['fields'])[:3])\n"
+                "print('SHOWN', list(shown), list(shown['fields'])[:3])\n"
                 "print('PRUNED', store.prune(now=time.time() + 10 * 365 * 86400) > 0)\n"
             ),
         )
+        # jsonb keeps keys shortest first; shown as described, the model's fields in order.
+        assert "JSONB ['pk', 'str', 'model', 'fields'] ['id', 'body', 'slug']" in out
+        assert "SHOWN ['model', 'pk', 'str', 'fields'] ['id', 'title', 'slug']" in out
         assert "DIFF ['title', 'updated']" in out
         assert "VENDOR default (postgresql)" in out
         assert "FOUND 1" in out or "FOUND 2" in out

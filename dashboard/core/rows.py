@@ -9,9 +9,10 @@ detail and the exports read it back (`from_stored`, `record`).
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
@@ -39,6 +40,41 @@ def moment(seconds: float) -> datetime:
     one beside an aware one neither compares nor sorts)."""
     aware = datetime.fromtimestamp(seconds, UTC)
     return aware if settings.USE_TZ else timezone.make_naive(aware, timezone.get_default_timezone())
+
+
+INSTANCE_KEYS = ("model", "pk", "str", "fields")  # an object as core/payload.py describes it
+
+
+def in_described_order(value: Any) -> Any:
+    """A payload read back from PostgreSQL, whose jsonb keeps an object's keys shortest
+    first ("pk", "str", "model", "fields"; "id", "name", "price", ...): each object as it
+    was described, its fields in its model's order. Other keys keep the order read."""
+    if isinstance(value, list):
+        return [in_described_order(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "model" in value and "pk" in value and value.keys() <= set(INSTANCE_KEYS):
+        fields = value.get("fields")
+        if isinstance(fields, dict):
+            rank = _field_rank(str(value["model"]))
+            fields = dict(sorted(fields.items(), key=lambda item: rank.get(item[0], len(rank))))
+        return {key: fields if key == "fields" else value[key]
+                for key in INSTANCE_KEYS if key in value}  # fmt: skip
+    return {key: in_described_order(v) for key, v in value.items()}
+
+
+@lru_cache(maxsize=1024)
+def _field_rank(label: str) -> dict[str, int]:
+    """A model's attribute names (name and attname) in its fields' order; {} if unknown."""
+    try:
+        fields = apps.get_model(label)._meta.concrete_fields
+    except (LookupError, ValueError):
+        return {}
+    rank: dict[str, int] = {}
+    for i, field in enumerate(fields):
+        rank.setdefault(field.attname, i)
+        rank.setdefault(field.name, i)
+    return rank
 
 
 @cache
@@ -99,8 +135,8 @@ class Row:
             family=obj.family,
             sender=obj.sender,
             summary=obj.summary,
-            payload=obj.payload,
-            payload_json=to_json(obj.payload),
+            payload=(payload := in_described_order(obj.payload)),
+            payload_json=to_json(payload),
             detail=obj.detail,
             request_id=obj.request_id,
             rolled_back=obj.rolled_back,
