@@ -280,7 +280,11 @@ def test_writes_by_pk_name_their_objects_and_are_on_the_objects_timeline(staff_c
     Post.objects.filter(title="Stamped").update(body="by title")
     Post.objects.filter(Q(pk=post.pk) | Q(pk=other.pk)).update(body="either")
     Post.objects.exclude(pk=post.pk).update(body="not it")
+    Post.objects.filter(pk__in=[post.pk, other.pk]).filter(pk=other.pk).update(body="other")
+    Post.objects.filter(pk=post.pk, title="no such title").update(body="none")  # 0 rows
     comment = Comment.objects.create(post=other, name="n", body="c")
+    # A joined copy's pk is not the write's: the comments of the post of comment #n.
+    Comment.objects.filter(post__comments__pk=comment.pk).update(body="siblings")
     Comment.objects.filter(pk=comment.pk).delete()  # Django's fast path: no signal
     again = Comment.objects.create(post=other, name="n", body="again")
     again_pk = again.pk
@@ -297,6 +301,9 @@ def test_writes_by_pk_name_their_objects_and_are_on_the_objects_timeline(staff_c
         ("QuerySet.update", "blog.Post", None),
         ("QuerySet.update", "blog.Post", None),
         ("QuerySet.update", "blog.Post", None),
+        ("QuerySet.update", "blog.Post", [{"model": "blog.Post", "pk": other.pk}]),
+        ("QuerySet.update", "blog.Post", None),
+        ("QuerySet.update", "blog.Comment", None),
         ("QuerySet.delete", "blog.Comment", [{"model": "blog.Comment", "pk": comment.pk}]),
         ("Model.delete", "blog.Comment", [{"model": "blog.Comment", "pk": again_pk}]),
     ]  # fmt: skip
@@ -306,6 +313,17 @@ def test_writes_by_pk_name_their_objects_and_are_on_the_objects_timeline(staff_c
     html = staff_client.get(f"/objects/blog.Post/{post.pk}/").content.decode()
     shown = [part.split("<")[0] for part in html.split('<span class="sig">')[1:]]
     assert shown == ["post_save", "QuerySet.update", "QuerySet.update"]
+    # A secret-looking model's pk (a session's key) is masked, as its instance's is.
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    session = SessionStore()
+    session.create()
+    Session.objects.filter(pk=session.session_key).update(session_data="x")
+    settle()
+    touched = StoredEvent.objects.get(signal="QuerySet.update", sender="sessions.Session")
+    assert touched.payload["objects"] == [{"model": "sessions.Session", "pk": "•••••"}]
+    assert session.session_key not in touched.summary + touched.search_text
     # The detail of a write that named one object links to its timeline.
     detail = staff_client.get(f"/events/{writes[0].key}/", **HTMX).content.decode()
     assert f"every event about blog.Post #{post.pk}" in detail

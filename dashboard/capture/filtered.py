@@ -2,10 +2,11 @@
 
 `Post.objects.filter(pk=4).update(...)` (a receiver's stamp, a counter) sends no signal;
 its row names blog.Post #4 all the same, so that the object's timeline holds it. Read
-from the QuerySet's WHERE clause (`query.where`, a private API: seam dashboard.W011):
-only a pk equal to a value, or in a short list of values, beside anything else ANDed
-with it; any other filter names nothing. Runs inside the caller's write, after it:
-a few attribute reads, never a query, never raises.
+from the QuerySet's WHERE clause (`query.where` and `query.base_table`, private APIs:
+seam dashboard.W011): only the model's own pk (not a joined copy's) equal to a value,
+or in a short list of values, beside anything else ANDed with it; any other filter
+names nothing. Runs inside the caller's write, after it: a few attribute reads, never a
+query, never raises.
 """
 
 import uuid
@@ -17,7 +18,8 @@ from dashboard.seams import seam
 
 SEAM = seam(
     "dashboard.W011",
-    "QuerySet.query.where (a filter's lookups: lhs.target, lookup_name, rhs)",
+    "QuerySet.query.where and base_table (a filter's lookups: lhs.target, lhs.alias, "
+    "lookup_name, rhs)",
     "a write without signals names no object: an object's timeline leaves out the "
     "updates and deletes of it by pk",
 )
@@ -37,30 +39,38 @@ def pks(queryset: QuerySet) -> list[Any] | None:
 
 
 def _pks(queryset: QuerySet) -> list[Any] | None:
-    where = queryset.query.where
+    query = queryset.query
+    where = query.where
     if where.connector != "AND" or where.negated:
         return None
-    model = queryset.model._meta.concrete_model
+    model, table = queryset.model._meta.concrete_model, query.base_table
+    found: list[Any] | None = None
     for lookup in where.children:  # a nested node (an OR, an exclude()) has no lhs
-        target = getattr(getattr(lookup, "lhs", None), "target", None)  # a column's field
+        lhs = getattr(lookup, "lhs", None)
+        target = getattr(lhs, "target", None)  # a column's field
         owner = getattr(target, "model", None)  # (an expression's output field has none)
         if (
             not getattr(target, "primary_key", False)
             or owner is None
-            or owner._meta.concrete_model is not model  # a joined model's pk
+            or owner._meta.concrete_model is not model
+            or getattr(lhs, "alias", None) != table  # the same model, joined (a self-FK)
         ):
             continue
         name, value = getattr(lookup, "lookup_name", None), lookup.rhs
         if name == "exact" and isinstance(value, PLAIN):
-            return [value]
-        if (
+            these = [value]
+        elif (
             name == "in"
             and isinstance(value, (list, tuple))
             and 0 < len(value) <= MOST
             and all(isinstance(v, PLAIN) for v in value)
         ):
-            return list(dict.fromkeys(value))
-    return None
+            these = list(dict.fromkeys(value))
+        else:
+            continue
+        # Each pk lookup ANDed limits it further: filter(pk__in=[a, b]).filter(pk=b) is b.
+        found = these if found is None else [pk for pk in found if pk in these]
+    return found or None
 
 
 def probe() -> str | None:

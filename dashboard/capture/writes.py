@@ -74,7 +74,7 @@ def _publish(queryset: QuerySet, method: str, rows: int, extra: dict[str, Any],
             return
         label = model_label(queryset.model)
         raw = {"rows": rows, "using": queryset.db, **extra}
-        if filtered:
+        if filtered and rows:  # a write of no row touched none of them
             _name(raw, label, pks(queryset))
         _event(f"QuerySet.{method}", "model", label, raw, started)
     except Exception:
