@@ -95,11 +95,14 @@ def _editor_url(v: Any) -> bool:
     if not isinstance(v, str):
         return False
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(v) if name is not None}
-        v.format(path="/p", line=1)
-    except (ValueError, KeyError, IndexError, AttributeError):
+        fields = [(name, spec, conversion) for _, name, spec, conversion
+                  in string.Formatter().parse(v) if name is not None]  # fmt: skip
+    except ValueError:  # "{path"
         return False
-    return "path" in names and names <= {"path", "line"}
+    names = {name for name, _, _ in fields}
+    # As in_editor() fills it: strings, so no format spec ({line:d}) nor conversion.
+    plain = all(not spec and conversion is None for _, spec, conversion in fields)
+    return plain and "path" in names and names <= {"path", "line"}
 
 
 def _family_caps(v: Any) -> bool:

@@ -131,6 +131,8 @@ BROKEN = [
     ("EDITOR_URL", "vscode://file/{file}:{line}"),  # every detail page answered 500
     ("EDITOR_URL", "idea://open?line={line}"),  # no {path}: every link the same
     ("EDITOR_URL", "x://{path"),
+    ("EDITOR_URL", "vscode://file/{path}:{line:d}"),  # the line is text: 500 again
+    ("EDITOR_URL", "x://{path!r}:{line:03}"),
 ]
 
 
