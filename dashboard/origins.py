@@ -14,6 +14,8 @@ port of an allowed host (another local service) could read the stream.
 """
 
 import logging
+import time
+from collections import OrderedDict, deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,20 +102,37 @@ def _trusted(found: tuple[str, str, int], pattern: str) -> bool:
     return host == wanted[1] or (wildcard and is_same_domain(host, "." + wanted[1]))
 
 
-_refused: set[tuple[str | None, str | None]] = set()
+# The refusals said: each origin and host once (the newest REMEMBERED pairs), at most
+# SAID_PER_MINUTE lines (a scanner's thousand origins), the others counted in the next.
+REMEMBERED, SAID_PER_MINUTE = 64, 10
+_refused: OrderedDict[tuple[str | None, str | None], None] = OrderedDict()
+_said_at: deque[float] = deque()
+_unsaid = 0
 
 
 def _said_once(scope: dict[str, Any]) -> None:
-    """A refused page stays "offline" and cannot know why: the log says, once per origin
-    and host (a few dozen at most: a scan's are not all kept)."""
+    """A refused page stays "offline" and cannot know why: the log says."""
+    global _unsaid
     pair = (_header(scope, b"origin"), _header(scope, b"host"))
-    if pair in _refused or len(_refused) >= 32:
+    if pair in _refused:
+        _refused.move_to_end(pair)
         return
-    _refused.add(pair)
+    now = time.monotonic()
+    while _said_at and _said_at[0] <= now - 60:
+        _said_at.popleft()
+    if len(_said_at) >= SAID_PER_MINUTE:
+        _unsaid += 1
+        return
+    _refused[pair] = None
+    if len(_refused) > REMEMBERED:
+        _refused.popitem(last=False)
+    _said_at.append(now)
+    unsaid, _unsaid = _unsaid, 0
     logger.warning(
-        "dashboard: refused the socket of a page from origin %s to host %s: the host must "
+        "dashboard: refused the socket of a page from origin %r to host %r: the host must "
         "be in ALLOWED_HOSTS and the origin the same scheme, host and port (or in "
-        "CSRF_TRUSTED_ORIGINS)", *pair,
+        "CSRF_TRUSTED_ORIGINS)%s", *pair,  # %r: the headers' control characters escaped
+        f"; {unsaid} more refused, not logged" if unsaid else "",
     )
 
 

@@ -1,6 +1,8 @@
 """The dashboard and its socket: for users with its permission, from our own origin, for
 as long as they have it; each shown what they may see."""
 
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
@@ -94,19 +96,36 @@ async def test_a_page_of_any_other_origin_is_refused(staff_client, origin):
     assert await refused(staff_client, (b"origin", origin))
 
 
-async def test_a_refused_socket_is_said_in_the_log_once(staff_client, caplog):
-    """The refused page only shows 'offline': the log says why, once per origin."""
+async def test_a_refused_socket_is_said_in_the_log_once(staff_client, caplog, monkeypatch):
+    """The refused page only shows 'offline': the log says why, once per origin, its
+    control characters escaped; a scanner's many origins cannot fill the log, nor keep
+    the next real one out of it for good."""
     from dashboard import origins
 
     origins._refused.clear()
+    origins._said_at.clear()
     for _ in range(2):
         assert await refused(staff_client, (b"origin", b"http://127.0.0.1:8001"))
     said = [r.getMessage() for r in caplog.records if "refused the socket" in r.getMessage()]
     assert said == [
-        "dashboard: refused the socket of a page from origin http://127.0.0.1:8001 to host "
-        "127.0.0.1:8000: the host must be in ALLOWED_HOSTS and the origin the same scheme, "
+        "dashboard: refused the socket of a page from origin 'http://127.0.0.1:8001' to host "
+        "'127.0.0.1:8000': the host must be in ALLOWED_HOSTS and the origin the same scheme, "
         "host and port (or in CSRF_TRUSTED_ORIGINS)"
     ]
+    scope = {"headers": [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://e\x08\x1b[2J")]}
+    origins._said_once(scope)
+    assert caplog.records[-1].getMessage().startswith(
+        "dashboard: refused the socket of a page from origin 'http://e\\x08\\x1b[2J'"
+    )
+    for n in range(40):  # a scan: 8 more lines this minute, 32 counted
+        origins._said_once({"headers": [(b"host", b"h"), (b"origin", f"http://{n}".encode())]})
+    lines = [r.getMessage() for r in caplog.records if "refused the socket" in r.getMessage()]
+    assert len(lines) == origins.SAID_PER_MINUTE
+    later = time.monotonic() + 61
+    monkeypatch.setattr(origins.time, "monotonic", lambda: later)
+    origins._said_once({"headers": [(b"host", b"h"), (b"origin", b"http://real.example")]})
+    assert caplog.records[-1].getMessage().endswith("; 32 more refused, not logged")
+    assert "'http://real.example'" in caplog.records[-1].getMessage()
 
 
 async def test_a_socket_without_an_origin_is_refused(staff_client):
