@@ -219,6 +219,7 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
         "caused_by": same_process.filter(detail__cid=cause).first() if cause else None,
         "caused": list(same_process.filter(detail__cause=cid).order_by("id")) if cid else [],
         "about": _about(event.payload),
+        "zone": timezone.get_default_timezone_name(),  # its time's (in_zone)
         # Connected for an unrelated sender, as Django intends: folded away. (Events stored
         # before "other" was noted say only "connected for another sender".)
         "not_run": [r for r in not_run if not _for_other_senders(r)],

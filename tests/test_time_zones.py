@@ -77,11 +77,14 @@ def test_a_moment_is_what_a_datetimefield_holds_in_either_mode():
 def test_times_are_shown_in_time_zone_and_say_which(staff_client):
     """The admin shows times in TIME_ZONE: the table and the detail did in UTC and in the
     current zone, one labelled "UTC" either way."""
+    from dashboard.core.rows import to_json
     from dashboard.history import store
     from tests.helpers import make_row
 
-    row = make_row(seq=41, time=datetime.now(UTC).replace(hour=12, minute=0, second=0,
-                                                           microsecond=250_000))  # fmt: skip
+    about = {"instance": {"model": "blog.Post", "pk": 7, "str": "x", "fields": {}}}
+    row = make_row(seq=41, payload=about, payload_json=to_json(about),
+                   time=datetime.now(UTC).replace(hour=12, minute=0, second=0,
+                                                  microsecond=250_000))  # fmt: skip
     assert row.time_text == "17:30:00.250"
     store.write([row])
     page = staff_client.get("/").content.decode()
@@ -91,3 +94,11 @@ def test_times_are_shown_in_time_zone_and_say_which(staff_client):
     assert ">17:30:00.250</time>" in page
     detail = staff_client.get(row.url).content.decode()
     assert "17:30:00.250000 Asia/Kolkata</dd>" in detail
+    # A zone a request activated (a user's own, by the host's middleware) changes none of
+    # them: the live rows are rendered where no request is, in TIME_ZONE.
+    from django.utils import timezone
+
+    with timezone.override("Asia/Tokyo"):
+        assert "17:30:00.250000 Asia/Kolkata</dd>" in staff_client.get(row.url).content.decode()
+        timeline = staff_client.get("/objects/blog.Post/7/").content.decode()
+        assert ">" + row.time.strftime("%Y-%m-%d") + " 17:30:00</time>" in timeline

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from dashboard import conf
 from dashboard.capture.origin import PROJECT_ROOT, project_path
 from dashboard.core.render import render_rows
-from dashboard.core.rows import Row
+from dashboard.core.rows import Row, in_time_zone
 
 register = template.Library()
 
@@ -50,6 +50,14 @@ def in_editor(where: str) -> SafeString:
         path = os.path.join(PROJECT_ROOT, path)
     url = template.format(path=quote(path), line=found["line"])
     return format_html('<a class="in-editor" href="{}" title="{}">{}</a>', url, path, shown)
+
+
+@register.filter
+def in_zone(value: datetime, precision: str = "") -> str:
+    """A stored time as the table shows it, in TIME_ZONE whatever zone the request
+    activated ("micro": to the microsecond)."""
+    t = in_time_zone(value)
+    return f"{t:%Y-%m-%d %H:%M:%S.%f}" if precision == "micro" else f"{t:%Y-%m-%d %H:%M:%S}"
 
 
 @register.filter
