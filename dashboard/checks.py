@@ -2,6 +2,7 @@
 private-API seams that fell back. Ids: dashboard.E0xx errors, dashboard.W0xx warnings."""
 
 import difflib
+import os
 from typing import Any
 
 from django.apps import apps
@@ -180,14 +181,25 @@ def history_file_shared(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 def shares_a_sqlite_file(databases: dict[str, dict[str, Any]], used: str) -> bool:
     """Is the history's database (`used`) a SQLite file that holds the project's data too:
-    the default database, or another alias's file?"""
+    the default database, or another alias's file (however its name is written)?"""
     from django.db import DEFAULT_DB_ALIAS
 
-    database = databases.get(used, {})
-    name = str(database.get("NAME") or "")
-    if "sqlite3" not in database.get("ENGINE", "") or name in ("", ":memory:"):
+    file = _sqlite_file(databases.get(used, {}))
+    if file is None:
         return False
     return used == DEFAULT_DB_ALIAS or any(
-        alias != used and str(other.get("NAME") or "") == name
-        for alias, other in databases.items()
+        alias != used and _sqlite_file(other) == file for alias, other in databases.items()
     )
+
+
+def _sqlite_file(database: dict[str, Any]) -> str | None:
+    """The file a SQLite (or SpatiaLite) database is kept in, as one path; None for
+    another engine or a database in memory."""
+    engine, name = database.get("ENGINE", ""), str(database.get("NAME") or "")
+    if not ("sqlite3" in engine or "spatialite" in engine) or not name:
+        return None
+    if ":memory:" in name or "mode=memory" in name:  # also as a URI, shared or not
+        return None
+    if name.startswith("file:"):  # a URI: file:/srv/db.sqlite3?mode=rwc
+        name = name.removeprefix("file:").split("?", 1)[0]
+    return os.path.realpath(name)

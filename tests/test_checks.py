@@ -57,6 +57,18 @@ def test_a_history_in_the_projects_own_sqlite_file_is_warned_about(monkeypatch):
     assert not shared({"default": default, "dashboard": history}, "dashboard")
     assert not shared({"default": postgres}, "default")
     assert not shared({"default": {**default, "NAME": ":memory:"}}, "default")
+    for memory in ("file::memory:?cache=shared", "file:m?mode=memory&cache=shared"):
+        assert not shared({"default": {**default, "NAME": memory}}, "default")
+    # The same file written another way: relative, with "./", as a URI; SpatiaLite.
+    import os
+    from pathlib import Path
+
+    here = {**default, "NAME": os.path.join(os.getcwd(), "db.sqlite3")}
+    for same in ("db.sqlite3", "./db.sqlite3", f"file:{os.getcwd()}/db.sqlite3?mode=rwc",
+                 Path("db.sqlite3")):  # fmt: skip
+        assert shared({"default": here, "dashboard": {**default, "NAME": same}}, "dashboard")
+    spatial = {**default, "ENGINE": "django.contrib.gis.db.backends.spatialite"}
+    assert shared({"default": spatial}, "default")
     assert checks.history_file_shared() == []  # this project's: a file of its own
     monkeypatch.setattr(router, "db_for_write", lambda model, **hints: "default")
     (warning,) = checks.history_file_shared()
