@@ -38,6 +38,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from blog.models import Post, Tag
 
@@ -368,6 +369,9 @@ class Command(BaseCommand):
                 with lock:
                     stats["failed"] += 1
                     stats["last"] = f"{type(exc).__name__}: {exc}"
+                # Each worker keeps its connection between actions; after a failure (the
+                # database restarted) it opens a new one for the next.
+                connections.close_all()  # this thread's
             finally:
                 with lock:
                     stats["done"] += 1
