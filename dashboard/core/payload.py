@@ -22,13 +22,12 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db.models import Model
-from django.utils import timezone
 
 from dashboard import conf
 from dashboard.core import senders
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
 from dashboard.core.filters import is_plumbing
-from dashboard.core.rows import Row, moment, to_json
+from dashboard.core.rows import Row, in_time_zone, moment, to_json
 
 T = TypeVar("T")
 logger = logging.getLogger("dashboard")
@@ -178,12 +177,9 @@ def _describe(key: str, value: Any) -> Any:
 
 
 def _local(value: Any) -> Any:
-    """An aware datetime in TIME_ZONE, as the admin shows it and the table's times are:
-    one read from the database (UTC) and one from a form (the zone's) beside each other
-    read hours apart."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.get_default_timezone())
-    return value
+    """A datetime in TIME_ZONE, as the table's times are: one read from the database (UTC)
+    and one from a form (the zone's) beside each other read hours apart."""
+    return in_time_zone(value) if isinstance(value, datetime) else value
 
 
 def describe_instance(snap: InstanceSnapshot) -> dict[str, Any]:
