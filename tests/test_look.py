@@ -217,6 +217,41 @@ def small_server(transactional_db, django_db_blocker):
     srv.stop()
 
 
+def test_rows_being_read_are_not_trimmed_from_under_the_reader(context, small_server):
+    """Rows kept past the cap while the page is scrolled down (at most twice over, then
+    the newest wait): at 100 events/s the rows a person hovered or scrolled to were trimmed
+    within seconds, and the page slid to the end of the list. "↑ N newer rows" takes them
+    back to the top, where the cap applies again."""
+    dash = open_dashboard(context, small_server)
+    for i in range(10):
+        Post.objects.create(title=f"Read {i}")
+    settle()
+    target = post_row(dash, "post_save", "Read 9")
+    target.wait_for(timeout=5000)
+    target.hover()
+    y = target.bounding_box()["y"]
+    before = int(dash.locator("#total-count").inner_text())
+    newer = dash.locator("#newer")
+    for first in (0, 10):  # two frames (one carries the newest MAX_ROWS rows at most)
+        for i in range(first, first + 10):
+            Post.objects.create(title=f"Above {i}")
+        settle()
+        come = before + 2 * first + 20  # these 20 events too
+        dash.wait_for_function(f"+document.getElementById('total-count').textContent >= {come}")
+    assert target.count() == 1 and abs(target.bounding_box()["y"] - y) <= 1
+    # Twice the cap of 20 kept; the newest beyond it held back, not the read ones trimmed.
+    assert dash.locator("#event-table tr.event").count() == 40
+    assert dash.locator("#row-cap").inner_text() == "40"
+    assert post_row(dash, "post_save", "Above 9").count() == 1
+    assert post_row(dash, "post_save", "Above 19").count() == 0  # held
+    assert re.fullmatch(r"\u2191 \d+ newer rows", newer.inner_text())
+    newer.click()
+    post_row(dash, "post_save", "Above 19").wait_for(timeout=1000)
+    assert dash.evaluate("scrollY") == 0
+    assert dash.locator("#event-table tr.event").count() == 20 and target.count() == 0
+    assert newer.is_hidden()
+
+
 def test_load_older_pages_back_through_the_history_past_max_rows(context, small_server):
     for i in range(30):
         Post.objects.create(title=f"old {i}")  # 60 events
