@@ -26,7 +26,7 @@ from dashboard.core.events import WRITE_EVENTS
 from dashboard.core.filters import EventFilter
 from dashboard.core.keys import parse_key
 from dashboard.core.render import ROLLED_BACK_BADGE, rates_json
-from dashboard.core.rows import in_described_order, to_json
+from dashboard.core.rows import in_described_order, shown_zone, to_json
 from dashboard.core.senders import ANOTHER_SENDER
 from dashboard.diagnostics import report as diagnostics_report
 from dashboard.history import access, export, reads, snippets
@@ -137,7 +137,7 @@ def _page(request: HttpRequest, selected: StoredEvent | None = None) -> HttpResp
         senders=reads.senders(shown),
         max_rows=conf.get("MAX_ROWS"),
         rolled_back_badge=mark_safe(ROLLED_BACK_BADGE),  # for rows marked live (dashboard.js)
-        zone=(zone := timezone.get_default_timezone_name()),  # the rows' (Row.time_text)
+        zone=(zone := shown_zone()),  # the rows' (Row.time_text)
         zone_city=zone.rpartition("/")[2].replace("_", " "),  # "Buenos Aires", "UTC"
         test_events=TEST_EVENTS,
         family_names=[family for family, _ in families],
@@ -219,7 +219,7 @@ def _detail_context(request: HttpRequest, event: StoredEvent) -> dict[str, Any]:
         "caused_by": same_process.filter(detail__cid=cause).first() if cause else None,
         "caused": list(same_process.filter(detail__cause=cid).order_by("id")) if cid else [],
         "about": _about(event.payload),
-        "zone": timezone.get_default_timezone_name(),  # its time's (in_zone)
+        "zone": shown_zone(),  # its time's (in_zone)
         # Connected for an unrelated sender, as Django intends: folded away. (Events stored
         # before "other" was noted say only "connected for another sender".)
         "not_run": [r for r in not_run if not _for_other_senders(r)],
@@ -335,7 +335,8 @@ def object_timeline(request: HttpRequest, label: str, pk: str) -> HttpResponse:
     events = reads.about_object(label, pk, conf.get("MAX_ROWS"), _visible(request))
     return render(request, "dashboard/object.html", {
         "label": label, "pk": pk, "events": events, "admin_url": _admin_url(),
-        "links": conf.get("LINKS"),
+        "links": conf.get("LINKS"), "zone": shown_zone(),
+        "rolled_back_badge": mark_safe(ROLLED_BACK_BADGE),
     })  # fmt: skip
 
 

@@ -49,6 +49,11 @@ def in_time_zone(t: datetime) -> datetime:
     return t if t.tzinfo is None else t.astimezone(timezone.get_default_timezone())
 
 
+def shown_zone() -> str:
+    """The zone every page of the dashboard shows times in (in_time_zone)."""
+    return timezone.get_default_timezone_name()
+
+
 INSTANCE_KEYS = ("model", "pk", "str", "fields")  # an object as core/payload.py describes it
 
 
