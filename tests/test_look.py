@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.dispatch import Signal
 
 from blog.models import Post
 from dashboard.models import StoredEvent
@@ -91,6 +92,33 @@ def test_chart_draws_families_live_and_a_click_filters_to_one(context, server):
     dash.locator('.pick-family[data-family="request"]').click()
     wait_query(dash, "")
     assert dash.evaluate("window.__notReloaded") is True
+
+
+looked_at = Signal()  # family "tests": the module's top package (no app holds it)
+
+
+def test_an_apps_own_family_takes_a_colour_of_its_own_by_name(context, server):
+    """Every app's family had the one --other colour: catalog's rows looked like django's."""
+    dash = open_dashboard(context, server)
+    looked_at.send(sender=Post)
+    settle()
+    row = dash.locator('#events tr[data-family="tests"]')
+    row.wait_for(timeout=5000)
+
+    def fam(selector: str) -> str:
+        return dash.evaluate(
+            f"getComputedStyle(document.querySelector('{selector}')).getPropertyValue('--fam')"
+        ).strip()
+
+    def var(name: str) -> str:
+        return dash.evaluate(
+            f"getComputedStyle(document.documentElement).getPropertyValue('{name}')"
+        ).strip()
+
+    # By name: "blog" the first of the other colours, "tests" the third.
+    assert fam(".family.fam-blog") == var("--other")
+    assert fam('#events tr[data-family="tests"]') == var("--other-3") != var("--other")
+    assert fam(".family.fam-model") == var("--model")  # Django's own, as they were
 
 
 # -- 2. requests as groups -------------------------------------------------------

@@ -256,6 +256,7 @@
   // duplicates and rows the filters exclude; hold them back while paused, or
   // put them in their groups in the requests view.
   function admit(rows) {
+    rows.forEach(function (r) { colour(r.dataset.family); });
     var ok = matcher(filters());
     var regroupNeeded = learn(rows) && grouped;
     var fresh = new Set(rows);
@@ -711,6 +712,7 @@
           path = paths[f] = document.createElementNS("http://www.w3.org/2000/svg", "path");
           path.setAttribute("class", "fam-" + f);
           path.dataset.family = f;
+          colour(f);
           svg.appendChild(path);
         }
         if (path) path.setAttribute("d", d[f] || "");
@@ -1081,7 +1083,30 @@
     }).observe(nav);
   });
 
+  // An app's own family (blog, catalog, ...) takes one of the stylesheet's other colours,
+  // by its name, so that two apps side by side are told apart (they all had --other): a
+  // rule added through the CSSOM, for the rows, counters, chart and panels alike. Django's
+  // five have their own (dashboard.css).
+  var OTHER_COLOURS = ["--other", "--other-2", "--other-3"];  // (more: too near Django's)
+  var coloured = new Set(["model", "request", "database", "settings", "auth"]);
+  function colour(family) {
+    if (!family || coloured.has(family)) return;
+    coloured.add(family);
+    var sheet = Array.from(document.styleSheets).find(function (s) {
+      return (s.href || "").indexOf("dashboard.css") >= 0;
+    });
+    if (!sheet) return;
+    var h = 0;
+    for (var i = 0; i < family.length; i++) h = (h * 31 + family.charCodeAt(i)) >>> 0;
+    var rule = ".fam-" + CSS.escape(family) + " { --fam: var(" + OTHER_COLOURS[h % OTHER_COLOURS.length] + "); }";
+    try { sheet.insertRule(rule, sheet.cssRules.length); } catch (e) { /* left --other */ }
+  }
+  function colourAll(root) {
+    root.querySelectorAll("[data-family]").forEach(function (el) { colour(el.dataset.family); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    colourAll(document);
     historyId = parseInt(history().dataset.lastId, 10) || 0;
     Array.from(history().rows).forEach(function (r) { note(r.dataset.key); r.__n = --minN; });
     learnTbody(history());
