@@ -583,7 +583,7 @@
       if (info.duration_ms != null) parts.push(span("dur", info.duration_ms + " ms"));
     } else {
       parts.push(span("what", "process " + key.slice(2)));
-      parts.push(span("muted", "outside any request"));
+      parts.push(span("muted", "outside any request (a shell, a command, a worker)"));
     }
     parts.push(span("n", plural(rows.length, "event")));
     var sigs = {};
