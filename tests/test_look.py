@@ -245,19 +245,25 @@ def small_server(transactional_db, django_db_blocker):
     srv.stop()
 
 
+def hover_a_new_post(dash, titles: list[str], hovered: str):
+    """Posts made with these titles, shown; the pointer on the post_save row of one:
+    that row and its place on the page."""
+    for title in titles:
+        Post.objects.create(title=title)
+    settle()
+    target = post_row(dash, "post_save", hovered)
+    target.wait_for(timeout=5000)
+    target.hover()
+    return target, target.bounding_box()["y"]
+
+
 def test_rows_being_read_are_not_trimmed_from_under_the_reader(context, small_server):
     """Rows kept past the cap while the page is scrolled down (at most twice over, then
     the newest wait): at 100 events/s the rows a person hovered or scrolled to were trimmed
     within seconds, and the page slid to the end of the list. "↑ N newer rows" takes them
     back to the top, where the cap applies again."""
     dash = open_dashboard(context, small_server)
-    for i in range(10):
-        Post.objects.create(title=f"Read {i}")
-    settle()
-    target = post_row(dash, "post_save", "Read 9")
-    target.wait_for(timeout=5000)
-    target.hover()
-    y = target.bounding_box()["y"]
+    target, y = hover_a_new_post(dash, [f"Read {i}" for i in range(10)], "Read 9")
     before = int(dash.locator("#total-count").inner_text())
     newer = dash.locator("#newer")
     for first in (0, 10):  # two frames (one carries the newest MAX_ROWS rows at most)
@@ -396,13 +402,8 @@ def test_the_row_under_the_pointer_stays_put_as_new_rows_come_in_above(context, 
     """At 100 events/s the row a person reached for had moved down by the time they
     clicked; away from the table, new rows still push the others down."""
     dash = open_dashboard(context, server)
-    for i in range(3):
-        Post.objects.create(title=f"Under the pointer {i}")
-    settle()
-    target = post_row(dash, "post_save", "Under the pointer 0")
-    target.wait_for(timeout=5000)
-    target.hover()
-    y = target.bounding_box()["y"]
+    titles = [f"Under the pointer {i}" for i in range(3)]
+    target, y = hover_a_new_post(dash, titles, "Under the pointer 0")
     for i in range(6):
         Post.objects.create(title=f"Came in above {i}")
     settle()
