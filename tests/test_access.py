@@ -96,6 +96,10 @@ async def test_a_page_of_any_other_origin_is_refused(staff_client, origin):
     assert await refused(staff_client, (b"origin", origin))
 
 
+def refusals(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "refused the socket" in r.getMessage()]
+
+
 async def test_a_refused_socket_is_said_in_the_log_once(staff_client, caplog, monkeypatch):
     """The refused page only shows 'offline': the log says why, once per origin, its
     control characters escaped; a scanner's many origins cannot fill the log, nor keep
@@ -106,7 +110,7 @@ async def test_a_refused_socket_is_said_in_the_log_once(staff_client, caplog, mo
     origins._said_at.clear()
     for _ in range(2):
         assert await refused(staff_client, (b"origin", b"http://127.0.0.1:8001"))
-    said = [r.getMessage() for r in caplog.records if "refused the socket" in r.getMessage()]
+    said = refusals(caplog)
     assert said == [
         "dashboard: refused the socket of a page from origin 'http://127.0.0.1:8001' to host "
         "'127.0.0.1:8000': the host must be in ALLOWED_HOSTS and the origin the same scheme, "
@@ -114,18 +118,17 @@ async def test_a_refused_socket_is_said_in_the_log_once(staff_client, caplog, mo
     ]
     scope = {"headers": [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://e\x08\x1b[2J")]}
     origins._said_once(scope)
-    assert caplog.records[-1].getMessage().startswith(
+    assert refusals(caplog)[-1].startswith(
         "dashboard: refused the socket of a page from origin 'http://e\\x08\\x1b[2J'"
     )
     for n in range(40):  # a scan: 8 more lines this minute, 32 counted
         origins._said_once({"headers": [(b"host", b"h"), (b"origin", f"http://{n}".encode())]})
-    lines = [r.getMessage() for r in caplog.records if "refused the socket" in r.getMessage()]
-    assert len(lines) == origins.SAID_PER_MINUTE
+    assert len(refusals(caplog)) == origins.SAID_PER_MINUTE
     later = time.monotonic() + 61
     monkeypatch.setattr(origins.time, "monotonic", lambda: later)
     origins._said_once({"headers": [(b"host", b"h"), (b"origin", b"http://real.example")]})
-    assert caplog.records[-1].getMessage().endswith("; 32 more refused, not logged")
-    assert "'http://real.example'" in caplog.records[-1].getMessage()
+    assert refusals(caplog)[-1].endswith("; 32 more refused, not logged")
+    assert "'http://real.example'" in refusals(caplog)[-1]
 
 
 async def test_a_socket_without_an_origin_is_refused(staff_client):
