@@ -359,10 +359,11 @@
     button.hidden = newer === 0;
     button.textContent = "\u2191 " + plural(newer, "newer row");
   }
-  window.addEventListener("scroll", function () {
+  function scrolled() {  // back at the top, what waited joins the table
     if (!reading() && !paused) { release(); refresh(); }
     showNewer();
-  }, { passive: true });
+  }
+  window.addEventListener("scroll", scrolled, { passive: true });
 
   // The rows held back (paused, or reading past the cap) join the table; then the cap.
   function release() {
@@ -1101,12 +1102,9 @@
     var rule = ".fam-" + CSS.escape(family) + " { --fam: var(" + OTHER_COLOURS[h % OTHER_COLOURS.length] + "); }";
     try { sheet.insertRule(rule, sheet.cssRules.length); } catch (e) { /* left --other */ }
   }
-  function colourAll(root) {
-    root.querySelectorAll("[data-family]").forEach(function (el) { colour(el.dataset.family); });
-  }
 
   document.addEventListener("DOMContentLoaded", function () {
-    colourAll(document);
+    document.querySelectorAll("[data-family]").forEach(function (el) { colour(el.dataset.family); });
     historyId = parseInt(history().dataset.lastId, 10) || 0;
     Array.from(history().rows).forEach(function (r) { note(r.dataset.key); r.__n = --minN; });
     learnTbody(history());
@@ -1131,9 +1129,7 @@
     }
     $("newer").addEventListener("click", function () {
       window.scrollTo(0, 0);
-      if (!paused) release();  // now, not at the scroll event a frame later
-      refresh();
-      showNewer();
+      scrolled();  // now, not at the scroll event a frame later
     });
     $("pause").addEventListener("click", function () {
       paused = !paused;
