@@ -7,7 +7,7 @@ import json
 
 import pytest
 from django.db import transaction
-from django.test import Client
+from django.test import Client, override_settings
 
 from blog.models import Post
 from dashboard.history.export import CSV_COLUMNS
@@ -129,6 +129,87 @@ def test_rolled_back_transaction_marks_its_events(transactional_db):
         for e in StoredEvent.objects.filter(signal="post_save", sender="blog.Post")
     }
     assert marks == {"Never existed": True, "Committed": False, "Inner, rolled back": True}
+
+
+def test_a_save_inside_a_pre_save_receiver_has_its_own_origin_and_transaction(transactional_db):
+    """A save's post_save takes the origin and transaction its pre_save found
+    (capture/record.py): one a receiver saves in between, in a savepoint that rolls
+    back, keeps its own, a post_save sent by hand in between too, and so does the outer
+    save."""
+    import inspect
+
+    from django.db.models.signals import post_save, pre_save
+
+    from blog.models import Tag
+
+    def save_another(sender, instance, **kwargs):
+        if instance.name == "outer":
+            # As some packages do: a post_save sent by hand, of another instance.
+            post_save.send(sender=Tag, instance=Tag(name="by hand"), created=False)
+            with pytest.raises(RuntimeError), transaction.atomic():
+                Tag.objects.create(name="inner")
+                raise RuntimeError("the inner save's savepoint rolls back")
+
+    by_hand_line = inspect.getsourcelines(save_another)[1] + 3
+    inner_line = by_hand_line + 2
+    pre_save.connect(save_another, sender=Tag, weak=False)
+    try:
+        with transaction.atomic():
+            outer_line = inspect.currentframe().f_lineno + 1
+            Tag.objects.create(name="outer")
+    finally:
+        pre_save.disconnect(save_another, sender=Tag)
+    settle()
+    saved = {
+        e.payload["instance"]["str"]: (e.detail["origin"].split(" in ")[0], e.rolled_back)
+        for e in StoredEvent.objects.filter(signal="post_save", sender="blog.Tag")
+    }
+    assert saved == {
+        "outer": (f"tests/test_detail.py:{outer_line}", False),
+        "inner": (f"tests/test_detail.py:{inner_line}", True),
+        "by hand": (f"tests/test_detail.py:{by_hand_line}", False),
+    }
+
+
+def test_a_save_that_raised_leaves_nothing_to_the_next_ones_post_save(transactional_db):
+    """A save that raised after its pre_save sends no post_save: what its pre_save found
+    is dropped by the next pre_save sent, recorded or not, so that a post_save whose
+    frame happens to reuse the raised save's address cannot take it."""
+    import inspect
+
+    from django.db.models.signals import pre_save
+
+    from blog.models import Tag
+    from dashboard.capture import record
+
+    def refuse(sender, instance, **kwargs):
+        raise RuntimeError("refused")
+
+    tag = Tag.objects.create(name="again")
+    pre_save.connect(refuse, sender=Tag, weak=False)
+    try:
+        with pytest.raises(RuntimeError):
+            tag.save()
+    finally:
+        pre_save.disconnect(refuse, sender=Tag)
+    assert record._saving.get() is not None  # what the raised save's pre_save found
+
+    left = []
+
+    def look(sender, instance, **kwargs):
+        left.append(record._saving.get())
+
+    pre_save.connect(look, sender=Tag, weak=False)
+    try:
+        with override_settings(DASHBOARD={"IGNORE_SIGNALS": ("pre_save", "pre_init", "post_init")}):
+            line = inspect.currentframe().f_lineno + 1
+            tag.save()
+    finally:
+        pre_save.disconnect(look, sender=Tag)
+    assert left == [None]
+    settle()
+    latest = StoredEvent.objects.filter(signal="post_save", sender="blog.Tag").latest("id")
+    assert latest.detail["origin"].split(" in ")[0] == f"tests/test_detail.py:{line}"
 
 
 async def test_rolled_back_mark_reaches_open_dashboards(dashboard):

@@ -41,11 +41,15 @@ def _settle(state: list[Any]) -> None:
             handoff.publish(RolledBack(event))  # if it has: mark what was sent
 
 
-def track(event: Event, using: str | None) -> None:
-    """If `using`'s connection is inside a transaction, watch how it ends."""
+Outcome = weakref.ref["_Outcome"]
+
+
+def track(event: Event, using: str | None) -> Outcome | None:
+    """If `using`'s connection is inside a transaction, watch how it ends; the outcome the
+    event joined, for another event of the same save to `join()`."""
     connection = connections[using or DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block or not SEAM.ok:
-        return
+        return None
     # Per connection: savepoint ids → a weak reference to that level's outcome.
     outcomes = connection.__dict__.get("_dashboard_outcomes")
     if outcomes is None:
@@ -54,15 +58,28 @@ def track(event: Event, using: str | None) -> None:
         key = tuple(connection.savepoint_ids)
     except (AttributeError, TypeError) as exc:
         SEAM.fail(f"{type(exc).__name__}: {exc}")
-        return
+        return None
     ref = outcomes.get(key)
     outcome = ref() if ref is not None else None
     if outcome is None:
-        outcome = _watch(outcomes, key, connection.alias)
+        outcome, ref = _watch(outcomes, key, connection.alias)
     outcome.state[1].append(event)
+    return ref
 
 
-def _watch(outcomes: dict[tuple[str, ...], Any], key: tuple[str, ...], alias: str) -> _Outcome:
+def join(event: Event, ref: Outcome) -> bool:
+    """Watch the event with the outcome `track()` returned for another, if its transaction
+    (or savepoint) has not ended since: False, and nothing done, if it has."""
+    outcome = ref()
+    if outcome is None:
+        return False
+    outcome.state[1].append(event)
+    return True
+
+
+def _watch(
+    outcomes: dict[tuple[str, ...], Any], key: tuple[str, ...], alias: str
+) -> tuple[_Outcome, Outcome]:
     state: list[Any] = [False, []]
     outcome = _Outcome(state)
     weakref.finalize(outcome, _settle, state).atexit = False
@@ -71,9 +88,9 @@ def _watch(outcomes: dict[tuple[str, ...], Any], key: tuple[str, ...], alias: st
         if outcomes.get(key) is ref:
             del outcomes[key]
 
-    outcomes[key] = weakref.ref(outcome, forget)
+    outcomes[key] = ref = weakref.ref(outcome, forget)
     transaction.on_commit(outcome, using=alias)
-    return outcome
+    return outcome, ref
 
 
 def probe() -> str | None:
