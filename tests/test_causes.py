@@ -127,6 +127,43 @@ def test_each_dispatch_says_which_receivers_did_not_run_and_why():
     assert why["(gone)"].startswith("garbage-collected")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_what_did_not_run_follows_receivers_connected_and_disconnected_between_sends():
+    """What did not run is worked out once per signal and sender while its receivers stay
+    as they are (core/payload.py): each send still names those connected at its time."""
+    from django.contrib.auth.models import User
+    from django.db.models.signals import post_save
+
+    from blog.models import Tag
+
+    def for_tags(sender, **kwargs):
+        pass
+
+    def for_users(sender, **kwargs):
+        pass
+
+    Post.objects.create(title="nothing more")
+    with connected(post_save, for_tags, Tag):
+        Post.objects.create(title="one for tags")
+        post_save.connect(for_users, sender=User)
+    try:  # as many receivers as just before, one of them another
+        Post.objects.create(title="one for users")
+    finally:
+        post_save.disconnect(for_users, sender=User)
+    Post.objects.create(title="nothing more again")
+    settle()
+    skipped_by = {
+        e.payload["instance"]["str"]: [r["name"].rsplit(".", 1)[-1] for r in e.detail["not_run"]]
+        for e in StoredEvent.objects.filter(signal="post_save", sender="blog.Post")
+    }
+    assert skipped_by == {
+        "nothing more": ["bump_post_on_comment"],
+        "one for tags": ["bump_post_on_comment", "for_tags"],
+        "one for users": ["bump_post_on_comment", "for_users"],
+        "nothing more again": ["bump_post_on_comment"],
+    }
+
+
 class Listener:
     def on_save(self, sender, **kwargs):
         pass
