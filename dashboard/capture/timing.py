@@ -84,17 +84,18 @@ class WouldQuery(Exception):
 counting: ContextVar[SQLCount | NoQueries | None] = ContextVar("dashboard_sql_count", default=None)
 
 
-class Timed:
-    """A receiver, timed; looks like it (`__qualname__` and the rest) to whoever asks."""
+class Timed(SQLCount):
+    """A receiver, timed; looks like it (`__qualname__` and the rest) to whoever asks.
+    It counts its receiver's own SQL itself (an SQLCount: one object a receiver, not two)."""
 
     __slots__ = ("receiver", "timings")
 
     def __init__(self, receiver: Receiver, timings: list[ReceiverTiming]) -> None:
         self.receiver, self.timings = receiver, timings
+        self.queries, self.seconds = 0, 0.0
 
     def __call__(self, **kwargs: Any) -> Any:
-        sql = SQLCount()
-        token = counting.set(sql)
+        token = counting.set(self)
         started = perf_counter()
         raised = True
         try:
@@ -105,7 +106,7 @@ class Timed:
             seconds = perf_counter() - started
             counting.reset(token)
             self.timings.append(
-                ReceiverTiming(self.receiver, seconds, raised, sql.queries, sql.seconds)
+                ReceiverTiming(self.receiver, seconds, raised, self.queries, self.seconds)
             )
 
     @property
@@ -113,7 +114,7 @@ class Timed:
         return self.receiver
 
     def __getattr__(self, name: str) -> Any:
-        if name in Timed.__slots__:  # not set yet (copying): no recursion
+        if name in _OWN:  # not set yet (copying): no recursion
             raise AttributeError(name)
         return getattr(self.receiver, name)
 
@@ -135,6 +136,9 @@ class ATimed(Timed):
             raise
         self.timings.append(ReceiverTiming(self.receiver, perf_counter() - started))
         return result
+
+
+_OWN = frozenset((*SQLCount.__slots__, *Timed.__slots__))
 
 
 def timed(result: Any, timings: list[ReceiverTiming]) -> Any:
