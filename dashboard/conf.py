@@ -202,11 +202,17 @@ def current_generation() -> int:
 _forget_hooks: list[Callable[[], None]] = []
 
 
+# Times DASHBOARD was forgotten: caches asked on every send compare it (a list's item
+# read, not a call) and start anew when it moved (per_settings, signals.recorded).
+forgotten = [0]
+
+
 def forget() -> None:
     """DASHBOARD changed: read it anew on next use, and tell the caches that do not
     look at the generation (on_forget)."""
     global _merged
     _merged = None
+    forgotten[0] += 1
     for hook in _forget_hooks:
         hook()
 
@@ -223,13 +229,13 @@ def per_settings(func: Callable[[Any], T]) -> Callable[[Any], T]:
     """Memoize a one-argument function of the settings until DASHBOARD changes
     (hot paths ask the same question per signal or sender again and again)."""
     answers: dict[Hashable, T] = {}
-    read = [-1]  # the generation the answers are for
+    read = [-1]  # `forgotten` when the answers began
 
     @functools.wraps(func)
     def cached(arg: Hashable) -> T:
-        if read[0] != current_generation():
+        if read[0] != forgotten[0]:
             answers.clear()
-            read[0] = generation
+            read[0] = forgotten[0]
         try:
             return answers[arg]
         except KeyError:

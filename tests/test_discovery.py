@@ -116,6 +116,20 @@ def test_settings_pick_the_signals_and_senders_recorded():
     assert not [r for r in recorded if r[1] == "blog.Tag" or r[0] == "post_published"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_ignored_for_a_while_is_recorded_before_and_after():
+    """What is captured of a sender is remembered per class, until DASHBOARD changes."""
+    from blog.models import Tag
+
+    Tag.objects.create(name="before")
+    with override_settings(DASHBOARD={"IGNORE_SENDERS": ["blog.Tag"]}):
+        Tag.objects.create(name="while ignored")
+    Tag.objects.create(name="after")
+    settle()
+    saved = StoredEvent.objects.filter(signal="post_save", sender="blog.Tag").order_by("id")
+    assert [e.payload["instance"]["str"] for e in saved] == ["before", "after"]
+
+
 # -- observe, never alter -------------------------------------------------------------
 
 

@@ -165,15 +165,15 @@ class BySignal(dict[int, T]):
 # Per signal, its spec if recorded, else None: asked on every send of every
 # signal (pre_init: every row a query loads), so one dict lookup.
 _recorded: BySignal[Spec | None] = BySignal()
-_recorded_for = [-1]  # the settings' generation those answers are for
+_recorded_for = [-1]  # conf.forgotten when those answers began
 _UNKNOWN = Spec("", "", "")
 
 
 def recorded(signal: Signal) -> Spec | None:
     """The signal's spec if SIGNALS and IGNORE_SIGNALS record it, else None."""
-    if _recorded_for[0] != conf.current_generation():
+    if _recorded_for[0] != conf.forgotten[0]:
         _recorded.clear()
-        _recorded_for[0] = conf.generation
+        _recorded_for[0] = conf.forgotten[0]
     answer = _recorded.get(id(signal), _UNKNOWN)
     if answer is _UNKNOWN:
         spec = spec_of(signal)
