@@ -74,12 +74,18 @@ def snapshot_instance(obj: Model, depth: int = 0) -> InstanceSnapshot:
     # a kwarg is: later saves must not rewrite history, and a QuerySet or a file kept
     # on the instance must not be evaluated or pickled by the dashboard. A field's value
     # of a type of the host's (money, a phone number, a range) is kept as its text.
+    model = type(obj)
     fields = dict(obj.__dict__)
-    concrete = _drop_private(fields, type(obj))
+    keys = tuple(fields)
+    shape = _shapes.get(model)
+    if shape is None or shape[0] != keys:
+        shape = _shape(model, keys)
+    for key in shape[1]:
+        del fields[key]
     if not PLAIN_TYPES.issuperset(map(type, fields.values())):
         for key in [k for k, v in fields.items() if type(v) not in PLAIN_TYPES]:
-            fields[key] = snapshot(fields[key], depth + 1, key in concrete)
-    return InstanceSnapshot(model_label(type(obj)), obj.pk, _text(obj), fields)
+            fields[key] = snapshot(fields[key], depth + 1, key in shape[2])
+    return InstanceSnapshot(shape[3], obj.pk, _text(obj), fields)
 
 
 def _text(value: Any) -> str:
@@ -136,25 +142,21 @@ def probe() -> str | None:
 
 
 # Per model: the keys its last instance's __dict__ had, in order, the private ones among
-# them, and the model's concrete fields' attnames. A model's instances have the same keys
-# every time, so their private state is deleted by name, not the dict rebuilt without it
-# (0.3 µs an instance against 1.0 for a comprehension over a blog post's ten keys).
-_shapes: dict[type[Model], tuple[tuple[Any, ...], tuple[Any, ...], frozenset[str]]] = {}
+# them, the model's concrete fields' attnames, and its label. A model's instances have the
+# same keys every time, so their private state is deleted by name, not the dict rebuilt
+# without it (0.3 µs an instance against 1.0 for a comprehension over a blog post's ten
+# keys).
+Shape = tuple[tuple[Any, ...], tuple[Any, ...], frozenset[str], str]
+_shapes: dict[type[Model], Shape] = {}
 
 
-def _drop_private(fields: dict[Any, Any], model: type[Model]) -> frozenset[str]:
-    """Drop the private keys; the model's concrete attnames."""
-    keys = tuple(fields)
-    known = _shapes.get(model)
-    if known is None or known[0] != keys:
-        # Private: "_state" and the like, and keys that are not names (set through
-        # __dict__ itself), which describing would trip over.
-        dropped = tuple(k for k in keys if type(k) is not str or k[:1] in ("_", ""))
-        concrete = frozenset(f.attname for f in model._meta.concrete_fields)
-        known = _shapes[model] = (keys, dropped, concrete)
-    for key in known[1]:
-        del fields[key]
-    return known[2]
+def _shape(model: type[Model], keys: tuple[Any, ...]) -> Shape:
+    # Private: "_state" and the like, and keys that are not names (set through __dict__
+    # itself), which describing would trip over.
+    dropped = tuple(k for k in keys if type(k) is not str or k[:1] in ("_", ""))
+    concrete = frozenset(f.attname for f in model._meta.concrete_fields)
+    shape = _shapes[model] = (keys, dropped, concrete, model_label(model))
+    return shape
 
 
 _EMPTY = getattr(functional, "empty", object())

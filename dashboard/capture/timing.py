@@ -62,10 +62,9 @@ class NoQueries:
     entry of its query log then, so that the entry Django's debug cursor logs for the
     refused query anyway can be taken back (capture/snapshot.py `_take_back`)."""
 
-    __slots__ = ("refused",)
-
-    def __init__(self) -> None:
-        self.refused: list[tuple[Any, Any]] | None = None  # made at the first refusal
+    # No __init__ (one is made per instance snapshotted, twice a save): the list is made
+    # at the first refusal, in the instance's own dict.
+    refused: list[tuple[Any, Any]] | None = None
 
     def refuse(self, connection: Any) -> None:
         """Note a refusal: a query on `connection`, or (None) a signal's send."""
