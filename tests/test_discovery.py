@@ -257,6 +257,36 @@ def test_a_save_of_the_same_instance_from_a_pre_save_receiver_keeps_both_diffs()
 
 
 @pytest.mark.django_db(transaction=True)
+def test_saves_nested_in_saves_that_read_nothing_and_the_reverse_keep_their_diffs():
+    """A create reads no stored row and pushes nothing (capture/diffs.py): an update a
+    receiver of its pre_save makes keeps its own diff, and so does an update whose
+    pre_save receiver creates another post."""
+    from dashboard.capture import diffs
+
+    other = Post.objects.create(title="other", slug="nested-other")
+    post = Post.objects.create(title="first", slug="nested-reverse")
+
+    def nested(sender, instance, **kwargs):
+        if instance.title == "created":  # a create: it updates the other post
+            other.title = "other, updated"
+            other.save()
+        elif instance.title == "second":  # an update: it creates a post
+            Post.objects.create(title="created inside", slug="created-inside")
+
+    pre_save.connect(nested, sender=Post, weak=False, dispatch_uid="nested-reverse")
+    try:
+        Post.objects.create(title="created", slug="created-outside")
+        post.title = "second"
+        post.save()
+    finally:
+        pre_save.disconnect(sender=Post, dispatch_uid="nested-reverse")
+    settle()
+    assert diffs._reading.get() == ()
+    assert sorted(d for d in stored_title_diffs() if d) == [
+        ("first", "second"), ("other", "other, updated")]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_pre_saves_event_failing_to_hand_off_still_leaves_the_diff(monkeypatch, caplog):
     from dashboard.capture import dispatch
 

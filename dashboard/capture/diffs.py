@@ -23,7 +23,9 @@ logger = logging.getLogger("dashboard")
 
 Row = dict[str, Any]
 
-# The pre_save sends under way in this context, innermost last: (instance, row read).
+# The pre_save sends under way in this context, innermost last: (instance, row read), or
+# None for one that read nothing. From the first that reads: a send outside any that read
+# pushes nothing, and its end() finds nothing to pop (a create's pre_save, most sends).
 _reading: ContextVar[tuple[tuple[Model, Row] | None, ...]] = ContextVar(
     "dashboard_diff_reads", default=()
 )
@@ -49,9 +51,11 @@ def stored_row(instance: Model, using: str | None) -> Row | None:
 
 def begin(instance: Any, using: str | None, read: bool) -> None:
     """A pre_save send starts: read the row if `read` (the diff would show). Never
-    raises, and always pushes: each begin() is matched by the end() of the same send."""
+    raises. Each begin() is matched by the end() of the same send: it pushes whenever a
+    send under way pushed (its end() pops then), and when it reads."""
     reading = _reading.get()
-    _reading.set((*reading, None))
+    if reading:
+        _reading.set((*reading, None))
     if not isinstance(instance, Model):  # a pre_save sent by hand may carry anything
         return
     # A row an earlier save of it kept and never took (it raised before its post_save)
@@ -64,15 +68,13 @@ def begin(instance: Any, using: str | None, read: bool) -> None:
     except Exception:  # no diff for this update; the save goes on as without us
         logger.exception("dashboard: could not read the stored row for an update's diff")
         return
-    if row is not None:
-        _reading.set((*reading, (instance, row)))
+    _reading.set((*reading, None if row is None else (instance, row)))
 
 
 def end() -> None:
     """The pre_save send is over (its receivers ran): keep what it read for its post_save."""
     reading = _reading.get()
-    if not reading:
-        logger.debug("dashboard: a pre_save ended that no diff read began")
+    if not reading:  # none under way has pushed
         return
     _reading.set(reading[:-1])
     if (entry := reading[-1]) is not None:
