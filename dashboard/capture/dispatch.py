@@ -208,7 +208,8 @@ def _responses(responses: Any, dispatch: Dispatch) -> Any:
     """What Django's send returned, with the receivers the caller connected."""
     if not dispatch.timings:
         return responses
-    return [(timing.connected(r), v) for r, v in responses]
+    timed = timing.TIMED
+    return [(r.receiver if type(r) in timed else r, v) for r, v in responses]
 
 
 def _sync(method: Callable[..., Any]) -> Callable[..., Any]:

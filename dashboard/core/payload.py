@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from datetime import time as time_of_day
 from functools import lru_cache
+from types import FunctionType
 from typing import Any, TypeVar
 
 from django.apps import apps
@@ -369,13 +370,14 @@ def name_receivers(event: Event) -> dict[str, Any]:
     """Who listened (timed) and who did not run, named where the functions live (the
     capturing process): each timed one as (name, where, seconds, raised, queries,
     sql_seconds), made readable by receivers_detail() wherever it is described."""
+    timings = event.timings
     return {
         "timed": [
             (*_names_of(t.receiver), t.seconds, t.raised, t.queries, t.sql_seconds)
-            for t in event.timings
-        ],
-        "not_run": not_run(event),
-    }
+            for t in timings
+        ] if timings else [],
+        "not_run": not_run(event) if event.receivers_then else [],
+    }  # fmt: skip
 
 
 def name_now(event: Event) -> None:
@@ -541,6 +543,8 @@ def unwrapped(func: Any) -> Any:
     """The receiver itself, past wrappers made with functools.wraps: sentry-sdk's signal
     spans wrap every receiver anew on each send, so it was named by a new wrapper every
     time (never cached) and pointed into sentry-sdk's file."""
+    if type(func) is FunctionType and "__wrapped__" not in func.__dict__:
+        return func  # most receivers: a function, no getattr() raising inside to say so
     for _ in range(UNWRAP_AT_MOST):
         inner = getattr(func, "__wrapped__", None)
         if inner is None:
