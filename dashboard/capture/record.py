@@ -168,9 +168,9 @@ def _label_if_captured(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> s
 # transaction: where the project called the save from, and the transaction's outcome,
 # found at its pre_save hold at its post_save, which takes them instead of walking the
 # stack and looking the connection up again (24,000 instructions a create fewer, of
-# 289,000 the capture cost). One save deep, per context: (id of save_base's frame, id of the instance,
-# origin, outcome). Any pre_save sent meanwhile (a receiver's own save) clears it
-# (_pre_save_begins), and that post_save looks again.
+# 289,000 the capture cost). One save deep, per context: (id of save_base's frame, id of
+# the instance, origin, outcome). Any pre_save sent meanwhile (a receiver's own save)
+# clears it (_pre_save_begins), and that post_save looks again.
 _SAVE_BASE = Model.save_base.__code__
 _saving: ContextVar[tuple[int, int, str | None, Outcome | None] | None] = ContextVar(
     "dashboard_saving", default=None
