@@ -83,18 +83,17 @@ class WouldQuery(Exception):
 counting: ContextVar[SQLCount | NoQueries | None] = ContextVar("dashboard_sql_count", default=None)
 
 
-class Timed(SQLCount):
-    """A receiver, timed; looks like it (`__qualname__` and the rest) to whoever asks.
-    It counts its receiver's own SQL itself (an SQLCount: one object a receiver, not two)."""
+class Timed:
+    """A receiver, timed; looks like it (`__qualname__` and the rest) to whoever asks."""
 
     __slots__ = ("receiver", "timings")
 
     def __init__(self, receiver: Receiver, timings: list[ReceiverTiming]) -> None:
         self.receiver, self.timings = receiver, timings
-        self.queries, self.seconds = 0, 0.0
 
     def __call__(self, **kwargs: Any) -> Any:
-        token = counting.set(self)
+        sql = SQLCount()
+        token = counting.set(sql)
         started = perf_counter()
         raised = True
         try:
@@ -105,7 +104,7 @@ class Timed(SQLCount):
             seconds = perf_counter() - started
             counting.reset(token)
             self.timings.append(
-                ReceiverTiming(self.receiver, seconds, raised, self.queries, self.seconds)
+                ReceiverTiming(self.receiver, seconds, raised, sql.queries, sql.seconds)
             )
 
     @property
@@ -113,7 +112,7 @@ class Timed(SQLCount):
         return self.receiver
 
     def __getattr__(self, name: str) -> Any:
-        if name in _OWN:  # not set yet (copying): no recursion
+        if name in Timed.__slots__:  # not set yet (copying): no recursion
             raise AttributeError(name)
         return getattr(self.receiver, name)
 
@@ -135,9 +134,6 @@ class ATimed(Timed):
             raise
         self.timings.append(ReceiverTiming(self.receiver, perf_counter() - started))
         return result
-
-
-_OWN = frozenset((*SQLCount.__slots__, *Timed.__slots__))
 
 
 def timed(result: Any, timings: list[ReceiverTiming]) -> Any:
