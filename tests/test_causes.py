@@ -215,6 +215,91 @@ def test_a_receiver_connected_weakly_is_not_kept_alive_by_the_dashboard():
     assert not post_save.has_listeners(Tag)
 
 
+def not_run_of(title: str) -> list[str]:
+    """The receivers that did not run for the post_save of the post titled `title`."""
+    (event,) = [e for e in StoredEvent.objects.filter(signal="post_save", sender="blog.Post")
+                if e.payload["instance"]["str"] == title]  # fmt: skip
+    return [r["name"].rsplit(".", 1)[-1] for r in event.detail["not_run"]]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("connected_for", ["blog.Post", "blog.Tag"])
+def test_a_receiver_collected_between_two_sends_is_said_to_be_gone(connected_for):
+    """What did not run is worked out once while the receivers stay as they are
+    (core/payload.py): one collected since, whether connected for this sender or another,
+    is still found gone at the next send."""
+    import gc
+
+    from django.apps import apps
+    from django.db.models.signals import post_save
+
+    def short_lived(sender, **kwargs):
+        pass
+
+    post_save.connect(short_lived, sender=apps.get_model(connected_for))  # weakly
+    Post.objects.create(title="while it lives")
+    del short_lived
+    gc.collect()
+    Post.objects.create(title="once it is gone")
+    settle()
+    assert "(gone)" in not_run_of("once it is gone")
+    assert "short_lived" not in not_run_of("once it is gone")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receiver_disconnected_is_not_kept_alive_by_the_dashboard():
+    """Connected strongly, then disconnected: it goes with its object, as without the
+    dashboard (what did not run, worked out once, keeps no receiver)."""
+    import gc
+    import weakref
+
+    from django.db.models.signals import post_save
+
+    from blog.models import Tag
+
+    listener = Listener()
+    post_save.connect(listener.on_tags, sender=Tag, weak=False)
+    Post.objects.create(title="skipped a strong one")
+    post_save.disconnect(listener.on_tags, sender=Tag)
+    settle()
+    gone = weakref.ref(listener)
+    del listener
+    gc.collect()
+    assert gone() is None
+
+
+class RefusesComparison:
+    """A receiver object whose __eq__ raises (the host's code)."""
+
+    def __call__(self, sender, **kwargs):
+        pass
+
+    def __eq__(self, other):
+        raise RuntimeError("not comparable")
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receivers_own_eq_is_never_run_to_tell_what_did_not_run():
+    """One receiver replaced by another under the same dispatch_uid between two sends: the
+    second send names the new one, and no receiver's __eq__ is asked (it raises here)."""
+    from django.db.models.signals import post_save
+
+    from blog.models import Tag
+
+    post_save.connect(RefusesComparison(), sender=Tag, weak=False, dispatch_uid="refuses")
+    Post.objects.create(title="the first object")
+    post_save.disconnect(sender=Tag, dispatch_uid="refuses")
+    post_save.connect(RefusesComparison(), sender=Tag, weak=False, dispatch_uid="refuses")
+    try:
+        Post.objects.create(title="the second object")
+    finally:
+        post_save.disconnect(sender=Tag, dispatch_uid="refuses")
+    settle()
+    assert "RefusesComparison" in not_run_of("the second object")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_writes_that_send_no_signal_show_as_events_of_their_own():
     from blog.models import Comment

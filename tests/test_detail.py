@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from blog.models import Post
 from dashboard.history.export import CSV_COLUMNS
 from dashboard.models import StoredEvent
-from tests.helpers import sent, settle
+from tests.helpers import sent, settle, wait_for
 
 HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "detail"}
 
@@ -210,6 +210,38 @@ def test_a_save_that_raised_leaves_nothing_to_the_next_ones_post_save(transactio
     settle()
     latest = StoredEvent.objects.filter(signal="post_save", sender="blog.Tag").latest("id")
     assert latest.detail["origin"].split(" in ")[0] == f"tests/test_detail.py:{line}"
+
+
+def test_a_save_signal_sent_with_no_frame_above_it_is_recorded(transactional_db):
+    """pre_save sent as a bare thread's target (no Python frame calls the send): the
+    look for the save that sent it finds none, and the event is recorded."""
+    import _thread
+    import threading
+
+    from django.db.models.signals import pre_save
+
+    from blog.models import Tag
+
+    ran = threading.Event()
+
+    def note(sender, **kwargs):
+        ran.set()
+
+    pre_save.connect(note, sender=Tag, weak=False)
+    try:
+        _thread.start_new_thread(
+            pre_save.send, (Tag,), {"instance": None, "raw": False, "using": "default"}
+        )
+        assert ran.wait(5), "the thread's send never ran its receivers"
+    finally:
+        pre_save.disconnect(note, sender=Tag)
+
+    def stored() -> bool:  # the thread hands it on after its receivers, maybe after this
+        settle()
+        return StoredEvent.objects.filter(signal="pre_save", sender="blog.Tag").exists()
+
+    wait_for(stored, what="the thread's pre_save, stored")
+    assert StoredEvent.objects.filter(signal="pre_save", sender="blog.Tag").count() == 1
 
 
 async def test_rolled_back_mark_reaches_open_dashboards(dashboard):

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from fnmatch import fnmatchcase
+from types import FrameType
 from typing import Any
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler, StaticFilesHandler
@@ -152,7 +153,12 @@ def captured_label(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> str |
             _class_labels_for[0] = conf.forgotten[0]
         label = _class_labels.get(sender, _UNSET)
         if label is _UNSET:
+            forgotten = _class_labels_for[0]
             label = _class_labels[sender] = _label_if_captured(signal, sender, kwargs)
+            # Put, then look again: DASHBOARD changed in another thread while this one
+            # worked it out under the old settings, and cleared the cache before the put.
+            if forgotten != conf.forgotten[0]:
+                _class_labels.pop(sender, None)
         return label  # type: ignore[return-value]
     return _label_if_captured(signal, sender, kwargs)
 
@@ -185,10 +191,10 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
     saved = None
     if signal is post_save and (saved := _saving.get()) is not None:
         _saving.set(None)
-        # Frames: 0 this, 1 dispatch._begin, 2 its send wrapper, 3 the send's caller.
-        caller = sys._getframe(3)
+        caller = _senders_frame()
         if (
-            saved[0] != id(caller)
+            caller is None
+            or saved[0] != id(caller)
             or saved[1] != id(kwargs.get("instance"))
             or caller.f_code is not _SAVE_BASE
         ):
@@ -216,9 +222,19 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
             outcome = transactions.track(event, kwargs.get("using"))
         elif (outcome := saved[3]) is not None and not transactions.join(event, outcome):
             transactions.track(event, kwargs.get("using"))  # it ended: where is this one?
-        if signal is pre_save and (caller := sys._getframe(3)).f_code is _SAVE_BASE:
+        if signal is pre_save and (caller := _senders_frame()) and caller.f_code is _SAVE_BASE:
             _saving.set((id(caller), id(kwargs.get("instance")), event.origin, outcome))
     return event
+
+
+def _senders_frame() -> FrameType | None:
+    """The frame that sent the signal: 0 this, 1 capture(), 2 dispatch._begin, 3 its send
+    wrapper, 4 the send's caller; None for a send with no Python frame above it (a bare
+    thread's target)."""
+    try:
+        return sys._getframe(4)
+    except ValueError:
+        return None
 
 
 # Around every pre_save send, recorded or not (capture/dispatch.py): the diff's read of

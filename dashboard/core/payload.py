@@ -12,6 +12,7 @@ Escaping is the template's job.
 """
 
 import logging
+import operator
 import re
 import weakref
 from collections.abc import Callable, Iterable
@@ -416,14 +417,17 @@ def not_run(event: Event) -> list[dict[str, Any]]:
     if not receivers:
         return []
     sent_with = event.sent_with
-    key = (event.signal, event.sender_id, -1 if sent_with is None else len(sent_with))
-    if (known := _not_run.get(key)) is not None and known[0] == receivers:
+    seen = -1 if sent_with is None else len(sent_with)
+    key = (event.signal, id(sent_with), seen, event.sender_id)
+    connected = list(map(_LOOKUP_KEY, receivers))
+    known = _not_run.get(key)
+    if known is not None and known[0] == connected and not _any_gone(receivers):
         found = known[1]  # read only: shared by every event it is found for
     else:
         found = _not_run_for(event)
         if len(_not_run) >= NOT_RUN_AT_MOST:
             _not_run.clear()
-        _not_run[key] = (receivers, found)
+        _not_run[key] = (connected, found)
     # By equality, not identity: a method connected weakly comes back as a new bound
     # method object each time, equal to the last.
     if len(event.timings) < 2:  # none ran twice
@@ -447,17 +451,25 @@ def not_run(event: Event) -> list[dict[str, Any]]:
 
 
 # not_run()'s receivers that did not run (gone, or connected for other senders), per
-# (signal, sender, how many senders it has seen): the same for every send until the
-# signal's receivers change. Each project model's own receivers are connected for it, so
-# every save skips those of all other models, naming each again: 0.6 µs a receiver.
-# The list they were found in is kept and compared: Django's own entry tuples, the same
-# objects until a receiver connects or goes (a new entry, or a new list), so equal at
-# once. A weakly connected receiver collected since is named as it was until Django
-# takes its entry out (its next send); a strongly connected one disconnected is held
-# until a send of the signal finds the list changed. Read only, as what
-# _for_another_sender() keeps.
-_not_run: dict[tuple[str, int, int], tuple[list[Any], list[dict[str, Any]]]] = {}
+# (signal, its set of senders seen and how many it holds, sender): the same for every send
+# while the signal's receivers stay as they are. Each project model's own receivers are
+# connected for it, so every save skips those of all other models, naming each again:
+# 0.6 µs a receiver. Kept with the receivers' lookup keys, Django's own ids of each
+# (receiver, sender) pair, compared as numbers: nothing of the host's is held or run (its
+# __eq__), and a receiver connected or disconnected since changes them. A weakly connected
+# receiver collected since (Django takes its entry out during this very send) is looked for
+# on each send, and found anew, as "(gone)". Read only, as what _for_another_sender() keeps.
+_not_run: dict[tuple[str, int, int, int], tuple[list[Any], list[dict[str, Any]]]] = {}
 NOT_RUN_AT_MOST = 256  # senders are unbounded (a signal sent with ever new instances)
+_LOOKUP_KEY = operator.itemgetter(0)  # of an entry of Signal.receivers: (receiver, sender)
+
+
+def _any_gone(receivers: list[Any]) -> bool:
+    """Whether a weakly connected receiver among them was collected."""
+    return any(type(ref) in _WEAK and ref() is None for _, ref, _ in receivers)
+
+
+_WEAK = (weakref.ReferenceType, weakref.WeakMethod)
 
 
 def _not_run_for(event: Event) -> list[dict[str, Any]]:
