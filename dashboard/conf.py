@@ -239,7 +239,12 @@ def per_settings(func: Callable[[Any], T]) -> Callable[[Any], T]:
         try:
             return answers[arg]
         except KeyError:
+            began = read[0]
             answer = answers[arg] = func(arg)
+            # Put, then look again: DASHBOARD changed in another thread while this one
+            # worked it out under the old settings, and cleared the answers before the put.
+            if began != forgotten[0]:
+                answers.pop(arg, None)
             return answer
 
     return cached

@@ -136,34 +136,22 @@ def _own_connection(kwargs: dict[str, Any]) -> bool:
     return getattr(kwargs.get("connection"), "alias", None) == history_alias()
 
 
-# Per class sending without a connection (a model's saves, deletes, m2m changes: most
-# sends), its label if captured, else None: the same for every signal it sends, until
-# DASHBOARD changes (IGNORE_SENDERS). One lookup, not four calls, an event.
-_class_labels: dict[type, str | None] = {}
-_class_labels_for = [-1]  # conf.forgotten when those answers began
-_UNSET = object()
-
-
 def captured_label(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> str | None:
     """The sender's label if a send of this signal from it is captured, else None."""
+    # A class sending without a connection (a model's saves, deletes, m2m changes: most
+    # sends) has the same answer for every signal it sends: worked out once per settings.
     # issubclass(type()), not isinstance(): a lazy sender would evaluate.
     if issubclass(type(sender), type) and "connection" not in kwargs:
-        if _class_labels_for[0] != conf.forgotten[0]:
-            _class_labels.clear()
-            _class_labels_for[0] = conf.forgotten[0]
-        label = _class_labels.get(sender, _UNSET)
-        if label is _UNSET:
-            forgotten = _class_labels_for[0]
-            label = _class_labels[sender] = _label_if_captured(signal, sender, kwargs)
-            # Put, then look again: DASHBOARD changed in another thread while this one
-            # worked it out under the old settings, and cleared the cache before the put.
-            if forgotten != conf.forgotten[0]:
-                _class_labels.pop(sender, None)
-        return label  # type: ignore[return-value]
+        return _class_label(sender)
     return _label_if_captured(signal, sender, kwargs)
 
 
-def _label_if_captured(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> str | None:
+@conf.per_settings
+def _class_label(sender: type) -> str | None:
+    return _label_if_captured(None, sender, {})
+
+
+def _label_if_captured(signal: Signal | None, sender: Any, kwargs: dict[str, Any]) -> str | None:
     if _ignored(sender) or (signal is connection_created and _own_connection(kwargs)):
         return None
     label = sender_label(sender, kwargs)
