@@ -178,6 +178,54 @@ def test_a_relay_left_on_a_closed_loop_is_replaced():
         fanout.reset()
 
 
+def test_a_relay_collected_while_another_loop_runs_ends_without_waiting(monkeypatch, caplog):
+    """A relay left on a loop that closed is collected later, perhaps while another loop
+    runs in the thread (a later test's): the layer's read fails as it is closed, and the
+    relay must end there, not log the layer down and wait to retry on a loop not its own
+    (Python: "coroutine ignored GeneratorExit", which failed whichever test was running)."""
+    from dashboard.live import fanout as fanout_module
+
+    class Layer:
+        async def new_channel(self) -> str:
+            return "relay"
+
+        async def group_add(self, group: str, channel: str) -> None:
+            return None
+
+        async def group_discard(self, group: str, channel: str) -> None:
+            return None
+
+        async def receive(self, channel: str) -> dict:
+            try:
+                await asyncio.sleep(3600)
+            except BaseException as exc:  # as the layer's read did when it was closed
+                raise RuntimeError("Event loop is closed") from exc
+            return {}
+
+    monkeypatch.setattr(fanout_module, "get_channel_layer", Layer)
+    relay = fanout_module.Fanout()._listen(asyncio.Event())
+    old_loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        relay.send(None)  # by hand, not as a task: it runs up to the layer's read
+
+    try:
+        old_loop.run_until_complete(start())
+
+        async def collect_it() -> None:
+            relay.close()  # as the collector closes it: raised, before the fix
+
+        with caplog.at_level(logging.WARNING, logger="dashboard"):
+            asyncio.run(collect_it())
+        assert "could not listen" not in caplog.text
+    finally:
+        left = asyncio.all_tasks(old_loop)  # its renewal of the group
+        for task in left:
+            task.cancel()
+        old_loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        old_loop.close()
+
+
 @CROSSING
 async def test_a_frame_of_another_process_that_came_before_the_resume_is_not_lost(staff_client):
     """Another process's frame leaves before its events are stored (its sidecar stores

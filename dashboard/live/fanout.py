@@ -234,7 +234,7 @@ class Fanout:
                         await self._join(layer, group, channel)
                     continue
                 except Exception as exc:  # e.g. Redis restarting: back off, listen again
-                    if _loop_gone():  # collected after its loop closed: nothing to retry
+                    if _loop_gone(loop):  # collected after its loop closed: nothing to retry
                         return
                     self._down(f"could not listen to the channel layer: {exc!r}")
                     await asyncio.sleep(delay)
@@ -308,9 +308,11 @@ def _stop(relay: asyncio.Task[None] | None) -> None:
 fanout = Fanout()
 
 
-def _loop_gone() -> bool:
-    """No loop runs this coroutine any more (it closed; the coroutine is being collected)."""
+def _loop_gone(loop: asyncio.AbstractEventLoop) -> bool:
+    """`loop`, the one a coroutine began on, no longer runs it: it closed, and the coroutine
+    is being collected, maybe while another loop runs in this thread (a later test's),
+    which is not the coroutine's to wait on ("coroutine ignored GeneratorExit")."""
     try:
-        return asyncio.get_running_loop().is_closed()
-    except RuntimeError:
+        return loop.is_closed() or asyncio.get_running_loop() is not loop
+    except RuntimeError:  # no loop runs
         return True
