@@ -23,7 +23,6 @@ name that moved makes the child fail and say which, rather than measure somethin
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -138,15 +137,7 @@ def _count(
         flags += ["--piece", piece]
     if args.requests:
         flags += ["--requests", str(args.requests)]
-    out = workdir / f"callgrind.{tag}"
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
-         f"--callgrind-out-file={out}.%p", sys.executable, "-m", "bench.ablation", *flags],
-        cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False,
-    )  # fmt: skip
-    files = sorted(workdir.glob(f"callgrind.{tag}.*"))
-    if done.returncode != 0 or not files:
-        raise SystemExit(f"{tag}: the child failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    files = instructions._valgrind(tag, workdir, env, flags, "bench.ablation", timeout=1800)
     if not args.requests:
         return {"create": instructions._per(files, args.creates, tag)}
     from bench import requests

@@ -188,13 +188,17 @@ def _totals(paths: list[Path]) -> dict[str, int]:
     return found
 
 
-def _valgrind(tag: str, workdir: Path, env: dict[str, str], child: list[str]) -> list[Path]:
-    """Run a child under callgrind; its files (one per thread, and per dump)."""
+def _valgrind(
+    tag: str, workdir: Path, env: dict[str, str], child: list[str],
+    module: str = "bench.instructions", timeout: float = 900,
+) -> list[Path]:  # fmt: skip
+    """Run a child (`python -m module *child`) under callgrind; its files (one per
+    thread, and per dump)."""
     out = workdir / f"callgrind.{tag}"
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
-            f"--callgrind-out-file={out}.%p", sys.executable, "-m", "bench.instructions",
-            *child]  # fmt: skip
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
+            f"--callgrind-out-file={out}.%p", sys.executable, "-m", module, *child]  # fmt: skip
+    done = subprocess.run(args, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)  # fmt: skip
     files = sorted(workdir.glob(f"callgrind.{tag}.*"))
     if done.returncode != 0 or not files:
         raise RuntimeError(f"{tag}: callgrind run failed ({done.returncode}):\n"
