@@ -60,8 +60,8 @@ def _diffs() -> None:
 
     from dashboard.capture import context, dispatch
 
-    context.BEFORE.pop(pre_save)
-    context.AFTER.pop(pre_save)
+    context.BEFORE.pop(id(pre_save))
+    context.AFTER.pop(id(pre_save))
     dispatch.forget_plain()
 
 

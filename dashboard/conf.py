@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
+from dashboard.core.identity import ByIdentity
+
 logger = logging.getLogger("dashboard")
 
 DEFAULTS: dict[str, Any] = {
@@ -225,26 +227,62 @@ def on_forget(hook: Callable[[], None]) -> None:
 T = TypeVar("T")
 
 
-def per_settings(func: Callable[[Any], T]) -> Callable[[Any], T]:
+def per_settings(
+    func: Callable[[Any], T] | None = None, *, by_identity: bool = False
+) -> Any:
     """Memoize a one-argument function of the settings until DASHBOARD changes
-    (hot paths ask the same question per signal or sender again and again)."""
-    answers: dict[Hashable, T] = {}
-    read = [-1]  # `forgotten` when the answers began
+    (hot paths ask the same question per signal or sender again and again).
+    `by_identity`: the argument is the host's object (a class, a signal), kept by its
+    id and for its life only, never hashed nor held (core/identity.py)."""
 
-    @functools.wraps(func)
-    def cached(arg: Hashable) -> T:
-        if read[0] != forgotten[0]:
+    def decorate(func: Callable[[Any], T]) -> Callable[[Any], T]:
+        answers: dict[Any, T] = ByIdentity() if by_identity else {}
+        read = [-1]  # `forgotten` when the answers began
+
+        def fresh() -> None:
             answers.clear()
             read[0] = forgotten[0]
-        try:
-            return answers[arg]
-        except KeyError:
-            began = read[0]
-            answer = answers[arg] = func(arg)
-            # Put, then look again: DASHBOARD changed in another thread while this one
-            # worked it out under the old settings, and cleared the answers before the put.
-            if began != forgotten[0]:
-                answers.pop(arg, None)
-            return answer
 
-    return cached
+        if by_identity:
+
+            @functools.wraps(func)
+            def cached(arg: Any) -> T:
+                if read[0] != forgotten[0]:
+                    fresh()
+                try:
+                    return answers[id(arg)]
+                except KeyError:
+                    return _work_out(func, arg, id(arg), answers, read)
+
+        else:
+
+            @functools.wraps(func)
+            def cached(arg: Any) -> T:
+                if read[0] != forgotten[0]:
+                    fresh()
+                try:
+                    return answers[arg]
+                except KeyError:
+                    return _work_out(func, arg, arg, answers, read)
+
+        cached.answers = answers  # type: ignore[attr-defined]  # for tests
+        return cached
+
+    return decorate if func is None else decorate(func)
+
+
+def _work_out(
+    func: Callable[[Any], T], arg: Any, key: Hashable, answers: dict[Any, T], read: list[int]
+) -> T:
+    """per_settings' miss: the answer, kept unless DASHBOARD changed in another thread while
+    this one worked it out under the old settings (and cleared the answers before the put:
+    put, then look again)."""
+    began = read[0]
+    answer = func(arg)
+    if isinstance(answers, ByIdentity):
+        answers.put(arg, answer)
+    else:
+        answers[key] = answer
+    if began != forgotten[0]:
+        answers.pop(key, None)
+    return answer

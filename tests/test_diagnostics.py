@@ -63,9 +63,9 @@ def test_a_signal_module_nothing_imported_is_found(tmp_path, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_custom_signals_never_sent_receivers_twice_and_senders_never_matched(monkeypatch):
     from dashboard.capture import seen
-    from dashboard.capture.signals import BySignal
+    from dashboard.core.identity import ByIdentity
 
-    monkeypatch.setattr(seen, "_sent", BySignal())  # as if just started
+    monkeypatch.setattr(seen, "_sent", ByIdentity())  # as if just started
     parcel_shipped.connect(on_shipped)
     post_save.connect(twice, sender=Post, dispatch_uid="first")
     post_save.connect(twice, dispatch_uid="second")  # every sender: Post's runs it twice

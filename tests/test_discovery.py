@@ -82,11 +82,12 @@ def test_what_a_send_leaves_per_signal_goes_with_the_signal():
     adhoc.send(sender=Post)
     key = id(adhoc)
     assert seen.senders(adhoc) == {id(Post)}
-    assert key in signals._recorded
+    recorded = signals.recorded.answers
+    assert key in recorded and key in signals._specs
     del adhoc
     gc.collect()
-    assert key not in seen._sent and key not in signals._recorded
-    assert key not in seen._sent._tied and key not in signals._recorded._tied
+    assert key not in seen._sent and key not in recorded and key not in signals._specs
+    assert key not in seen._sent._tied and key not in recorded._tied
 
 
 @pytest.mark.django_db(transaction=True)

@@ -70,7 +70,7 @@ def test_the_built_read_returns_what_the_queryset_api_returns(kind):
     obj = MAKERS[kind]()
     model, connection = type(obj), connection_of(type(obj))
     got = stored.read(model, obj.pk, connection)
-    assert stored._built[(model, connection.alias)] is not None  # built, not the fallback
+    assert stored._built[id(model)][connection.alias] is not None  # built, not the fallback
     [expected] = list(stored.queryset(model, connection.alias, obj.pk))
     assert got == expected
     assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in expected.items()}
@@ -118,7 +118,7 @@ def test_a_failed_seam_reads_through_the_queryset_api_and_the_diff_still_shows()
     settle()
     saved = StoredEvent.objects.filter(signal="post_save", sender="blog.Post").latest("id")
     assert [c["field"] for c in saved.detail["diff"]] == ["title", "updated"]
-    assert stored._built == {(Post, connection_of(Post).alias): None}  # nothing built
+    assert stored._built == {id(Post): {connection_of(Post).alias: None}}  # nothing built
 
 
 def test_a_compiler_that_raises_fails_the_seam_once_and_reads_go_on(monkeypatch, caplog):
@@ -133,7 +133,7 @@ def test_a_compiler_that_raises_fails_the_seam_once_and_reads_go_on(monkeypatch,
     assert not SEAMS["dashboard.W009"].ok
     assert len([r for r in caplog.records if "SQL compiler" in r.getMessage()]) == 1
     assert stored.read(Post, post.pk, connection)["title"] == "Stored"
-    assert stored._built == {(Post, connection.alias): None}
+    assert stored._built == {id(Post): {connection.alias: None}}
 
 
 SHOW_HIDDEN = contextvars.ContextVar("show_hidden", default=False)
@@ -160,7 +160,7 @@ def test_a_base_manager_of_the_model_s_own_is_asked_at_every_read(monkeypatch):
         assert stored.read(Post, post.pk, connection)["title"] == "Stored"
     finally:
         SHOW_HIDDEN.reset(token)
-    assert stored._built[(Post, connection.alias)] is None  # never built
+    assert stored._built[id(Post)][connection.alias] is None  # never built
     assert SEAMS["dashboard.W009"].ok
 
 
@@ -171,11 +171,11 @@ def test_a_pk_that_cannot_be_read_is_read_through_the_api_and_breaks_nothing():
     with pytest.raises(ValueError):  # what the QuerySet API raises for it too
         stored.read(Post, "abc", connection)
     assert stored.read(Post, 2**63 + 5, connection) is None
-    assert (Post, connection.alias) not in stored._built
+    assert connection.alias not in stored._built.get(id(Post), {})
     post = a_post()
     assert stored.read(Post, post.pk, connection)["title"] == "Stored"
     assert stored.read(Post, 2**63 + 5, connection) is None  # the built read: the same answer
-    assert stored._built[(Post, connection.alias)] is not None
+    assert stored._built[id(Post)][connection.alias] is not None
     assert SEAMS["dashboard.W009"].ok
 
 
@@ -193,7 +193,7 @@ def test_the_built_read_keeps_no_thread_s_connection_alive():
     thread.start()
     thread.join()
     gc.collect()
-    assert stored._built[(Post, router.db_for_write(Post))] is not None
+    assert stored._built[id(Post)][router.db_for_write(Post)] is not None
     assert held[0]() is None
     got = stored.read(Post, post.pk, connection_of(Post))  # converted here, by this thread's
     assert timezone.is_aware(got["created"])

@@ -18,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import request_finished, request_started, setting_changed
 from django.db.models.signals import post_migrate, pre_migrate
-from django.dispatch import Signal
 
 from dashboard import conf
 from dashboard.core.quiet import quiet
@@ -112,14 +111,17 @@ def _settings_changed(sender: Any, named: dict[str, Any]) -> None:
         conf.forget()
 
 
-BEFORE: dict[Signal, Callable[[Any, dict[str, Any]], None]] = {
-    request_started: _begin_wsgi_request,
-    pre_migrate: _begin_migrate,
-    setting_changed: _settings_changed,
+# Keyed by id(signal), as every per-signal table the sends consult: a Signal subclass
+# may define __eq__ and so be unhashable (Django never hashes a signal). The keys are
+# Django's module-level signals, never collected, so their ids are never reused.
+BEFORE: dict[int, Callable[[Any, dict[str, Any]], None]] = {
+    id(request_started): _begin_wsgi_request,
+    id(pre_migrate): _begin_migrate,
+    id(setting_changed): _settings_changed,
 }
-AFTER: dict[Signal, Callable[[], None]] = {
-    request_finished: _end_wsgi_request,
-    post_migrate: _end_migrate,
+AFTER: dict[int, Callable[[], None]] = {
+    id(request_finished): _end_wsgi_request,
+    id(post_migrate): _end_migrate,
 }
 
 

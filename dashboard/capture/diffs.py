@@ -17,7 +17,8 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
-from dashboard.capture import stored, timing
+from dashboard.capture import begun, stored, timing
+from dashboard.capture.snapshot import PLAIN_TYPES, snapshot
 
 logger = logging.getLogger("dashboard")
 
@@ -42,11 +43,19 @@ def stored_row(instance: Model, using: str | None) -> Row | None:
     connection = connections[using or DEFAULT_DB_ALIAS]
     if connection.needs_rollback:  # a query now would fail the sender's transaction
         return None
+    if begun.first_statement(connection):
+        return None  # it would begin the sender's transaction: capture/begun.py
     token = timing.counting.set(None)  # ours: not the running receiver's SQL
     try:
-        return stored.read(type(instance), instance.pk, connection)
+        row = stored.read(type(instance), instance.pk, connection)
     finally:
         timing.counting.reset(token)
+    if row is None or PLAIN_TYPES.issuperset(map(type, row.values())):
+        return row
+    # A field's value of a type of the host's (money, a phone number): kept as the saved
+    # instance's is (its text), so that no method of it runs later, when the event is
+    # pickled or the two are compared (capture/snapshot.py).
+    return {k: v if type(v) in PLAIN_TYPES else snapshot(v, 1, True) for k, v in row.items()}
 
 
 def begin(instance: Any, using: str | None, read: bool) -> None:
@@ -56,7 +65,9 @@ def begin(instance: Any, using: str | None, read: bool) -> None:
     reading = _reading.get()
     if reading:
         _reading.set((*reading, None))
-    if not isinstance(instance, Model):  # a pre_save sent by hand may carry anything
+    # issubclass(type()), not isinstance(): a pre_save sent by hand may carry anything, a
+    # lazy object too, which isinstance() would evaluate.
+    if not issubclass(type(instance), Model):
         return
     # A row an earlier save of it kept and never took (it raised before its post_save)
     # is not this save's.

@@ -11,17 +11,19 @@ from types import CodeType
 
 from django.conf import settings
 
+from dashboard.core.identity import ByIdentity
+
 # The project's own code lives under BASE_DIR (startproject sets it), else where it runs from.
 PROJECT_ROOT = os.path.abspath(str(getattr(settings, "BASE_DIR", None) or os.getcwd()))
 _PROJECT_ROOT = PROJECT_ROOT + os.sep
 _DASHBOARD_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # Keyed by id(): hashing a code object hashes its bytecode and constants anew on
 # every call (~0.2 µs for one of Django's), and the walk asks for several per event.
-# The code objects are held here, so their ids are never reused meanwhile.
-_is_project_code: dict[int, tuple[CodeType, bool]] = {}
-# "file:line in function" per (code, instruction): the same call sites send
-# again and again, and a line number is looked up, and formatted, once.
-_origins: dict[tuple[int, int], str] = {}
+# Each entry goes with its code object (code compiled at run time, then dropped).
+_is_project_code: ByIdentity[bool] = ByIdentity()
+# "file:line in function" per code and instruction: the same call sites send again and
+# again, and a line number is looked up, and formatted, once.
+_origins: ByIdentity[dict[int, str]] = ByIdentity()
 
 
 def is_project_file(filename: str) -> bool:
@@ -39,9 +41,7 @@ def project_path(filename: str) -> str:
 
 
 def _project_code(code: CodeType) -> bool:
-    mine = is_project_file(code.co_filename)
-    _is_project_code[id(code)] = (code, mine)
-    return mine
+    return _is_project_code.put(code, is_project_file(code.co_filename))
 
 
 def origin() -> str | None:
@@ -50,14 +50,17 @@ def origin() -> str | None:
     known = _is_project_code
     while frame is not None:
         code = frame.f_code
-        entry = known.get(id(code))
-        mine = entry[1] if entry is not None else _project_code(code)
+        mine = known.get(id(code))
+        if mine is None:
+            mine = _project_code(code)
         if mine:
-            site = (id(code), frame.f_lasti)
-            where = _origins.get(site)
+            sites = _origins.get(id(code))
+            if sites is None:
+                sites = _origins.put(code, {})
+            where = sites.get(frame.f_lasti)
             if where is None:
                 path = project_path(code.co_filename)
-                where = _origins[site] = f"{path}:{frame.f_lineno} in {code.co_name}"
+                where = sites[frame.f_lasti] = f"{path}:{frame.f_lineno} in {code.co_name}"
             return where
         frame = frame.f_back
     return None

@@ -27,9 +27,10 @@ from dashboard import conf
 from dashboard.capture import context, diffs, transactions
 from dashboard.capture.origin import is_project_file, origin, project_path
 from dashboard.capture.signals import Spec, recorded
-from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot
+from dashboard.capture.snapshot import PLAIN_TYPES, sender_label, snapshot, text_of
 from dashboard.capture.transactions import Outcome
 from dashboard.core.events import Event, RequestSnapshot
+from dashboard.core.identity import ByIdentity
 from dashboard.core.quiet import quiet
 from dashboard.routers import history_alias
 
@@ -51,15 +52,15 @@ def _ignored(sender: Any) -> bool:
     another). Decided once per sender class."""
     if not issubclass(type(sender), type):  # not isinstance(): a lazy sender would evaluate
         return False
-    ignored = _ignored_senders.get(sender)
+    ignored = _ignored_senders.get(id(sender))
     if ignored is None:
-        ignored = _ignored_senders[sender] = sender in QUIET_SENDERS or (
+        ignored = _ignored_senders.put(sender, any(sender is q for q in QUIET_SENDERS) or (
             issubclass(sender, Model) and sender._meta.app_label == "dashboard"
-        )
+        ))  # fmt: skip
     return ignored
 
 
-_ignored_senders: dict[type, bool] = {}
+_ignored_senders: ByIdentity[bool] = ByIdentity()
 
 
 def _request_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
@@ -89,7 +90,7 @@ def _exception_fields(raw: dict[str, Any], kwargs: dict[str, Any]) -> None:
     frames = traceback.extract_tb(tb)
     raw["exception"] = {
         "type": exc_type.__qualname__,
-        "message": str(exc),
+        "message": text_of(exc),  # any query its __str__ would run refused
         "traceback": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-TRACEBACK_FRAMES:]],
         # The frames in the project's own code, with a few lines around each: where to
         # look. No local variables: nothing secret leaves the process.
@@ -116,10 +117,10 @@ def _lines_around(filename: str, lineno: int, context: int = 2) -> list[list[Any
 
 
 SPECIAL_KWARGS = {"scope", "environ", "signal"}
-EXTRA_FIELDS: dict[Signal, Callable[[dict[str, Any], dict[str, Any]], None]] = {
-    request_started: _request_fields,
-    request_finished: _finished_fields,
-    got_request_exception: _exception_fields,
+EXTRA_FIELDS: dict[int, Callable[[dict[str, Any], dict[str, Any]], None]] = {  # id(signal)
+    id(request_started): _request_fields,
+    id(request_finished): _finished_fields,
+    id(got_request_exception): _exception_fields,
 }
 # Families whose events can belong to a transaction that rolls back.
 UNTRANSACTED = frozenset({"request", "database", "settings"})
@@ -146,7 +147,7 @@ def captured_label(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> str |
     return _label_if_captured(signal, sender, kwargs)
 
 
-@conf.per_settings
+@conf.per_settings(by_identity=True)
 def _class_label(sender: type) -> str | None:
     return _label_if_captured(None, sender, {})
 
@@ -192,7 +193,7 @@ def capture(spec: Spec, signal: Signal, sender: Any, kwargs: dict[str, Any]) -> 
         for k, v in kwargs.items()
         if k not in SPECIAL_KWARGS
     }
-    if extra := EXTRA_FIELDS.get(signal):
+    if extra := EXTRA_FIELDS.get(id(signal)):
         extra(raw, kwargs)
     info = context.current_request.get()
     event = Event(
@@ -235,7 +236,7 @@ def _pre_save_begins(sender: Any, named: dict[str, Any]) -> None:
     try:
         read = bool(
             # An update (an insert has no stored row), cheapest test first.
-            isinstance(instance, Model)
+            issubclass(type(instance), Model)  # not isinstance(): a lazy one would evaluate
             and not instance._state.adding
             and conf.get("DIFFS")
             and not named.get("raw")
@@ -251,5 +252,5 @@ def _pre_save_begins(sender: Any, named: dict[str, Any]) -> None:
     diffs.begin(instance, named.get("using"), read)  # always: its end() pops it
 
 
-context.BEFORE[pre_save] = _pre_save_begins
-context.AFTER[pre_save] = diffs.end
+context.BEFORE[id(pre_save)] = _pre_save_begins
+context.AFTER[id(pre_save)] = diffs.end

@@ -10,10 +10,10 @@ import time
 
 from django.dispatch import Signal
 
-from dashboard.capture.signals import BySignal
+from dashboard.core.identity import ByIdentity
 from dashboard.core.senders import MAX_SENDERS  # one definition, read where events are described
 
-_sent: BySignal[set[int]] = BySignal()
+_sent: ByIdentity[set[int]] = ByIdentity()
 STARTED = time.time()  # what "since start-up" means
 
 

@@ -18,12 +18,13 @@ import threading
 import weakref
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, TypeVar
+from typing import Any
 
 from django.apps import apps
 from django.dispatch import Signal
 
 from dashboard import conf
+from dashboard.core.identity import ByIdentity
 from dashboard.core.payload import receiver_info
 
 # Django's own signal modules, by family; the rest are named by their app.
@@ -34,7 +35,6 @@ DJANGO_FAMILIES = {
     "django.test.signals": "settings",
 }
 FAMILY_OF = {"django.core.signals.setting_changed": "settings"}
-T = TypeVar("T")
 FAMILY_ORDER = ("model", "request", "database", "settings", "auth")
 
 
@@ -52,50 +52,60 @@ class Spec:
         )
 
 
-_specs: "weakref.WeakKeyDictionary[Signal, Spec]" = weakref.WeakKeyDictionary()
+# Per signal: its spec, and the signal itself, weakly where it can be (the page's counters
+# list them). By id, never by the signal: a subclass may define __eq__ and so be unhashable.
+_specs: ByIdentity[tuple[Spec, "weakref.ref[Signal]"]] = ByIdentity()
 _scanned: set[str] = set()
 _lock = threading.Lock()
 
 
 def spec_of(signal: Signal) -> Spec:
     """The signal's name and family; a signal not seen before is looked for first."""
-    spec = _specs.get(signal)
-    if spec is None:
+    entry = _specs.get(id(signal))
+    if entry is None:
         with _lock:
             _scan()
-            spec = _specs.get(signal)
-            if spec is None:  # defined outside any module's namespace (a class, a function)
-                spec = _specs[signal] = Spec(f"signal-{id(signal):x}", "", "other")
-    return spec
+            entry = _specs.get(id(signal))
+            if entry is None:  # defined outside any module's namespace (a class, a function)
+                entry = _keep(signal, Spec(f"signal-{id(signal):x}", "", "other"))
+    return entry[0]
+
+
+def _keep(signal: Signal, spec: Spec) -> tuple[Spec, "weakref.ref[Signal]"]:
+    return _specs.put(signal, (spec, weakref.ref(signal)))  # a Signal's class has __weakref__
 
 
 def discovered() -> list[tuple[Signal, Spec]]:
     """Every signal found so far, family by family (the page's counters)."""
     with _lock:
         _scan()
-        found = list(_specs.items())
+        found = [(signal, spec) for spec, ref in list(_specs.values())
+                 if (signal := ref()) is not None]  # fmt: skip
     return sorted(found, key=lambda item: (_family_rank(item[1].family), item[1].path))
 
 
 def _scan() -> None:
     """Name the signals of every module imported since the last scan (lock held)."""
-    candidates: dict[Signal, list[tuple[str, str]]] = {}
+    candidates: dict[int, tuple[Signal, list[tuple[str, str]]]] = {}
     for module_name, module in list(sys.modules.items()):
         if module_name in _scanned or module is None:
             continue
         _scanned.add(module_name)
         try:
-            namespace = list(vars(module).items())
-        except TypeError:
+            # Not vars(): it asks the module for its __dict__, and a module loaded lazily
+            # (importlib.util.LazyLoader), or an object of the host's in sys.modules, runs
+            # its own code to answer (the lazy one loads). Read as the type keeps it.
+            namespace = list(object.__getattribute__(module, "__dict__").items())
+        except (AttributeError, TypeError):
             continue
         for attr, value in namespace:
             # type(), not isinstance(): isinstance() would evaluate a lazy object.
-            if issubclass(type(value), Signal) and value not in _specs:
-                candidates.setdefault(value, []).append((module_name, attr))
-    for signal, places in candidates.items():
+            if issubclass(type(value), Signal) and id(value) not in _specs:
+                candidates.setdefault(id(value), (value, []))[1].append((module_name, attr))
+    for signal, places in candidates.values():
         module_name, attr = min(places, key=_defining_first) if len(places) > 1 else places[0]
         path = f"{module_name}.{attr}"
-        _specs[signal] = Spec(attr, path, _family(module_name, path))
+        _keep(signal, Spec(attr, path, _family(module_name, path)))
 
 
 def _defining_first(place: tuple[str, str]) -> tuple[bool, bool, int, str]:
@@ -136,49 +146,12 @@ def _family_rank(family: str) -> tuple[int, str]:
 
 # -- what is recorded: SIGNALS and IGNORE_SIGNALS --------------------------------------
 
-class BySignal(dict[int, T]):
-    """Answers per signal, asked on every send: keyed by id(signal), as a
-    WeakKeyDictionary lookup costs a weak reference and a Python call each time.
-    An entry goes when its signal is collected (so its id is never reused meanwhile);
-    a signal that cannot be weakly referenced keeps its entry for the process's life."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._tied: set[int] = set()  # ids whose signal will tell us when it goes
-
-    def put(self, signal: Signal, value: T) -> T:
-        key = id(signal)
-        if key not in self._tied:
-            try:
-                weakref.finalize(signal, self._forget, key).atexit = False
-                self._tied.add(key)
-            except TypeError:
-                pass
-        # Another thread may have put one first: theirs stays, so nothing it noted is lost.
-        return self.setdefault(key, value)
-
-    def _forget(self, key: int) -> None:
-        self._tied.discard(key)
-        self.pop(key, None)
-
-
-# Per signal, its spec if recorded, else None: asked on every send of every
-# signal (pre_init: every row a query loads), so one dict lookup.
-_recorded: BySignal[Spec | None] = BySignal()
-_recorded_for = [-1]  # conf.forgotten when those answers began
-_UNKNOWN = Spec("", "", "")
-
-
+@conf.per_settings(by_identity=True)
 def recorded(signal: Signal) -> Spec | None:
-    """The signal's spec if SIGNALS and IGNORE_SIGNALS record it, else None."""
-    if _recorded_for[0] != conf.forgotten[0]:
-        _recorded.clear()
-        _recorded_for[0] = conf.forgotten[0]
-    answer = _recorded.get(id(signal), _UNKNOWN)
-    if answer is _UNKNOWN:
-        spec = spec_of(signal)
-        answer = _recorded.put(signal, spec if spec.recorded else None)
-    return answer
+    """The signal's spec if SIGNALS and IGNORE_SIGNALS record it, else None. Asked on
+    every send of every signal (pre_init: every row a query loads): one dict lookup."""
+    spec = spec_of(signal)
+    return spec if spec.recorded else None
 
 
 def _matches(spec: Spec, patterns: Any) -> bool:

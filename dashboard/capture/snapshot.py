@@ -26,6 +26,7 @@ from django.utils.functional import LazyObject
 
 from dashboard.capture.timing import NoQueries, WouldQuery, counting
 from dashboard.core.events import SENDER_MAX_LENGTH, InstanceSnapshot, RequestSnapshot
+from dashboard.core.identity import ByIdentity
 from dashboard.seams import seam
 
 LOG = seam(
@@ -58,13 +59,13 @@ MAX_ITEMS = 50  # of a list, set or dict, kept
 QUERIES = "<str() not run: it would query the database>"
 
 # Per model class: "app.Model". Options.label formats it anew on every access.
-_model_labels: dict[type[Model], str] = {}
+_model_labels: ByIdentity[str] = ByIdentity()
 
 
 def model_label(model: type[Model]) -> str:
-    label = _model_labels.get(model)
+    label = _model_labels.get(id(model))
     if label is None:
-        label = _model_labels[model] = model._meta.label
+        label = _model_labels.put(model, model._meta.label)
     return label
 
 
@@ -77,7 +78,7 @@ def snapshot_instance(obj: Model, depth: int = 0) -> InstanceSnapshot:
     model = type(obj)
     fields = dict(obj.__dict__)
     keys = tuple(fields)
-    shape = _shapes.get(model)
+    shape = _shapes.get(id(model))
     if shape is None or shape[0] != keys:
         shape = _shape(model, keys)
     for key in shape[1]:
@@ -85,10 +86,23 @@ def snapshot_instance(obj: Model, depth: int = 0) -> InstanceSnapshot:
     if not PLAIN_TYPES.issuperset(map(type, fields.values())):
         for key in [k for k, v in fields.items() if type(v) not in PLAIN_TYPES]:
             fields[key] = snapshot(fields[key], depth + 1, key in shape[2])
-    return InstanceSnapshot(shape[3], obj.pk, _text(obj), fields)
+    text = text_of(obj)
+    state = obj.__dict__
+    if len(state) != len(keys):  # its __str__ kept something on it (a cached_property)
+        _take_off(state, keys)
+    return InstanceSnapshot(shape[3], obj.pk, text, fields)
 
 
-def _text(value: Any) -> str:
+def _take_off(state: dict[str, Any], keys: tuple[Any, ...]) -> None:
+    """Leave the instance as its __str__ found it: Django's save never calls __str__, so
+    what it cached on the instance (a cached_property, a fallback it fell back to) would
+    be there only because of the dashboard, and stale after the host's next change."""
+    before = set(keys)
+    for key in [k for k in state if k not in before]:
+        del state[key]
+
+
+def text_of(value: Any) -> str:
     """str(value) (a model instance's, a field value's), with any query it would run
     refused (a deferred field, a related object not loaded yet), and any signal it
     would send (a write's pre_save; a connection it opens: capture/dispatch.py): the
@@ -147,7 +161,7 @@ def probe() -> str | None:
 # without it (0.3 µs an instance against 1.0 for a comprehension over a blog post's ten
 # keys).
 Shape = tuple[tuple[Any, ...], tuple[Any, ...], frozenset[str], str]
-_shapes: dict[type[Model], Shape] = {}
+_shapes: ByIdentity[Shape] = ByIdentity()
 
 
 def _shape(model: type[Model], keys: tuple[Any, ...]) -> Shape:
@@ -155,7 +169,9 @@ def _shape(model: type[Model], keys: tuple[Any, ...]) -> Shape:
     # itself), which describing would trip over.
     dropped = tuple(k for k in keys if type(k) is not str or k[:1] in ("_", ""))
     concrete = frozenset(f.attname for f in model._meta.concrete_fields)
-    shape = _shapes[model] = (keys, dropped, concrete, model_label(model))
+    shape = (keys, dropped, concrete, model_label(model))
+    _shapes.put(model, shape)  # replaces no other: a new model's, or one of new keys
+    _shapes[id(model)] = shape
     return shape
 
 
@@ -173,7 +189,7 @@ def _unwrapped(value: LazyObject) -> Any:
 def snapshot(value: Any, depth: int = 0, as_text: bool = False) -> Any:
     """A copy of a kwarg that is safe to keep after the sender returns. A value of a type
     it does not know is named `<Type>`, or, `as_text` (a model field's value), its str()
-    as a model's is taken (_text)."""
+    as a model's is taken (text_of)."""
     cls = type(value)
     if cls in PLAIN_TYPES:
         return value
@@ -213,7 +229,7 @@ def snapshot(value: Any, depth: int = 0, as_text: bool = False) -> Any:
         if base in (set, frozenset) and BUILT_IN.issuperset(map(type, items)):
             items.sort(key=repr)  # built-in values: a stable order (their own repr)
         return [snapshot(v, depth + 1) for v in items]
-    return _text(value) if as_text else f"<{cls.__qualname__}>"
+    return text_of(value) if as_text else f"<{cls.__qualname__}>"
 
 
 def _container(cls: type) -> type | None:

@@ -30,6 +30,7 @@ from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Manager, Model, QuerySet
 
+from dashboard.core.identity import ByIdentity
 from dashboard.seams import seam
 
 READ = seam(
@@ -53,8 +54,9 @@ class Read:
     converters: tuple[tuple[int, tuple[tuple[Any, bool], ...], Any], ...]
 
 
-# (model, alias) → its read, or None: read through the QuerySet API.
-_built: dict[tuple[type[Model], str], Any] = {}
+# model → alias → its read, or None: read through the QuerySet API. Tied to the model's
+# life (a model made for a test, then dropped).
+_built: ByIdentity[dict[str, Any]] = ByIdentity()
 
 
 def queryset(model: type[Model], alias: str, pk: Any) -> QuerySet[Any, Row]:
@@ -66,12 +68,14 @@ def queryset(model: type[Model], alias: str, pk: Any) -> QuerySet[Any, Row]:
 def read(model: type[Model], pk: Any, connection: BaseDatabaseWrapper) -> Row | None:
     """The stored row with this pk (None: there is none). Raises what the query raises;
     on PostgreSQL, inside a transaction, once it is undone (`_undone_if_it_fails`)."""
-    key = (model, connection.alias)
-    built = _built.get(key, _UNBUILT)
+    reads = _built.get(id(model))
+    if reads is None:
+        reads = _built.put(model, {})
+    built = reads.get(connection.alias, _UNBUILT)
     if built is _UNBUILT:
         built = _build(model, pk, connection) if READ.ok else None
         if built is not _NOT_NOW:
-            _built[key] = built
+            reads[connection.alias] = built
     guarded = _guarded(connection)
     if isinstance(built, Read) and READ.ok:
         try:
@@ -251,7 +255,7 @@ def probe() -> str | None:
         return READ.reason
     if not isinstance(built, Read):
         return "the compiler's read by pk of the dashboard's own model did not build"
-    _built.pop((StoredEvent, connection.alias), None)
+    _built.get(id(StoredEvent), {}).pop(connection.alias, None)
     return None
 
 

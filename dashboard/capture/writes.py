@@ -39,13 +39,13 @@ from typing import Any
 
 import django
 from django.apps import apps
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.backends.signals import connection_created
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.signals import pre_delete
 
-from dashboard.capture import context, dispatch, record, timing
+from dashboard.capture import begun, context, dispatch, record, timing
 from dashboard.capture.filtered import pks
 from dashboard.capture.origin import origin
 from dashboard.capture.snapshot import model_label
@@ -53,6 +53,7 @@ from dashboard.core import keys
 from dashboard.core.events import Event
 from dashboard.core.quiet import quiet
 from dashboard.live.handoff import handoff
+from dashboard.routers import history_alias
 from dashboard.seams import seam
 
 logger = logging.getLogger("dashboard")
@@ -73,12 +74,26 @@ def _publish(queryset: QuerySet, method: str, rows: int, extra: dict[str, Any],
         if quiet.get() or record.is_ignored_model(queryset.model):
             return
         label = model_label(queryset.model)
-        raw = {"rows": rows, "using": queryset.db, **extra}
+        raw = {"rows": rows, "using": written_to(queryset), **extra}
         if filtered and rows:  # a write of no row touched none of them
             _name(raw, label, pks(queryset))
         _event(f"QuerySet.{method}", "model", label, raw, started)
     except Exception:
         logger.exception("dashboard: could not tell of a QuerySet.%s", method)
+
+
+def written_to(queryset: QuerySet) -> str:
+    """The database a QuerySet's write went to, as Django chose it, asking the host's
+    routers again only where they had a choice. `QuerySet.db` would ask `db_for_read` of a
+    queryset not marked for writing (Django's delete marks its own copy), and a router
+    that picks a replica at random would draw once more. `_db` is the alias `using()`
+    gave (private: where it is gone, the routers are asked, as Django asked them)."""
+    alias = getattr(queryset, "_db", None)
+    if type(alias) is str:
+        return alias
+    if len(connections.settings) - (history_alias() in connections.settings) <= 1:
+        return DEFAULT_DB_ALIAS  # the host's one database: nothing to choose from
+    return router.db_for_write(queryset.model) or DEFAULT_DB_ALIAS
 
 
 def _name(raw: dict[str, Any], label: str, found: list[Any] | None) -> None:
@@ -216,7 +231,7 @@ def _unsignalled(kind: str, target: Any, result: Any, counts: Counter[str], usin
             if label != own:
                 note += f" (cascaded from {own})"
             if where is None:
-                where = target.db if kind == "QuerySet" else using or target._state.db
+                where = written_to(target) if kind == "QuerySet" else using or target._state.db
             raw = {"rows": silent, "using": where, "note": note}
             if label == own:
                 named = pks(target) if kind == "QuerySet" else None if pk is None else [pk]
@@ -238,9 +253,9 @@ def install() -> None:
         ORIGINAL[cls, name] = getattr(cls, name)
         setattr(cls, name, wrap(ORIGINAL[cls, name]))
     # Every connection opened from now on, and those this thread has open already.
-    context.BEFORE[connection_created] = lambda sender, named: watch(named.get("connection"))
-    context.BEFORE[pre_delete] = _signalled
-    context.AFTER[pre_delete] = _sent
+    context.BEFORE[id(connection_created)] = lambda sender, named: watch(named.get("connection"))
+    context.BEFORE[id(pre_delete)] = _signalled
+    context.AFTER[id(pre_delete)] = _sent
     dispatch.forget_plain()  # a signal with a hook now is no longer one to skip
     for connection in connections.all(initialized_only=True):
         watch(connection)
@@ -250,9 +265,9 @@ def uninstall() -> None:
     for (cls, name), method in ORIGINAL.items():
         setattr(cls, name, method)
     ORIGINAL.clear()
-    context.BEFORE.pop(connection_created, None)
-    context.BEFORE.pop(pre_delete, None)
-    context.AFTER.pop(pre_delete, None)
+    context.BEFORE.pop(id(connection_created), None)
+    context.BEFORE.pop(id(pre_delete), None)
+    context.AFTER.pop(id(pre_delete), None)
     dispatch.forget_plain()
     for connection in connections.all(initialized_only=True):
         unwatch(connection)
@@ -261,6 +276,7 @@ def uninstall() -> None:
 # -- raw SQL through a cursor -----------------------------------------------------------
 
 WRITES = {"INSERT": "INSERT", "UPDATE": "UPDATE", "DELETE": "DELETE", "REPLAC": "REPLACE"}
+BEGINS = frozenset({"BEGIN", "BEGIN "})  # a statement's first six characters, as above
 TABLE = re.compile(
     r"^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
     r"\s+[\"`\[]?([\w.$]+)",
@@ -335,7 +351,12 @@ def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
     """The execute wrapper on every connection: a raw write becomes an event, and a
     running receiver's query is counted (capture/timing.py)."""
     count = timing.counting.get()
-    write = type(sql) is str and sql.lstrip()[:6].upper() in WRITES and not quiet.get()
+    head = sql.lstrip()[:6].upper() if type(sql) is str else ""
+    if begun.pending():  # a statement after SQLite's BEGIN: the transaction has begun
+        begun.ran(context_.get("connection"))
+    if head in BEGINS:  # Django's own, on SQLite (capture/begun.py)
+        begun.began(context_.get("connection"), sql)
+    write = head in WRITES and not quiet.get()
     if count is None and not write:
         return execute(sql, params, many, context_)  # a read, or the dashboard's own work
     if type(count) is timing.NoQueries:  # the dashboard runs a model's __str__: refused
@@ -354,6 +375,9 @@ def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
         except Exception:
             logger.exception("dashboard: could not tell of a raw SQL write")
     return result
+
+
+begun.seen_by(detect_write)
 
 
 def _raw_write(sql: str, many: bool, context_: dict[str, Any], started: float) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from datetime import time as time_of_day
 from functools import lru_cache
-from types import FunctionType
+from types import FunctionType, MethodType
 from typing import Any, TypeVar
 
 from django.apps import apps
@@ -29,6 +29,7 @@ from dashboard import conf
 from dashboard.core import senders
 from dashboard.core.events import Event, InstanceSnapshot, RequestSnapshot
 from dashboard.core.filters import is_plumbing
+from dashboard.core.identity import ByIdentity
 from dashboard.core.rows import Row, in_time_zone, moment, to_json
 
 T = TypeVar("T")
@@ -428,26 +429,29 @@ def not_run(event: Event) -> list[dict[str, Any]]:
         if len(_not_run) >= NOT_RUN_AT_MOST:
             _not_run.clear()
         _not_run[key] = (connected, found)
-    # By equality, not identity: a method connected weakly comes back as a new bound
-    # method object each time, equal to the last.
+    # By what it is, as Django tells receivers apart (dispatcher._make_id): a method
+    # connected weakly comes back as a new bound method object each time. Never by the
+    # receiver's own __eq__ or __hash__: the host's code (a value object, a MagicMock).
     if len(event.timings) < 2:  # none ran twice
         return found
     ran = _as_connected([t.receiver for t in event.timings], event.receivers_then)
-    try:
-        if len(set(ran)) == len(ran):
-            return found
-    except TypeError:  # a callable object that cannot be hashed: look one by one
-        pass
-    twice: list[Any] = []
-    for func in ran:
-        if ran.count(func) > 1 and func not in twice:
-            twice.append(func)
+    keys = [_same_receiver(func) for func in ran]
+    if len(set(keys)) == len(keys):
+        return found
     found = list(found)  # the shared list stays as it is
-    for func in twice:
-        found.append({**receiver_info(func), "why": (
-            f"ran {ran.count(func)} times: connected more than once (give connect() a "
-            "dispatch_uid)")})  # fmt: skip
+    for at, key in enumerate(keys):
+        if (times := keys.count(key)) > 1 and key not in keys[:at]:
+            found.append({**receiver_info(ran[at]), "why": (
+                f"ran {times} times: connected more than once (give connect() a "
+                "dispatch_uid)")})  # fmt: skip
     return found
+
+
+def _same_receiver(func: Any) -> Any:
+    """What makes two receivers the same one, as Django's _make_id() says."""
+    if type(func) is MethodType:
+        return id(func.__self__), id(func.__func__)
+    return id(func)
 
 
 # not_run()'s receivers that did not run (gone, or connected for other senders), per
@@ -556,13 +560,26 @@ def unwrapped(func: Any) -> Any:
     spans wrap every receiver anew on each send, so it was named by a new wrapper every
     time (never cached) and pointed into sentry-sdk's file."""
     if type(func) is FunctionType and "__wrapped__" not in func.__dict__:
-        return func  # most receivers: a function, no getattr() raising inside to say so
+        return func  # most receivers: a function, nothing to look through
     for _ in range(UNWRAP_AT_MOST):
-        inner = getattr(func, "__wrapped__", None)
+        inner = wrapped_of(func)
         if inner is None:
             break
         func = inner
     return func
+
+
+def wrapped_of(func: Any) -> Any:
+    """What functools.wraps says func wraps, or None: read where wraps() puts it (the
+    function's, or a callable object's, own __dict__; a bound method's function's), so
+    that no __getattr__ of the host's runs (a MagicMock would make one up)."""
+    if type(func) is MethodType:
+        func = func.__func__
+    try:
+        own = object.__getattribute__(func, "__dict__")
+    except AttributeError:  # no __dict__ (a builtin): wraps nothing
+        return None
+    return own.get("__wrapped__") if type(own) is dict else None
 
 
 UNWRAP_AT_MOST = 10  # wrappers looked through, at most (a cycle of __wrapped__ ends there)
@@ -573,7 +590,7 @@ def _as_connected(ran: list[Any], receivers_then: list[Any]) -> list[Any]:
     sentry-sdk makes for each run (a function connected twice was never seen to run
     twice), and no further (two receivers that wrap one function, or two instances'
     methods, whose __wrapped__ is their function's, are two)."""
-    if all(getattr(func, "__wrapped__", None) is None for func in ran):
+    if all(wrapped_of(func) is None for func in ran):
         return ran
     connected = [ref() if isinstance(ref, weakref.ReferenceType) else ref
                  for _, ref, _ in receivers_then]  # fmt: skip
@@ -581,37 +598,32 @@ def _as_connected(ran: list[Any], receivers_then: list[Any]) -> list[Any]:
 
 
 def _connected_one(func: Any, connected: list[Any]) -> Any:
+    connected_as = {_same_receiver(c) for c in connected}
     inner = func
     for _ in range(UNWRAP_AT_MOST):
-        try:
-            if any(inner is c or inner == c for c in connected):
-                return inner
-        except Exception:  # an __eq__ of the host's that raises: as it ran
-            return func
-        inner = getattr(inner, "__wrapped__", None)
+        if _same_receiver(inner) in connected_as:
+            return inner
+        inner = wrapped_of(inner)
         if inner is None:
             break
     return func
 
 
-# Per receiver, asked for every event it ran for. Held weakly, by the function (a bound
-# method is a new object each time it is looked up): holding a receiver connected weakly
-# would keep it, and whatever it belongs to, alive and running.
-_names: "weakref.WeakKeyDictionary[Any, tuple[str, str]]" = weakref.WeakKeyDictionary()
-_another_sender: "weakref.WeakKeyDictionary[Any, dict[Any, dict[str, Any]]]" = (
-    weakref.WeakKeyDictionary()
-)
+# Per receiver, asked for every event it ran for. By the function (a bound method is a
+# new object each time it is looked up), for its life only: holding a receiver connected
+# weakly would keep it, and whatever it belongs to, alive and running. By its id, never
+# hashed: a receiver may be an object of the host's whose __hash__ is its own code (a
+# value object, a MagicMock that records the call).
+_names: ByIdentity[tuple[str, str]] = ByIdentity()
+_another_sender: ByIdentity[dict[Any, dict[str, Any]]] = ByIdentity()
 
 
-def _cached(cache: "weakref.WeakKeyDictionary[Any, T]", func: Any, make: Callable[[Any], T]) -> T:
-    owner = getattr(func, "__func__", func)
-    try:
-        found = cache.get(owner)
-        if found is None:
-            found = cache[owner] = make(func)
-        return found
-    except TypeError:  # cannot be hashed or weakly referenced: made each time
-        return make(func)
+def _cached(cache: ByIdentity[T], func: Any, make: Callable[[Any], T]) -> T:
+    owner = func.__func__ if type(func) is MethodType else func  # no host __getattr__ asked
+    found = cache.get(id(owner))
+    if found is None:  # cannot be weakly referenced: made each time
+        found = cache.put(owner, make(func))
+    return found
 
 
 def timed_info(
