@@ -20,4 +20,7 @@ urlpatterns = [
     path("export-test.py", views.export_test, name="export-test"),
     # The live socket's address (dashboard/asgi.py routes the websocket here).
     path("socket/", views.socket, name="socket"),
+    # Where no login page of the project's is (Django's LoginView and LogoutView).
+    path("login/", views.login, name="login"),
+    path("logout/", views.logout, name="logout"),
 ]

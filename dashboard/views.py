@@ -8,12 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render, resolve_url
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django_htmx.http import HttpResponseClientRedirect
@@ -34,19 +33,29 @@ from dashboard.history.trace import place, request_bounds, subtree
 from dashboard.history.trace import tree as trace_tree
 from dashboard.models import StoredEvent
 
+DEFAULT_LOGIN_URL = "/accounts/login/"  # Django's own LOGIN_URL
+
 
 def _login_url() -> str:
-    """LOGIN_URL, or the admin's login where the project left Django's default."""
-    if settings.LOGIN_URL == "/accounts/login/" and (admin := _admin_login()) is not None:
-        return admin
-    return resolve_url(settings.LOGIN_URL)
+    """The project's login page: LOGIN_URL where it set one or has a page at Django's
+    default; else the dashboard's own (Django's LoginView). Not the admin's: it turns
+    away whoever is not staff, and the dashboard's permission does not need staff."""
+    if settings.LOGIN_URL != DEFAULT_LOGIN_URL or _resolves(DEFAULT_LOGIN_URL):
+        return resolve_url(settings.LOGIN_URL)
+    return reverse("dashboard:login")
 
 
-def _admin_login() -> str | None:
+def _resolves(path: str) -> bool:
     try:
-        return reverse("admin:login")
-    except NoReverseMatch:
-        return None
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
+login = LoginView.as_view(template_name="dashboard/login.html", next_page="dashboard:index")
+# POST only (Django's LogoutView); back to this login page.
+logout = LogoutView.as_view(next_page="dashboard:login")
 
 
 def viewer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -67,7 +76,8 @@ def viewer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
             if htmx:
                 return render(request, "dashboard/ended.html", {"login_url": _login_url()},
                               status=403)  # fmt: skip
-            raise PermissionDenied("Viewing the signals dashboard needs its permission.")
+            context = {"permission": access.VIEW, "login_url": _login_url()}
+            return render(request, "dashboard/forbidden.html", context, status=403)
         request.dashboard_perms = access.allowed(user)  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
 
@@ -289,7 +299,9 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
 def socket(request: HttpRequest) -> HttpResponse:
     """The live socket's address, asked for over plain HTTP. The page asks it when its
     socket could not open: 401 (logged out) or 403 (not permitted) say why, as a
-    refused handshake cannot."""
+    refused handshake cannot. Otherwise 200, not 426 Upgrade Required: the page asks at
+    every drop of its socket, and a 4xx is a warning in Django's request log and an
+    error in the browser's console each time."""
     user = request.user
     if not user.is_authenticated:
         return HttpResponse("Logged out.\n", status=401, content_type="text/plain")
@@ -297,8 +309,6 @@ def socket(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Not permitted.\n", status=403, content_type="text/plain")
     return HttpResponse(
         "This is the dashboard's websocket; open the dashboard's page instead.\n",
-        status=426,
-        headers={"Upgrade": "websocket"},
         content_type="text/plain",
     )
 

@@ -60,13 +60,45 @@ async def test_foreign_origin_socket_is_refused(staff_client):
 def test_anonymous_page_redirects_to_login(client):
     response = client.get("/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=/")
+    assert response["Location"].startswith("/login/?next=/")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_user_without_the_permission_is_refused_the_page(client, django_user_model):
     client.force_login(django_user_model.objects.create_user("reader2", password="x" * 12))
-    assert client.get("/").status_code == 403
+    response = client.get("/")
+    assert response.status_code == 403
+    page = response.content.decode()  # says why, and what to do: not a bare "403 Forbidden"
+    assert "reader2" in page and "<code>dashboard.view_storedevent</code>" in page
+    assert 'href="/login/?next=' not in page and 'href="/login/"' in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_viewer_who_is_not_staff_logs_in_at_the_dashboards_own_page(client, django_user_model):
+    """The admin's login turns away whoever is not staff; the permission needs no staff."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="viewer-pass-123")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_storedevent"))
+    login = client.get("/").headers["Location"]
+    assert login == "/login/?next=/"
+    form = client.get(login)
+    assert form.status_code == 200 and 'name="password"' in form.content.decode()
+    wrong = client.post(login, {"username": "viewer", "password": "nope", "next": "/"})
+    assert wrong.status_code == 200 and 'role="alert"' in wrong.content.decode()
+    done = client.post(login, {"username": "viewer", "password": "viewer-pass-123", "next": "/"})
+    assert done.status_code == 302 and done.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+    # Logged out through the dashboard's own button (a POST), back to its login.
+    out = client.post("/logout/")
+    assert out.status_code == 302 and out.headers["Location"] == "/login/"
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_login_page_of_the_projects_own_is_used_where_there_is_one(client):
+    with override_settings(LOGIN_URL="/blog/"):
+        assert client.get("/").headers["Location"] == "/blog/?next=/"
 
 
 def test_staff_page_renders_table_socket_and_counters(staff_client):
@@ -306,7 +338,7 @@ def test_an_htmx_request_of_an_ended_session_redirects_the_whole_page(client):
         "/events/host-1.1/", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/?family=auth"}
     )
     assert response.status_code == 200 and "Location" not in response
-    assert response["HX-Redirect"] == "/admin/login/?next=/%3Ffamily%3Dauth"
+    assert response["HX-Redirect"] == "/login/?next=/%3Ffamily%3Dauth"
     assert b"<form" not in response.content  # never the login form inside a panel
 
 
@@ -326,7 +358,7 @@ def test_the_sockets_address_over_http_says_why_a_handshake_would_be_refused(
     client.force_login(django_user_model.objects.create_user("reader4", password="x" * 12))
     assert client.get("/socket/").status_code == 403
     client.force_login(django_user_model.objects.create_superuser("boss", password="x" * 12))
-    assert client.get("/socket/").status_code == 426
+    assert client.get("/socket/").status_code == 200
 
 
 async def test_the_sockets_of_one_session_share_one_recheck(monkeypatch, transactional_db):

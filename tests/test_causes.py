@@ -301,6 +301,27 @@ def test_a_receivers_own_eq_is_never_run_to_tell_what_did_not_run():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_relation_nobody_listens_to_says_why_no_m2m_changed_came():
+    """Django sends add()'s m2m_changed only while a receiver listens for the relation
+    (remove() sends its own always); the dashboard connects none (never alter): the
+    write itself is shown, saying so."""
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.create(name="editors")
+    perms = list(Permission.objects.order_by("pk")[:2])
+    group.permissions.add(*perms)
+    group.permissions.remove(perms[0])
+    settle()
+    sent = StoredEvent.objects.filter(signal="m2m_changed")
+    assert sorted(e.payload["action"] for e in sent) == ["post_remove", "pre_remove"]
+    found = {e.signal: e for e in StoredEvent.objects.filter(sender="auth.Group_permissions")}
+    assert found["QuerySet.bulk_create"].payload["rows"] == 2
+    assert found["QuerySet.bulk_create"].summary.endswith(
+        "no m2m_changed sent: no receiver listens to auth.Group.permissions")
+    assert found["QuerySet.delete"].summary.endswith("no pre_delete/post_delete sent")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_writes_that_send_no_signal_show_as_events_of_their_own():
     from blog.models import Comment
 

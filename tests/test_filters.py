@@ -117,3 +117,19 @@ def test_history_and_live_rows_keep_the_same_rows_for_the_same_filters(context, 
     # The cases tell rows apart: not everything, not nothing, for most of them.
     sizes = [len(EventFilter.from_query(c).apply(StoredEvent.objects.all())) for c in cases]
     assert sum(0 < n < sizes[0] for n in sizes) >= len(cases) // 2
+
+
+def test_a_filter_value_is_as_both_sides_can_apply_it():
+    """A NUL ends SQLite's LIKE pattern ("\x00zzz" matched every stored row and no live
+    one); `mine` off reads as off; a value is cut where the page's input stops."""
+    parsed = EventFilter.from_query(QueryDict("q=%00zzz&sender=po%00st&mine=0"))
+    assert (parsed.q, parsed.sender, parsed.mine) == ("zzz", "post", "")
+    assert EventFilter.from_query(QueryDict("mine=on")).mine == "1"
+    assert EventFilter.from_query(QueryDict("mine=false")).mine == ""
+    assert len(EventFilter.from_query({"q": "x" * 500}).q) == EventFilter.MAX_LENGTH
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pages_inputs_take_no_more_than_the_filter_keeps(staff_client):
+    html = staff_client.get("/?q=needle").content.decode()
+    assert f'name="q" value="needle" maxlength="{EventFilter.MAX_LENGTH}"' in html

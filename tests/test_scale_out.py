@@ -376,11 +376,17 @@ def fail_the_diff_read(execute, sql, params, many, context):
     return execute(sql, params, many, context)
 
 
+post.title = "first"
+with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+    post.save()  # the transaction's first statement: not read (capture/begun.py)
+print("FIRST", [q["sql"].split()[0] for q in queries.captured_queries])
 post.title = "read"
 with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+    Post.objects.count()  # the transaction has begun: the read changes nothing of it
     post.save()
 print("STATEMENTS", [q["sql"].split()[0] for q in queries.captured_queries])
 with connection.execute_wrapper(fail_the_diff_read), transaction.atomic():
+    Post.objects.count()
     post.title = "after"
     post.save()
     print("AFTER", Post.objects.filter(title="after").count())
@@ -397,8 +403,10 @@ def test_on_postgresql_a_diff_read_that_fails_leaves_the_host_s_transaction_goin
     with a_postgres_database() as env:
         out = manage("shell", env=env, code=_FAILING_DIFF_READ)
     # The savepoint, the read and its release in one round trip (psycopg 3's client-side
-    # binding), then the update: in a transaction, not three more.
-    assert "STATEMENTS ['SAVEPOINT', 'UPDATE']" in out, out
+    # binding), then the update: in a transaction, not three more. None as the
+    # transaction's first statement: it would take the transaction's snapshot.
+    assert "FIRST ['UPDATE']" in out, out
+    assert "STATEMENTS ['SELECT', 'SAVEPOINT', 'UPDATE']" in out, out
     assert "FAILED READS 1" in out, out
     assert "AFTER 1" in out and "COMMITTED 1" in out
 

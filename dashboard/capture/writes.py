@@ -96,6 +96,19 @@ def written_to(queryset: QuerySet) -> str:
     return router.db_for_write(queryset.model) or DEFAULT_DB_ALIAS
 
 
+def m2m_unsent(model: type[Model]) -> str | None:
+    """The note for the rows `add()` writes to a many-to-many relation's own table: Django
+    sends its m2m_changed only while a receiver listens for the relation (`has_listeners`;
+    `remove()` and `clear()` send theirs always), and the dashboard connects none, so as
+    not to change that. None for any other model."""
+    owner = model._meta.auto_created
+    if not owner:
+        return None
+    fields = [f.name for f in owner._meta.many_to_many if f.remote_field.through is model]
+    relation = f"{model_label(owner)}.{fields[0]}" if fields else model_label(model)
+    return f"no m2m_changed sent: no receiver listens to {relation}"
+
+
 def _name(raw: dict[str, Any], label: str, found: list[Any] | None) -> None:
     """The objects a write was limited to, as a model signal's payload names its instance
     ("model", then "pk": the object's timeline finds them so, history/reads.py)."""
@@ -137,7 +150,8 @@ def _bulk_create(method: Callable[..., Any]) -> Callable[..., Any]:
     def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> Any:
         started = perf_counter()
         created = method(self, objs, *args, **kwargs)
-        _publish(self, "bulk_create", len(created), {"note": NO_SAVE_SIGNALS}, started)
+        note = m2m_unsent(self.model) or NO_SAVE_SIGNALS
+        _publish(self, "bulk_create", len(created), {"note": note}, started)
         return created
 
     return bulk_create

@@ -20,13 +20,21 @@ tests/test_filters.py runs the same cases through both.
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from typing import ClassVar
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
 
-MAX_LENGTH = 200
+MAX_LENGTH = 200  # of each value; the page's inputs take no more (maxlength)
 MAX_VALUES = 50  # families or signals in one filter
 MULTI = ("family", "signal")
+OFF = frozenset({"", "0", "false", "off", "no"})  # `mine` not asked for
+
+
+def _text(raw: object) -> str:
+    """A value as filtered: no NUL (SQLite's LIKE stops at one, so "\x00zzz" matched every
+    stored row, and no live one), trimmed, at most MAX_LENGTH."""
+    return str(raw).replace("\x00", "").strip()[:MAX_LENGTH]
 
 
 def _values(raw: object) -> tuple[str, ...]:
@@ -38,7 +46,7 @@ def _values(raw: object) -> tuple[str, ...]:
         if item is None:
             continue
         for part in str(item).split(","):
-            part = part.strip()[:MAX_LENGTH]
+            part = _text(part)
             if part and part not in out:
                 out.append(part)
                 if len(out) == MAX_VALUES:  # and no more: bounded work for any input
@@ -54,6 +62,7 @@ class EventFilter:
     request: str = ""
     q: str = ""
     mine: str = ""
+    MAX_LENGTH: ClassVar[int] = MAX_LENGTH  # for the page's inputs
 
     @classmethod
     def from_query(cls, data: Mapping[str, object]) -> "EventFilter":
@@ -65,17 +74,15 @@ class EventFilter:
             raw = data.get(name, "")
             if isinstance(raw, (list, tuple)):
                 raw = raw[-1] if raw else ""
-            return str(raw).strip()[:MAX_LENGTH] if raw is not None else ""
+            return _text(raw) if raw is not None else ""
 
         def values(name: str) -> tuple[str, ...]:
             return _values(getlist(name) if getlist else data.get(name))
 
-        return cls(
-            **{
-                f.name: values(f.name) if f.name in MULTI else value(f.name)
-                for f in fields(cls)
-            }
-        )
+        found = {f.name: values(f.name) if f.name in MULTI else value(f.name)
+                 for f in fields(cls)}  # fmt: skip
+        found["mine"] = "" if found["mine"].lower() in OFF else "1"  # ?mine=0: not asked
+        return cls(**found)
 
     def apply(self, events: QuerySet) -> QuerySet:
         if self.family:
