@@ -1,7 +1,8 @@
 """The dashboard's pages, under whatever prefix the host includes them at.
 
-Every route here is the dashboard's own, and never captured
-(capture/context.py derives the quiet paths from this list).
+Every route here is the dashboard's own, and never captured (capture/context.py
+derives the quiet paths from this list), but SHOWN's: a login is the project's
+authentication (user_logged_in, user_login_failed), wherever its form is.
 """
 
 from django.urls import path
@@ -9,6 +10,7 @@ from django.urls import path
 from dashboard import views
 
 app_name = "dashboard"
+SHOWN = frozenset({"login", "logout"})
 urlpatterns = [
     path("", views.index, name="index"),
     path("events/<str:key>/", views.detail, name="event"),

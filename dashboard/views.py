@@ -8,9 +8,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils import timezone
@@ -38,23 +46,55 @@ DEFAULT_LOGIN_URL = "/accounts/login/"  # Django's own LOGIN_URL
 
 def _login_url() -> str:
     """The project's login page: LOGIN_URL where it set one or has a page at Django's
-    default; else the dashboard's own (Django's LoginView). Not the admin's: it turns
-    away whoever is not staff, and the dashboard's permission does not need staff."""
-    if settings.LOGIN_URL != DEFAULT_LOGIN_URL or _resolves(DEFAULT_LOGIN_URL):
+    default; else the dashboard's own (`login`). Not the admin's: it turns away whoever
+    is not staff, and the dashboard's permission does not need staff."""
+    if settings.LOGIN_URL != DEFAULT_LOGIN_URL or _has_page(DEFAULT_LOGIN_URL):
         return resolve_url(settings.LOGIN_URL)
     return reverse("dashboard:login")
 
 
-def _resolves(path: str) -> bool:
+def _has_page(path: str) -> bool:
+    """A view of its own at this path (django-allauth's at /accounts/login/), not a
+    catch-all that takes any path as an argument (a CMS's pages: its 404 there)."""
     try:
-        resolve(path)
+        match = resolve(path)
     except Resolver404:
         return False
-    return True
+    return not match.args and not match.kwargs
 
 
-login = LoginView.as_view(template_name="dashboard/login.html", next_page="dashboard:index")
-# POST only (Django's LogoutView); back to this login page.
+class ViewerLoginForm(AuthenticationForm):
+    """Lets in only who may view the dashboard: its login must not become a way into the
+    rest of the site for every account (the admin's lets in staff only)."""
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if not user.has_perm(access.VIEW):
+            raise ValidationError(
+                "This account may not view the signals dashboard (it needs the permission "
+                "%(permission)s).", code="not_a_viewer", params={"permission": access.VIEW},
+            )  # fmt: skip
+
+
+class Login(LoginView):
+    """The dashboard's own login (Django's LoginView), only where the project has none:
+    where it has one (single sign-on, a second factor), that one, never a way around it."""
+
+    template_name = "dashboard/login.html"
+    authentication_form = ViewerLoginForm
+    next_page = "dashboard:index"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if (elsewhere := _login_url()) != reverse("dashboard:login"):
+            back = self.get_redirect_url() or reverse("dashboard:index")
+            return redirect_to_login(back, elsewhere)
+        if request.user.is_authenticated and request.user.has_perm(access.VIEW):
+            return HttpResponseRedirect(self.get_success_url())  # nothing to log in for
+        return super().dispatch(request, *args, **kwargs)
+
+
+login = Login.as_view()
+# POST only (Django's LogoutView); back to the login page (the project's, where it has one).
 logout = LogoutView.as_view(next_page="dashboard:login")
 
 

@@ -121,7 +121,7 @@ def open_dashboard(context, server: Server):
     if page.url != server.url + "/":  # the login page; a second page of the context is in
         page.fill("#id_username", "editor")
         page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
+        page.click("form [type=submit]")  # the login page: the dashboard's own, or a project's
         page.wait_for_url(server.url + "/")
     page.wait_for_selector("#ws-status[data-state=open]", timeout=10_000)
     page.evaluate("window.__notReloaded = true")

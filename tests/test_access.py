@@ -93,12 +93,60 @@ def test_a_viewer_who_is_not_staff_logs_in_at_the_dashboards_own_page(client, dj
     out = client.post("/logout/")
     assert out.status_code == 302 and out.headers["Location"] == "/login/"
     assert client.get("/").status_code == 302
+    # Not quiet, as the dashboard's own pages are: the project's authentication.
+    from dashboard.models import StoredEvent
+    from tests.helpers import settle
+
+    settle()
+    signals = set(StoredEvent.objects.filter(family="auth").values_list("signal", flat=True))
+    assert signals >= {"user_login_failed", "user_logged_in", "user_logged_out"}
+
+
+def _user(django_user_model, name: str, viewer: bool):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(name, password="user-pass-123")
+    if viewer:
+        user.user_permissions.add(Permission.objects.get(codename="view_storedevent"))
+    return user
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_login_page_of_the_projects_own_is_used_where_there_is_one(client):
+def test_a_login_page_of_the_projects_own_is_used_where_there_is_one(client, django_user_model):
+    """Single sign-on, a second factor: the dashboard's form is no way around it."""
+    _user(django_user_model, "someone", viewer=True)
     with override_settings(LOGIN_URL="/blog/"):
         assert client.get("/").headers["Location"] == "/blog/?next=/"
+        response = client.post("/login/", {"username": "someone", "password": "user-pass-123"})
+        assert response.status_code == 302 and response.headers["Location"].startswith("/blog/")
+        assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dashboards_login_lets_in_only_who_may_view_it(client, django_user_model):
+    """Not a way into the rest of the site for every account (the admin's lets in staff
+    only): a customer's password there gets no session."""
+    _user(django_user_model, "customer", viewer=False)
+    response = client.post("/login/", {"username": "customer", "password": "user-pass-123"})
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert "may not view the signals dashboard" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_viewer_already_in_is_sent_on_from_the_login(client, django_user_model):
+    client.force_login(_user(django_user_model, "viewer5", viewer=True))
+    response = client.get("/login/?next=/diagnostics/")
+    assert response.status_code == 302 and response.headers["Location"] == "/diagnostics/"
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ROOT_URLCONF="tests.urls_catch_all")
+def test_a_catch_all_url_is_not_taken_for_a_login_page(client):
+    """A CMS's catch-all answers /accounts/login/ too, with its 404: not a login page."""
+    login = client.get("/signals/").headers["Location"]
+    assert login == "/signals/login/?next=/signals/"
+    page = client.get(login)
+    assert page.status_code == 200 and 'name="password"' in page.content.decode()
 
 
 def test_staff_page_renders_table_socket_and_counters(staff_client):

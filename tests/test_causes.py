@@ -322,6 +322,22 @@ def test_a_relation_nobody_listens_to_says_why_no_m2m_changed_came():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_add_on_a_relation_someone_listens_to_does_not_say_no_m2m_changed_came():
+    from django.db.models.signals import m2m_changed
+
+    from blog.models import Tag
+
+    assert m2m_changed.has_listeners(Post.tags.through)  # blog.signals.touch_on_tag_change
+    post = Post.objects.create(title="tagged", slug="tagged")
+    post.tags.add(Tag.objects.create(name="t1"))
+    settle()
+    actions = sorted(e.payload["action"] for e in StoredEvent.objects.filter(signal="m2m_changed"))
+    assert actions == ["post_add", "pre_add"]
+    rows = StoredEvent.objects.get(signal="QuerySet.bulk_create", sender="blog.Post_tags")
+    assert rows.summary.endswith("no pre_save/post_save sent")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_writes_that_send_no_signal_show_as_events_of_their_own():
     from blog.models import Comment
 

@@ -113,12 +113,13 @@ def test_runserver_gets_the_asgi_py_beside_wsgi_application():
         (
             "config.urls",
             ["/", "/events/host-1.7/", "/export.csv", "/socket/", "/static/x.js", "/favicon.ico"],
-            ["/blog/", "/admin/", "/export.csv/x", "/eventsx/"],
+            # The dashboard's login is the project's authentication: captured.
+            ["/blog/", "/admin/", "/export.csv/x", "/eventsx/", "/login/", "/logout/"],
         ),
         (
             "tests.urls_mounted",
             ["/tools/signals/", "/tools/signals/events/h.1/", "/tools/signals/socket/"],
-            ["/", "/blog/", "/tools/", "/events/h.1/"],
+            ["/", "/blog/", "/tools/", "/events/h.1/", "/tools/signals/login/"],
         ),
     ],
 )

@@ -139,6 +139,40 @@ def test_a_fast_path_queryset_delete_asks_the_router_what_django_asks(monkeypatc
     assert with_it == without
 
 
+class ByInstanceRouter:
+    """Writes where the related instance lives (Django's docs' pattern for related
+    managers: the `instance` hint), elsewhere by default."""
+
+    def db_for_read(self, model, **hints):
+        return None
+
+    def db_for_write(self, model, **hints):
+        if model._meta.app_label == "blog":
+            return "default" if "instance" in hints else "elsewhere"
+        return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_through_a_related_manager_names_the_database_django_wrote_to(monkeypatch):
+    """post.comments.update(): Django asks db_for_write(Comment, instance=post); asked
+    without the queryset's hints, the router named a database nothing was written to."""
+    from django.db import connections
+
+    from tests.helpers import settle
+
+    post = Post.objects.create(title="routed", slug="routed")
+    Comment.objects.create(post=post, name="n", body="b")
+    databases = {**connections.settings, "elsewhere": connections.settings["default"]}
+    monkeypatch.setitem(connections.__dict__, "settings", databases)  # several of the host's
+    monkeypatch.setattr(router, "routers", [ByInstanceRouter(), *router.routers])
+    assert post.comments.update(body="edited") == 1
+    settle()
+    from dashboard.models import StoredEvent
+
+    event = StoredEvent.objects.filter(signal="QuerySet.update", sender="blog.Comment").last()
+    assert event.payload["using"] == "default"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_update_asks_the_router_what_django_asks(monkeypatch):
     """QuerySet.update(): the dashboard's `_publish` reads `queryset.db` once more."""
@@ -486,11 +520,22 @@ def deferred_sqlite(tmp_path):
     del connections[alias]
 
 
-def _a_write_elsewhere_during_the_save(alias: str, touch, same_row: bool, error: type):
+OPENINGS = {  # what a transaction may run before the save, reading nothing
+    "nothing": None,
+    "a nested atomic()": "savepoint",  # BEGIN (SQLite), then SAVEPOINT
+    "SET LOCAL": "SET LOCAL statement_timeout = 0",  # PostgreSQL's: a tenant, a timeout
+}
+
+
+def _a_write_elsewhere_during_the_save(
+    alias: str, touch, same_row: bool, error: type, opening: str | None = None
+):
     """work(n) for with_and_without(): a loaded Tag saved in a transaction, while a
     pre_save receiver of the host's has another connection commit a write of a row, this
     one or another (in production: any concurrent request). Without the dashboard,
-    Django's UPDATE is the transaction's first statement, and succeeds."""
+    Django's UPDATE is the transaction's first statement that reads, and succeeds.
+    `opening`: transaction control run first (OPENINGS), which reads nothing."""
+    from django.db import connections
 
     def meanwhile(sender, instance, **kwargs) -> None:
         if hasattr(instance, "other_pk"):
@@ -504,7 +549,14 @@ def _a_write_elsewhere_during_the_save(alias: str, touch, same_row: bool, error:
         pre_save.connect(meanwhile, sender=Tag, weak=False, dispatch_uid="elsewhere")
         try:
             with transaction.atomic(using=alias):
-                tag.save(using=alias)
+                if opening == "savepoint":
+                    with transaction.atomic(using=alias):
+                        tag.save(using=alias)
+                else:
+                    if opening:
+                        with connections[alias].cursor() as cursor:
+                            cursor.execute(opening)
+                    tag.save(using=alias)
         except error as exc:
             return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
         finally:
@@ -515,17 +567,21 @@ def _a_write_elsewhere_during_the_save(alias: str, touch, same_row: bool, error:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("opening", ["nothing", "a nested atomic()"])
 @pytest.mark.parametrize("diffs", [True, False], ids=["diffs", "no-diffs"])
 def test_an_update_in_a_deferred_sqlite_transaction_succeeds_as_without_us(
-    deferred_sqlite, diffs
+    deferred_sqlite, diffs, opening
 ):
     """The diff's read as the first statement of a deferred transaction took its
     snapshot: the write committed meanwhile made the UPDATE fail at once, "database is
-    locked" (SQLITE_BUSY_SNAPSHOT). capture/begun.py: not read then."""
+    locked" (SQLITE_BUSY_SNAPSHOT). capture/begun.py: not read then, nor after a
+    SAVEPOINT alone (a second review found it)."""
     from django.db import OperationalError
 
     alias, touch = deferred_sqlite
-    work = _a_write_elsewhere_during_the_save(alias, touch, False, OperationalError)
+    work = _a_write_elsewhere_during_the_save(
+        alias, touch, False, OperationalError, OPENINGS[opening]
+    )
     with override_settings(DASHBOARD={"DIFFS": diffs}):
         assert with_and_without(work) == ("saved", "saved")
 
@@ -960,7 +1016,8 @@ def repeatable_read_pg():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_update_under_repeatable_read_succeeds_as_without_us(repeatable_read_pg):
+@pytest.mark.parametrize("opening", list(OPENINGS))
+def test_an_update_under_repeatable_read_succeeds_as_without_us(repeatable_read_pg, opening):
     """REPEATABLE READ takes the transaction's snapshot at its first statement: the
     diff's read at pre_save, not Django's UPDATE. The same row updated and committed
     meanwhile made the UPDATE fail: "could not serialize access due to concurrent
@@ -968,5 +1025,5 @@ def test_an_update_under_repeatable_read_succeeds_as_without_us(repeatable_read_
     from django.db import DatabaseError
 
     alias, touch = repeatable_read_pg
-    work = _a_write_elsewhere_during_the_save(alias, touch, True, DatabaseError)
+    work = _a_write_elsewhere_during_the_save(alias, touch, True, DatabaseError, OPENINGS[opening])
     assert with_and_without(work) == ("saved", "saved")

@@ -57,6 +57,8 @@ def _quiet_routes(urlconf: str, static_url: str) -> tuple[frozenset[str], tuple[
 
     exact, prefixes = set(), ["/" + static_url.lstrip("/")] if static_url else []
     for pattern in urls.urlpatterns:
+        if pattern.name in urls.SHOWN:
+            continue
         arguments = getattr(pattern.pattern, "converters", {})
         try:
             path = reverse(

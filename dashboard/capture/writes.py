@@ -43,7 +43,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.backends.signals import connection_created
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
-from django.db.models.signals import pre_delete
+from django.db.models.signals import m2m_changed, pre_delete
 
 from dashboard.capture import begun, context, dispatch, record, timing
 from dashboard.capture.filtered import pks
@@ -87,13 +87,15 @@ def written_to(queryset: QuerySet) -> str:
     routers again only where they had a choice. `QuerySet.db` would ask `db_for_read` of a
     queryset not marked for writing (Django's delete marks its own copy), and a router
     that picks a replica at random would draw once more. `_db` is the alias `using()`
-    gave (private: where it is gone, the routers are asked, as Django asked them)."""
+    gave, `_hints` what it was made for (private: where they are gone, the routers are
+    asked as Django asks them without)."""
     alias = getattr(queryset, "_db", None)
     if type(alias) is str:
         return alias
     if len(connections.settings) - (history_alias() in connections.settings) <= 1:
         return DEFAULT_DB_ALIAS  # the host's one database: nothing to choose from
-    return router.db_for_write(queryset.model) or DEFAULT_DB_ALIAS
+    hints = getattr(queryset, "_hints", None)  # the instance a related manager is for
+    return router.db_for_write(queryset.model, **(hints if type(hints) is dict else {}))
 
 
 def m2m_unsent(model: type[Model]) -> str | None:
@@ -102,7 +104,7 @@ def m2m_unsent(model: type[Model]) -> str | None:
     `remove()` and `clear()` send theirs always), and the dashboard connects none, so as
     not to change that. None for any other model."""
     owner = model._meta.auto_created
-    if not owner:
+    if not owner or m2m_changed.has_listeners(model):  # it was sent: pre_add, post_add
         return None
     fields = [f.name for f in owner._meta.many_to_many if f.remote_field.through is model]
     relation = f"{model_label(owner)}.{fields[0]}" if fields else model_label(model)
@@ -290,7 +292,6 @@ def uninstall() -> None:
 # -- raw SQL through a cursor -----------------------------------------------------------
 
 WRITES = {"INSERT": "INSERT", "UPDATE": "UPDATE", "DELETE": "DELETE", "REPLAC": "REPLACE"}
-BEGINS = frozenset({"BEGIN", "BEGIN "})  # a statement's first six characters, as above
 TABLE = re.compile(
     r"^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
     r"\s+[\"`\[]?([\w.$]+)",
@@ -365,17 +366,17 @@ def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
     """The execute wrapper on every connection: a raw write becomes an event, and a
     running receiver's query is counted (capture/timing.py)."""
     count = timing.counting.get()
-    head = sql.lstrip()[:6].upper() if type(sql) is str else ""
-    if begun.pending():  # a statement after SQLite's BEGIN: the transaction has begun
-        begun.ran(context_.get("connection"))
-    if head in BEGINS:  # Django's own, on SQLite (capture/begun.py)
-        begun.began(context_.get("connection"), sql)
-    write = head in WRITES and not quiet.get()
-    if count is None and not write:
-        return execute(sql, params, many, context_)  # a read, or the dashboard's own work
     if type(count) is timing.NoQueries:  # the dashboard runs a model's __str__: refused
         count.refuse(context_.get("connection"))
         raise timing.WouldQuery(sql)
+    head = sql.lstrip()[:6].upper() if type(sql) is str else ""
+    if head in begun.CONTROL or head[:4] == "SET ":  # reads nothing (capture/begun.py)
+        begun.control(context_.get("connection"), head, sql)
+    elif begun.pending():  # the transaction reads from here on (capture/begun.py)
+        begun.ran(context_.get("connection"))
+    write = head in WRITES and not quiet.get()
+    if count is None and not write:
+        return execute(sql, params, many, context_)  # a read, or the dashboard's own work
     started = perf_counter()
     try:
         result = execute(sql, params, many, context_)
