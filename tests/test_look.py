@@ -545,6 +545,7 @@ def test_wide_the_counters_stay_in_view_and_the_detail_leaves_signal_names_whole
     ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     try:
         dash = open_dashboard(ctx, server)
+        dash.mouse.move(900, 600)  # over the table: a wheel scrolls what is under the mouse
         dash.mouse.wheel(0, 2500)
         dash.wait_for_function("window.scrollY > 1000")
         counters = dash.locator(".counters").bounding_box()
