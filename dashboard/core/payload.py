@@ -435,7 +435,8 @@ def not_run(event: Event) -> list[dict[str, Any]]:
     if len(event.timings) < 2:  # none ran twice
         return found
     ran = _as_connected([t.receiver for t in event.timings], event.receivers_then)
-    keys = [_same_receiver(func) for func in ran]
+    keys = [(id(f.__self__), id(f.__func__)) if type(f) is MethodType else id(f)
+            for f in ran]  # _same_receiver(), inline: asked for most events  # fmt: skip
     if len(set(keys)) == len(keys):
         return found
     found = list(found)  # the shared list stays as it is
@@ -590,7 +591,13 @@ def _as_connected(ran: list[Any], receivers_then: list[Any]) -> list[Any]:
     sentry-sdk makes for each run (a function connected twice was never seen to run
     twice), and no further (two receivers that wrap one function, or two instances'
     methods, whose __wrapped__ is their function's, are two)."""
-    if all(wrapped_of(func) is None for func in ran):
+    for func in ran:
+        if type(func) is FunctionType:  # most: wrapped_of() inline
+            if "__wrapped__" in func.__dict__:
+                break
+        elif wrapped_of(func) is not None:
+            break
+    else:
         return ran
     connected = [ref() if isinstance(ref, weakref.ReferenceType) else ref
                  for _, ref, _ in receivers_then]  # fmt: skip
