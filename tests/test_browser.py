@@ -237,6 +237,9 @@ def test_a_page_whose_session_ended_says_so_and_offers_to_log_in(context, server
     assert "session ended" in banner.inner_text()
     assert dash.locator("#ws-status").get_attribute("data-state") == "ended"
     assert banner.locator("a").get_attribute("href") == "/login/?next=%2F"
+    # The header no longer says who is logged in, nor offers to log out.
+    assert not dash.locator(".topnav .who").is_visible()
+    assert not dash.get_by_role("button", name="Log out").is_visible()
     # A click that asks the server now takes the whole page to the login form, never
     # puts the form inside the detail panel.
     created.locator("a.open").click()

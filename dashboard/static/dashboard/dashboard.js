@@ -485,11 +485,18 @@
     link.href = url;
     link.textContent = refused ? "Log in as someone who may" : "Log in again";
     banner.appendChild(link);
+    // Logged out: the header no longer names the user, nor offers to log out.
+    if (!refused) document.querySelectorAll(".topnav .who, .topnav form").forEach(function (el) {
+      el.hidden = true;
+    });
   }
   document.addEventListener("htmx:wsOpen", function (e) {
     setStatus("open", "live");
     var ended = $("session-ended");  // logged in again (in another tab)
     if (ended) ended.remove();
+    document.querySelectorAll(".topnav .who, .topnav form").forEach(function (el) {
+      el.hidden = false;
+    });
     // First connect and every reconnect: ask for exactly what this page missed.
     e.detail.socketWrapper.send(JSON.stringify(
       { type: "resume", after: historyId, seen: newestSeen(), filters: filters() }));
