@@ -170,9 +170,7 @@ def _shape(model: type[Model], keys: tuple[Any, ...]) -> Shape:
     dropped = tuple(k for k in keys if type(k) is not str or k[:1] in ("_", ""))
     concrete = frozenset(f.attname for f in model._meta.concrete_fields)
     shape = (keys, dropped, concrete, model_label(model))
-    _shapes.put(model, shape)  # replaces no other: a new model's, or one of new keys
-    _shapes[id(model)] = shape
-    return shape
+    return _shapes.put(model, shape, replace=True)  # a new model's, or one of new keys
 
 
 _EMPTY = getattr(functional, "empty", object())

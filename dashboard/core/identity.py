@@ -25,9 +25,9 @@ class ByIdentity(dict[int, T]):
         super().__init__()
         self._tied: set[int] = set()  # ids whose object will tell us when it goes
 
-    def put(self, obj: Any, value: T) -> T:
+    def put(self, obj: Any, value: T, replace: bool = False) -> T:
         """Keep the answer for obj; the one kept (another thread may have put one
-        first: theirs stays, so nothing noted into it is lost)."""
+        first: theirs stays, so nothing noted into it is lost, unless `replace`)."""
         key = id(obj)
         if key not in self._tied:
             try:
@@ -35,6 +35,9 @@ class ByIdentity(dict[int, T]):
             except TypeError:  # cannot be weakly referenced: its id may be reused
                 return value
             self._tied.add(key)
+        if replace:
+            self[key] = value
+            return value
         return self.setdefault(key, value)
 
     def _forget(self, key: int) -> None:
