@@ -24,20 +24,7 @@ from django.utils.functional import SimpleLazyObject
 
 from blog.models import Comment, Post, Tag
 from tests.helpers import with_and_without
-
-NO_DIFFS = {"DIFFS": False}  # the diff's pre-read: the one query allowed
-
-
-class HostsWrapper:
-    """The host's own execute wrapper: what reaches the database."""
-
-    def __init__(self) -> None:
-        self.sql: list[str] = []
-
-    def __call__(self, execute, sql, params, many, context):
-        self.sql.append(sql)
-        return execute(sql, params, many, context)
-
+from tests.test_never_alter import NO_DIFFS, HostsWrapper
 
 # -- 2. a model's __str__ run by the snapshot: its side effects stay on the instance ----
 
