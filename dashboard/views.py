@@ -60,7 +60,7 @@ def _has_page(path: str) -> bool:
         match = resolve(path)
     except Resolver404:
         return False
-    return not match.args and not match.kwargs
+    return not match.args and not match.captured_kwargs  # not the route's own defaults
 
 
 class ViewerLoginForm(AuthenticationForm):

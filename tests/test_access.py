@@ -140,6 +140,14 @@ def test_a_viewer_already_in_is_sent_on_from_the_login(client, django_user_model
 
 
 @pytest.mark.django_db(transaction=True)
+@override_settings(ROOT_URLCONF="tests.urls_login_kwargs")
+def test_a_projects_login_page_routed_with_extra_arguments_is_its_login(client):
+    """Its match carries the route's own keyword arguments: not a catch-all's capture."""
+    response = client.get("/login/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db(transaction=True)
 @override_settings(ROOT_URLCONF="tests.urls_catch_all")
 def test_a_catch_all_url_is_not_taken_for_a_login_page(client):
     """A CMS's catch-all answers /accounts/login/ too, with its 404: not a login page."""

@@ -223,3 +223,47 @@ def test_prune_events_refuses_a_nonsensical_limit(value):
     ):
         call_command("prune_events")
     assert StoredEvent.objects.filter(process="host-1").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dashboards_own_requests_are_quiet_under_a_script_prefix(staff_client):
+    """Deployed under SCRIPT_NAME (WSGI) or an ASGI root_path: the quiet routes are the
+    paths below it (reverse() had put this thread's prefix first, and the answer was
+    cached with it)."""
+    import asyncio
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_started
+    from django.test import RequestFactory
+    from django.urls import set_script_prefix
+
+    from dashboard.capture import context
+    from dashboard.core.quiet import quiet
+
+    seen = []
+
+    def spy(**kwargs):
+        seen.append(quiet.get())
+
+    context._quiet_routes.cache_clear()
+    request_started.connect(spy, weak=False, dispatch_uid="script-prefix")
+    try:
+        environ = RequestFactory().get("/", SCRIPT_NAME="/app").environ
+        environ["HTTP_COOKIE"] = f"sessionid={staff_client.cookies['sessionid'].value}"
+        status = []
+        b"".join(WSGIHandler()(environ, lambda s, h, *a: status.append(s)))
+        assert status == ["200 OK"]  # the page, served under /app/
+    finally:
+        request_started.disconnect(dispatch_uid="script-prefix")
+        set_script_prefix("/")  # the handler set this thread's: later tests' STATIC_URL
+    assert seen == [True]
+
+    async def app(scope, receive, send):
+        seen.append(quiet.get())
+
+    middleware = context.RequestContextMiddleware(app)
+    for path, quiet_there in (("/app/socket/", True), ("/app/blog/", False)):
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": "/app"}
+        asyncio.run(middleware(scope, None, None))
+        assert seen[-1] is quiet_there, path
+    context._quiet_routes.cache_clear()

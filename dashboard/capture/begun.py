@@ -13,15 +13,19 @@ reading early, which changes what the host's own statements do:
   transaction committed meanwhile.
 
 So the read is skipped then (that save shows no diff). What begins a transaction
-but reads nothing is transaction control: SQLite's deferred `BEGIN` (Django
-sends it through the cursor, where the write detector sees it), a `SAVEPOINT`
-(a nested `atomic()`), its `RELEASE` or `ROLLBACK TO`, PostgreSQL's `SET`. The
-write detector (capture/writes.py) reports each to `control()`, and every other
-statement to `ran()` while any connection waits for one. PostgreSQL's driver
-also says whether any statement ran (psycopg 2 and 3: idle until the first).
-Other backends cannot tell, and read only outside a transaction.
+but reads nothing: SQLite's deferred `BEGIN` (Django sends it through the
+cursor, where the write detector sees it), a `SAVEPOINT` (a nested `atomic()`),
+its `RELEASE` or `ROLLBACK TO`, and the statements PostgreSQL runs without a
+snapshot (`SET`, `RESET`, `SHOW`, `LOCK` — which its documentation has a
+REPEATABLE READ transaction run first —, `LISTEN`, `NOTIFY`, `FETCH`, ...);
+on SQLite, a `SELECT` of no table and a `PRAGMA` that sets. The write detector
+(capture/writes.py) sends the statements that may be such to `control()`, and
+every other to `ran()` while any connection waits. PostgreSQL's driver also
+says whether any statement ran (psycopg 2 and 3: idle until the first). Other
+backends cannot tell, and read only outside a transaction.
 """
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +34,16 @@ from typing import Any
 # to read.
 _fresh: set[int] = set()
 IDLE = 0  # psycopg's TransactionStatus.IDLE (psycopg2's TRANSACTION_STATUS_IDLE)
-# A statement's first six characters, upper-cased, as the write detector reads them (and
-# any that begins "SET ").
-CONTROL = frozenset({"BEGIN", "BEGIN ", "SAVEPO", "RELEAS", "ROLLBA"})
+# The first four characters (upper-cased) of the statements that may read nothing: the
+# write detector's test on every query, before control() looks at the first word.
+CONTROL = frozenset({"BEGI", "SAVE", "RELE", "ROLL", "SET ", "RESE", "SHOW", "LOCK", "LIST",
+                     "NOTI", "UNLI", "FETC", "CHEC", "DISC", "PRAG"})  # fmt: skip
+# First words of statements that take no snapshot (PostgreSQL) and read no table.
+NO_SNAPSHOT = frozenset({
+    "SAVEPOINT", "RELEASE", "ROLLBACK", "SET", "RESET", "SHOW", "LOCK", "LISTEN", "NOTIFY",
+    "UNLISTEN", "FETCH", "CHECKPOINT", "DISCARD",
+})  # fmt: skip
+FROM = re.compile(r"\bFROM\b", re.IGNORECASE)
 _detector: list[Callable[..., Any]] = []  # the write detector, which reports to us
 
 
@@ -40,20 +51,28 @@ def seen_by(detector: Callable[..., Any]) -> None:
     _detector[:] = [detector]
 
 
-def control(connection: Any, head: str, sql: str) -> None:
-    """Transaction control is about to run (CONTROL's heads): it reads nothing."""
-    if head.startswith("BEGIN"):  # SQLite's (Django sends PostgreSQL's none)
+def control(connection: Any, sql: str) -> None:
+    """A statement CONTROL's heads begin is about to run: as its first word says."""
+    words = sql.upper().split()
+    word = words[0] if words else ""
+    if word == "BEGIN":  # SQLite's (Django sends PostgreSQL's none)
         # IMMEDIATE and EXCLUSIVE take the write lock at once: no other connection can
         # commit after it, so a read first changes nothing.
-        words = sql.upper().split()
         if "IMMEDIATE" not in words and "EXCLUSIVE" not in words:
             _fresh.add(id(connection))
-    elif _idle(connection) is True:  # PostgreSQL: this begins the transaction
-        _fresh.add(id(connection))
+    elif word in NO_SNAPSHOT or (word == "PRAGMA" and "=" in sql):
+        if _idle(connection) is True:  # PostgreSQL: this begins the transaction
+            _fresh.add(id(connection))
+    elif _fresh:
+        ran(connection, word, sql)
 
 
-def ran(connection: Any) -> None:
-    """Any other statement is about to run (called only while pending())."""
+def ran(connection: Any, head: str, sql: str) -> None:
+    """Any other statement is about to run (called only while pending()). On SQLite, a
+    SELECT of no table (SELECT 1) opens no read transaction: the mark stays."""
+    vendor = getattr(connection, "vendor", None)
+    if head.startswith("SELECT") and vendor == "sqlite" and not FROM.search(sql):
+        return
     _fresh.discard(id(connection))
 
 
@@ -82,7 +101,7 @@ def first_statement(connection: Any) -> bool:
 
 def _idle(connection: Any) -> bool | None:
     """PostgreSQL's driver: has no statement run in this transaction? None: not known."""
-    if connection.vendor != "postgresql" or connection.connection is None:
+    if getattr(connection, "vendor", None) != "postgresql" or connection.connection is None:
         return None
     info = getattr(connection.connection, "info", None)
     status = getattr(info, "transaction_status", None)

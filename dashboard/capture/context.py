@@ -40,6 +40,11 @@ class RequestInfo:
 current_request: ContextVar[RequestInfo | None] = ContextVar("dashboard_request", default=None)
 
 
+def _within(path: str, root: str) -> str:
+    """The path below the ASGI root_path (the app's mount), as the quiet routes are."""
+    return path[len(root):] or "/" if root and path.startswith(root) else path
+
+
 def is_quiet_path(path: str) -> bool:
     """The dashboard's own requests (its page, detail, exports, socket, wherever
     its URLconf is mounted), static files and QUIET_PATHS: never captured."""
@@ -51,7 +56,7 @@ def is_quiet_path(path: str) -> bool:
 def _quiet_routes(urlconf: str, static_url: str) -> tuple[frozenset[str], tuple[str, ...]]:
     """The dashboard's routes as this URLconf mounts them: exact paths, and the
     prefixes of those that take an argument (an event's key)."""
-    from django.urls import NoReverseMatch, reverse
+    from django.urls import NoReverseMatch, get_script_prefix, reverse
 
     from dashboard import urls  # the app's own routes, not a list kept here
 
@@ -68,6 +73,9 @@ def _quiet_routes(urlconf: str, static_url: str) -> tuple[frozenset[str], tuple[
             )
         except NoReverseMatch:  # not mounted in this URLconf
             continue
+        # reverse() puts the script prefix of this thread's request first (SCRIPT_NAME,
+        # root_path); requests are matched by their path below it, and this is cached.
+        path = _within(path, get_script_prefix().rstrip("/"))
         if arguments:
             prefixes.append(path[: path.index("QUIET")])
         else:
@@ -85,7 +93,7 @@ def _begin_wsgi_request(sender: Any, named: dict[str, Any]) -> None:
     environ = named.get("environ")
     if environ is None or current_request.get() is not None:
         return
-    path = environ.get("PATH_INFO", "")
+    path = environ.get("PATH_INFO", "")  # without SCRIPT_NAME, as the quiet routes are
     current_request.set(RequestInfo(method=environ.get("REQUEST_METHOD", ""), path=path, wsgi=True))
     quiet.set(is_quiet_path(path))
 
@@ -155,7 +163,7 @@ class RequestContextMiddleware:
 
         info = RequestInfo(method=scope.get("method", ""), path=scope.get("path", ""))
         current_request.set(info)
-        quiet.set(is_quiet_path(info.path))
+        quiet.set(is_quiet_path(_within(info.path, scope.get("root_path") or "")))
 
         async def send_with_status(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -370,10 +370,10 @@ def detect_write(execute: Callable[..., Any], sql: Any, params: Any, many: bool,
         count.refuse(context_.get("connection"))
         raise timing.WouldQuery(sql)
     head = sql.lstrip()[:6].upper() if type(sql) is str else ""
-    if head in begun.CONTROL or head[:4] == "SET ":  # reads nothing (capture/begun.py)
-        begun.control(context_.get("connection"), head, sql)
-    elif begun.pending():  # the transaction reads from here on (capture/begun.py)
-        begun.ran(context_.get("connection"))
+    if head[:4] in begun.CONTROL:  # may read nothing (capture/begun.py)
+        begun.control(context_.get("connection"), sql)
+    elif begun.pending():  # the transaction may read from here on (capture/begun.py)
+        begun.ran(context_.get("connection"), head, sql)
     write = head in WRITES and not quiet.get()
     if count is None and not write:
         return execute(sql, params, many, context_)  # a read, or the dashboard's own work
